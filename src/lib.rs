@@ -1,0 +1,3 @@
+//! callgate: a SIP/RTP contact gateway with queued callbacks.
+
+pub mod sip;

@@ -1,0 +1,6 @@
+//! The SIP stack: messages, transports, transactions, dialogs and digest
+//! authentication.
+
+pub mod message;
+pub mod transaction;
+pub mod transport;
