@@ -1,3 +1,7 @@
 //! callgate: a SIP/RTP contact gateway with queued callbacks.
 
+pub mod config;
+pub mod endpoint;
+pub mod registrar;
+pub mod security;
 pub mod sip;

@@ -72,6 +72,11 @@ pub fn validate_request(req: &Request) -> Result<(), Rejection> {
     }
     let cseq = req.cseq().map_err(|e| bad(e.reason))?;
     if cseq.method != req.method {
+        // RFC 4475 §3.1.2.18: for a method we don't know, "not
+        // implemented" is the more useful answer.
+        if matches!(req.method, Method::Other(_)) {
+            return Err(Rejection::new(501, "Not Implemented"));
+        }
         return Err(bad("CSeq method does not match Request-Line"));
     }
     req.header_u32(&HeaderName::MaxForwards)

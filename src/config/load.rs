@@ -1,0 +1,201 @@
+//! Reading, overriding and validating the configuration file.
+
+use super::locate::{line_col, locate};
+use super::{Config, ConfigError, ConfigErrors};
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// Command-line overrides: tests run several instances side by side.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    pub sip_listen: Option<Vec<SocketAddr>>,
+    pub http_listen: Option<SocketAddr>,
+    pub data_dir: Option<PathBuf>,
+    pub rtp_ports: Option<(u16, u16)>,
+}
+
+pub fn load(path: &Path, overrides: &Overrides) -> Result<Config, ConfigErrors> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        ConfigErrors(vec![ConfigError {
+            file: path.to_path_buf(),
+            line: 0,
+            column: 0,
+            key: String::new(),
+            message: format!("cannot read: {e}"),
+        }])
+    })?;
+    load_str(&text, path, overrides)
+}
+
+pub fn load_str(text: &str, path: &Path, overrides: &Overrides) -> Result<Config, ConfigErrors> {
+    let mut config: Config = toml::from_str(text).map_err(|e| {
+        let (line, column) = e.span().map(|s| line_col(text, s.start)).unwrap_or((0, 0));
+        ConfigErrors(vec![ConfigError {
+            file: path.to_path_buf(),
+            line,
+            column,
+            key: String::new(),
+            message: e.message().trim().to_string(),
+        }])
+    })?;
+    config.source = path.to_path_buf();
+    if let Some(l) = &overrides.sip_listen {
+        config.sip.listen = l.clone();
+    }
+    if let Some(h) = overrides.http_listen {
+        config.http.listen = h;
+    }
+    if let Some(d) = &overrides.data_dir {
+        config.data.dir = d.clone();
+    } else if config.data.dir.is_relative() {
+        // Relative to the working directory, as operators expect from
+        // `./data`; nothing to do.
+    }
+    if let Some((a, b)) = overrides.rtp_ports {
+        config.rtp.port_min = a;
+        config.rtp.port_max = b;
+    }
+    let problems = validate(&config);
+    if problems.is_empty() {
+        return Ok(config);
+    }
+    Err(ConfigErrors(
+        problems
+            .into_iter()
+            .map(|(key, message)| {
+                let (line, column) = locate(text, &key).unwrap_or((0, 0));
+                ConfigError {
+                    file: path.to_path_buf(),
+                    line,
+                    column,
+                    key,
+                    message,
+                }
+            })
+            .collect(),
+    ))
+}
+
+/// Semantic checks: (key path, problem).
+fn validate(c: &Config) -> Vec<(String, String)> {
+    let mut p = Vec::new();
+    if c.sip.listen.is_empty() {
+        p.push(("sip.listen".into(), "at least one address is needed".into()));
+    }
+    if c.sip.transports.is_empty() {
+        p.push(("sip.transports".into(), "at least one transport is needed".into()));
+    }
+    if c.sip.realm.trim().is_empty() || c.sip.realm.contains('"') {
+        p.push(("sip.realm".into(), "must be non-empty and contain no '\"'".into()));
+    }
+    if !(1024..=1_048_576).contains(&c.sip.max_message_bytes) {
+        p.push((
+            "sip.max_message_bytes".into(),
+            "must be between 1024 and 1048576".into(),
+        ));
+    }
+    if !(50..=5000).contains(&c.sip.t1_ms) {
+        p.push(("sip.t1_ms".into(), "must be between 50 and 5000".into()));
+    }
+    if c.rtp.port_min == 0 || c.rtp.port_min > c.rtp.port_max {
+        p.push((
+            "rtp.port_min".into(),
+            "must be non-zero and not above rtp.port_max".into(),
+        ));
+    } else if c.rtp.port_max - c.rtp.port_min < 3 {
+        p.push(("rtp.port_max".into(), "range must hold at least two even ports".into()));
+    }
+    if c.rtp.address.parse::<std::net::IpAddr>().is_err() {
+        p.push(("rtp.address".into(), "must be an IP address".into()));
+    }
+    if c.http.token.trim().is_empty() {
+        p.push(("http.token".into(), "must not be empty".into()));
+    }
+    let r = &c.registrar;
+    if r.min_expires_s > r.max_expires_s {
+        p.push((
+            "registrar.min_expires_s".into(),
+            "must not exceed registrar.max_expires_s".into(),
+        ));
+    }
+    if r.default_expires_s < r.min_expires_s || r.default_expires_s > r.max_expires_s {
+        p.push((
+            "registrar.default_expires_s".into(),
+            "must lie between min_expires_s and max_expires_s".into(),
+        ));
+    }
+    if r.max_contacts_per_agent == 0 {
+        p.push(("registrar.max_contacts_per_agent".into(), "must be at least 1".into()));
+    }
+    for (i, cidr) in c.security.trusted.iter().enumerate() {
+        if crate::security::Cidr::parse(cidr).is_none() {
+            p.push((
+                format!("security.trusted[{i}]"),
+                format!("{cidr:?} is not an address or CIDR block"),
+            ));
+        }
+    }
+    let mut users = HashSet::new();
+    for (i, a) in c.agents.iter().enumerate() {
+        let valid_user = !a.user.is_empty()
+            && a.user
+                .chars()
+                .all(|ch| ch.is_ascii_alphanumeric() || "-_.!~*'()+".contains(ch));
+        if !valid_user {
+            p.push((
+                format!("agents[{i}].user"),
+                "must be a non-empty SIP user name (letters, digits, -_.!~*'()+)".into(),
+            ));
+        }
+        if !users.insert(a.user.to_ascii_lowercase()) {
+            p.push((format!("agents[{i}].user"), format!("duplicate agent {:?}", a.user)));
+        }
+        if a.secret.len() < 4 {
+            p.push((
+                format!("agents[{i}].secret"),
+                "must be at least 4 characters".into(),
+            ));
+        }
+    }
+    p
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn errors(text: &str) -> Vec<String> {
+        match load_str(text, Path::new("t.toml"), &Overrides::default()) {
+            Ok(_) => vec![],
+            Err(e) => e.0.iter().map(|e| e.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn defaults_are_valid() {
+        assert!(errors("").is_empty());
+    }
+
+    #[test]
+    fn syntax_and_unknown_keys_name_line() {
+        let e = errors("[sip]\nrelm = \"x\"\n");
+        assert_eq!(e.len(), 1);
+        assert!(e[0].starts_with("t.toml:2:1: "), "{e:?}");
+        assert!(e[0].contains("relm"), "{e:?}");
+        let e = errors("[sip]\nt1_ms = \"fast\"\n");
+        assert!(e[0].starts_with("t.toml:2:"), "{e:?}");
+    }
+
+    #[test]
+    fn semantic_errors_name_file_line_and_key() {
+        let e = errors("[[agents]]\nuser = \"a\"\nsecret = \"abcd\"\n\n[[agents]]\nuser = \"a\"\nsecret = \"x\"\n");
+        assert_eq!(
+            e,
+            vec![
+                "t.toml:6:1: agents[1].user: duplicate agent \"a\"".to_string(),
+                "t.toml:7:1: agents[1].secret: must be at least 4 characters".to_string(),
+            ]
+        );
+    }
+}

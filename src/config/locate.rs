@@ -1,0 +1,108 @@
+//! Finds the line of a key path in a TOML text, for errors found after
+//! deserialisation (an agent naming an unknown routing profile, say).
+
+use toml_edit::{Document, Item};
+
+/// One step of a key path: a table key or an array index.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Seg {
+    Key(String),
+    Index(usize),
+}
+
+/// Parses `agents[1].secret` into segments.
+pub fn parse_path(path: &str) -> Vec<Seg> {
+    let mut segs = Vec::new();
+    for part in path.split('.') {
+        let mut rest = part;
+        if let Some(i) = rest.find('[') {
+            let (k, idx) = rest.split_at(i);
+            if !k.is_empty() {
+                segs.push(Seg::Key(k.to_string()));
+            }
+            rest = idx;
+            for piece in rest.split('[').filter(|p| !p.is_empty()) {
+                if let Ok(n) = piece.trim_end_matches(']').parse() {
+                    segs.push(Seg::Index(n));
+                }
+            }
+        } else if !rest.is_empty() {
+            segs.push(Seg::Key(rest.to_string()));
+        }
+    }
+    segs
+}
+
+/// Byte offset → (line, column), both 1-based.
+pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = text.get(..offset.min(text.len())).unwrap_or_default();
+    let line = before.matches('\n').count() + 1;
+    let col = before.rsplit('\n').next().map(|l| l.chars().count()).unwrap_or(0) + 1;
+    (line, col)
+}
+
+enum Cursor<'a> {
+    Item(&'a Item),
+    Table(&'a toml_edit::Table),
+    Value(&'a toml_edit::Value),
+}
+
+impl<'a> Cursor<'a> {
+    fn table_like(&self) -> Option<&'a dyn toml_edit::TableLike> {
+        match self {
+            Cursor::Item(i) => i.as_table_like(),
+            Cursor::Table(t) => Some(*t),
+            Cursor::Value(v) => v.as_inline_table().map(|t| t as &dyn toml_edit::TableLike),
+        }
+    }
+}
+
+/// The (line, column) of the deepest part of `path` present in `text`.
+pub fn locate(text: &str, path: &str) -> Option<(usize, usize)> {
+    let doc = Document::parse(text.to_string()).ok()?;
+    let mut best: Option<usize> = None;
+    let mut cur = Cursor::Item(doc.as_item());
+    for seg in parse_path(path) {
+        let next = match seg {
+            Seg::Key(k) => cur.table_like().and_then(|t| t.get_key_value(&k)).map(|(key, item)| {
+                best = key.span().map(|s| s.start).or(best);
+                Cursor::Item(item)
+            }),
+            Seg::Index(i) => match cur {
+                Cursor::Item(item) => {
+                    if let Some(aot) = item.as_array_of_tables() {
+                        aot.get(i).map(|t| {
+                            best = t.span().map(|s| s.start).or(best);
+                            Cursor::Table(t)
+                        })
+                    } else {
+                        item.as_array().and_then(|a| a.get(i)).map(|v| {
+                            best = v.span().map(|s| s.start).or(best);
+                            Cursor::Value(v)
+                        })
+                    }
+                }
+                _ => None,
+            },
+        };
+        match next {
+            Some(n) => cur = n,
+            None => break,
+        }
+    }
+    best.map(|b| line_col(text, b))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_keys_in_arrays_of_tables() {
+        let text = "[sip]\nrealm = \"x\"\n\n[[agents]]\nuser = \"a\"\n\n[[agents]]\nuser = \"b\"\nsecret = \"\"\n";
+        assert_eq!(locate(text, "sip.realm"), Some((2, 1)));
+        assert_eq!(locate(text, "agents[1].secret"), Some((9, 1)));
+        assert_eq!(locate(text, "agents[1].missing"), Some((7, 1)));
+        assert_eq!(locate(text, "nothing"), None);
+    }
+}

@@ -1,0 +1,201 @@
+//! Configuration: one TOML file (see `config/callgate.toml` for every key
+//! with comments), loaded and validated at start-up and by
+//! `callgate check-config`.
+
+pub mod error;
+pub mod load;
+pub mod locate;
+
+pub use error::{ConfigError, ConfigErrors};
+pub use load::{load, load_str, Overrides};
+
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub sip: SipConfig,
+    pub rtp: RtpConfig,
+    pub http: HttpConfig,
+    pub data: DataConfig,
+    pub registrar: RegistrarConfig,
+    pub security: SecurityConfig,
+    pub agents: Vec<AgentConfig>,
+    /// The file this came from; relative paths in it resolve against its
+    /// directory.
+    #[serde(skip)]
+    pub source: PathBuf,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            sip: SipConfig::default(),
+            rtp: RtpConfig::default(),
+            http: HttpConfig::default(),
+            data: DataConfig::default(),
+            registrar: RegistrarConfig::default(),
+            security: SecurityConfig::default(),
+            agents: Vec::new(),
+            source: PathBuf::from("<defaults>"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Transport {
+    Udp,
+    Tcp,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SipConfig {
+    /// Addresses to listen on; port 0 picks a free port (tests).
+    pub listen: Vec<SocketAddr>,
+    pub transports: Vec<Transport>,
+    /// Host written in our Via and Contact headers; defaults to the first
+    /// listen address.
+    pub public_host: Option<String>,
+    /// Digest realm for agents.
+    pub realm: String,
+    /// Larger messages are refused (UDP: dropped or 513; TCP: connection
+    /// closed).
+    pub max_message_bytes: usize,
+    pub user_agent: String,
+    /// RFC 3261 T1 in milliseconds.
+    pub t1_ms: u64,
+    /// Maximum simultaneous TCP connections.
+    pub max_tcp_connections: usize,
+    /// A TCP connection idle this long is closed.
+    pub tcp_idle_timeout_s: u64,
+}
+
+impl Default for SipConfig {
+    fn default() -> Self {
+        SipConfig {
+            listen: vec![SocketAddr::from(([127, 0, 0, 1], 5060))],
+            transports: vec![Transport::Udp, Transport::Tcp],
+            public_host: None,
+            realm: "callgate".into(),
+            max_message_bytes: 65_535,
+            user_agent: format!("callgate/{}", env!("CARGO_PKG_VERSION")),
+            t1_ms: 500,
+            max_tcp_connections: 4096,
+            tcp_idle_timeout_s: 600,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RtpConfig {
+    pub port_min: u16,
+    pub port_max: u16,
+    /// Address written in SDP `c=` lines: what callers and agents can reach.
+    pub address: String,
+}
+
+impl Default for RtpConfig {
+    fn default() -> Self {
+        RtpConfig {
+            port_min: 20000,
+            port_max: 29999,
+            address: "127.0.0.1".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    pub listen: SocketAddr,
+    /// Bearer token for the API; the health check needs none.
+    pub token: String,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            token: "change-me".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DataConfig {
+    pub dir: PathBuf,
+}
+
+impl Default for DataConfig {
+    fn default() -> Self {
+        DataConfig {
+            dir: PathBuf::from("./data"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RegistrarConfig {
+    pub min_expires_s: u32,
+    pub max_expires_s: u32,
+    pub default_expires_s: u32,
+    pub max_contacts_per_agent: usize,
+    pub nonce_lifetime_s: u64,
+}
+
+impl Default for RegistrarConfig {
+    fn default() -> Self {
+        RegistrarConfig {
+            min_expires_s: 60,
+            max_expires_s: 3600,
+            default_expires_s: 3600,
+            max_contacts_per_agent: 5,
+            nonce_lifetime_s: 300,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SecurityConfig {
+    /// Authentication failures from one source IP within the window before
+    /// that source is ignored for `auth_ban_s`.
+    pub auth_fail_limit: u32,
+    pub auth_fail_window_s: u64,
+    pub auth_ban_s: u64,
+    /// Requests per second one source may send before the excess is
+    /// dropped (0 = unlimited).
+    pub max_requests_per_source_per_s: u32,
+    /// Sources never throttled (load generators, trusted trunks), as
+    /// CIDR blocks.
+    pub trusted: Vec<String>,
+}
+
+impl Default for SecurityConfig {
+    fn default() -> Self {
+        SecurityConfig {
+            auth_fail_limit: 5,
+            auth_fail_window_s: 60,
+            auth_ban_s: 300,
+            max_requests_per_source_per_s: 0,
+            trusted: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentConfig {
+    pub user: String,
+    pub secret: String,
+    /// Shown on the dashboard and in contact records.
+    #[serde(default)]
+    pub name: Option<String>,
+}

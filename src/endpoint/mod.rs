@@ -1,0 +1,259 @@
+//! The SIP endpoint: everything between bytes arriving and the transaction
+//! user deciding what to do. Parses, refuses what is malformed or hostile,
+//! feeds the transaction layer and answers what needs no call logic
+//! (OPTIONS, REGISTER, unknown methods). Sans-IO: the runtime passes
+//! datagrams, stream frames and the time; it gets back transmissions.
+
+pub mod addressing;
+pub mod capabilities;
+
+use crate::config::Config;
+use crate::registrar::{Bindings, RegisterOutcome, Registrar};
+use crate::security::{Cidr, RateLimiter};
+use crate::sip::message::validate::{validate_request, Rejection};
+use crate::sip::message::{
+    parse_datagram, parse_stream_message, BadMessage, HeaderName, Headers, MessageExt, Method,
+    Request, Response, SipMessage, Via,
+};
+use crate::sip::transaction::layer::tag_for;
+use crate::sip::transaction::{Output as TxOutput, ServerTxId, TimerConfig, TransactionLayer};
+use crate::sip::transport::Peer;
+use addressing::{response_peer, stamp_received};
+use bytes::Bytes;
+use std::time::{Duration, Instant};
+use tracing::debug;
+
+/// What the endpoint asks of the runtime.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Output {
+    Transmit { peer: Peer, data: Bytes },
+}
+
+/// Counters for metrics and tests.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Stats {
+    pub received: u64,
+    pub malformed: u64,
+    pub rejected: u64,
+    pub rate_limited: u64,
+    pub banned_dropped: u64,
+    pub oversized: u64,
+}
+
+pub struct Endpoint {
+    layer: TransactionLayer,
+    registrar: Registrar,
+    rate: RateLimiter,
+    max_message: usize,
+    server_header: String,
+    stats: Stats,
+}
+
+impl Endpoint {
+    pub fn new(config: &Config, bindings: Bindings, now: Instant) -> Self {
+        let trusted: Vec<Cidr> = config
+            .security
+            .trusted
+            .iter()
+            .filter_map(|c| Cidr::parse(c))
+            .collect();
+        let timers = TimerConfig {
+            t1: Duration::from_millis(config.sip.t1_ms),
+            ..TimerConfig::default()
+        };
+        Endpoint {
+            layer: TransactionLayer::new(timers),
+            registrar: Registrar::new(config, bindings, now),
+            rate: RateLimiter::new(config.security.max_requests_per_source_per_s, trusted),
+            max_message: config.sip.max_message_bytes,
+            server_header: config.sip.user_agent.clone(),
+            stats: Stats::default(),
+        }
+    }
+
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    pub fn max_message(&self) -> usize {
+        self.max_message
+    }
+
+    /// One UDP datagram.
+    pub fn on_datagram(&mut self, data: &[u8], peer: Peer, now: Instant) -> Vec<Output> {
+        self.on_bytes(data, peer, now, true)
+    }
+
+    /// One message framed from a TCP stream.
+    pub fn on_stream_message(&mut self, data: &[u8], peer: Peer, now: Instant) -> Vec<Output> {
+        self.on_bytes(data, peer, now, false)
+    }
+
+    fn on_bytes(&mut self, data: &[u8], peer: Peer, now: Instant, datagram: bool) -> Vec<Output> {
+        self.stats.received += 1;
+        let mut out = Vec::new();
+        if data.len() > self.max_message {
+            self.stats.oversized += 1;
+            debug!(%peer, len = data.len(), "dropping oversized message");
+            return out;
+        }
+        if !self.rate.allow(peer.addr.ip(), now) {
+            self.stats.rate_limited += 1;
+            return out;
+        }
+        if self.registrar.is_banned(&peer, now) {
+            self.stats.banned_dropped += 1;
+            return out;
+        }
+        let parsed = if datagram {
+            parse_datagram(data)
+        } else {
+            parse_stream_message(data)
+        };
+        match parsed {
+            Err(bad) => self.on_malformed(bad, peer, &mut out),
+            Ok(SipMessage::Request(mut req)) => {
+                stamp_received(&mut req, &peer);
+                let via = req.top_via().ok();
+                let reply_to = response_peer(via.as_ref(), peer);
+                if let Err(rej) = validate_request(&req) {
+                    self.stats.rejected += 1;
+                    debug!(%peer, status = rej.status, reason = %rej.reason, "request rejected");
+                    if req.method != Method::Ack {
+                        self.stateless(&req.headers, &rej, reply_to, &mut out);
+                    }
+                    return out;
+                }
+                let tx_out = self.layer.on_request(req, reply_to, now);
+                self.handle_tx_outputs(tx_out, now, &mut out);
+            }
+            Ok(SipMessage::Response(resp)) => {
+                let tx_out = self.layer.on_response(resp, peer, now);
+                self.handle_tx_outputs(tx_out, now, &mut out);
+            }
+        }
+        out
+    }
+
+    fn on_malformed(&mut self, bad: BadMessage, peer: Peer, out: &mut Vec<Output>) {
+        self.stats.malformed += 1;
+        debug!(%peer, reason = %bad.reason, "malformed message");
+        let Some(headers) = bad.request_headers else {
+            return;
+        };
+        // A 400 needs somewhere to go: the top Via, or the source itself.
+        let via = headers.get(&HeaderName::Via).and_then(|v| Via::parse(v).ok());
+        if via.is_none() {
+            return;
+        }
+        let is_ack = headers
+            .get(&HeaderName::CSeq)
+            .is_some_and(|c| c.split_whitespace().nth(1) == Some("ACK"));
+        if is_ack {
+            return;
+        }
+        let reply_to = response_peer(via.as_ref(), peer);
+        let rej = Rejection::new(400, bad.reason);
+        self.stateless(&headers, &rej, reply_to, out);
+    }
+
+    /// Answers outside any transaction (RFC 3261 §8.2.7): used for requests
+    /// too broken to match one.
+    fn stateless(&self, headers: &Headers, rej: &Rejection, to: Peer, out: &mut Vec<Output>) {
+        let mut tag = [0u8; 6];
+        rand::fill(&mut tag);
+        let mut resp = Response::for_headers(headers, rej.status, Some(&hex::encode(tag)))
+            .with_reason(rej.reason.clone());
+        for (n, v) in &rej.headers {
+            resp.headers.push(n.clone(), v.clone());
+        }
+        resp.headers
+            .push(HeaderName::Server, self.server_header.clone());
+        out.push(Output::Transmit {
+            peer: to,
+            data: resp.encode(),
+        });
+    }
+
+    fn handle_tx_outputs(&mut self, tx_out: Vec<TxOutput>, now: Instant, out: &mut Vec<Output>) {
+        for o in tx_out {
+            match o {
+                TxOutput::Transmit { peer, data } => out.push(Output::Transmit { peer, data }),
+                TxOutput::Request { tx, request, peer } => {
+                    self.dispatch(tx, request, peer, now, out)
+                }
+                // Dialogs and client transactions belong to calls, which
+                // register with the endpoint when they exist; with none,
+                // these have no owner.
+                TxOutput::Ack { .. }
+                | TxOutput::Cancelled { .. }
+                | TxOutput::AckTimeout { .. }
+                | TxOutput::Response { .. }
+                | TxOutput::StrayOk { .. }
+                | TxOutput::Timeout { .. } => {}
+            }
+        }
+    }
+
+    fn respond(&mut self, tx: ServerTxId, mut resp: Response, now: Instant, out: &mut Vec<Output>) {
+        resp.headers
+            .push(HeaderName::Server, self.server_header.clone());
+        let tx_out = self.layer.respond_now(tx, &resp, now);
+        self.handle_tx_outputs(tx_out, now, out);
+    }
+
+    fn dispatch(&mut self, tx: ServerTxId, req: Request, peer: Peer, now: Instant, out: &mut Vec<Output>) {
+        let tag = tag_for(tx);
+        let max_forwards = req.header_u32(&HeaderName::MaxForwards).ok().flatten();
+        // RFC 3261 §16.3 lets an element answer an OPTIONS that ran out of
+        // hops itself; every other request with none left is refused.
+        if max_forwards == Some(0) && req.method != Method::Options {
+            let r = Response::to_request(&req, 483, Some(&tag));
+            return self.respond(tx, r, now, out);
+        }
+        let resp = match &req.method {
+            Method::Options => capabilities::options_response(&req, &tag),
+            Method::Register => match self.registrar.handle(&req, peer, &tag, now) {
+                RegisterOutcome::Respond(r) => r,
+                // Banned mid-transaction: let the transaction time out.
+                RegisterOutcome::Drop => return,
+            },
+            Method::Invite => match capabilities::check_offer_content(&req) {
+                Err(rej) => capabilities::rejection_response(&req, &tag, rej),
+                Ok(()) => Response::to_request(&req, 404, Some(&tag))
+                    .with_reason("No flow for this number"),
+            },
+            Method::Bye | Method::Info | Method::Update | Method::Prack => {
+                Response::to_request(&req, 481, Some(&tag))
+            }
+            Method::Ack | Method::Cancel => return,
+            Method::Subscribe
+            | Method::Notify
+            | Method::Refer
+            | Method::Message
+            | Method::Publish => capabilities::with_allow(Response::to_request(&req, 405, Some(&tag))),
+            Method::Other(_) => capabilities::with_allow(Response::to_request(&req, 501, Some(&tag))),
+        };
+        self.respond(tx, resp, now, out);
+    }
+
+    pub fn next_timeout(&self) -> Option<Instant> {
+        self.layer.next_timeout()
+    }
+
+    pub fn on_timeout(&mut self, now: Instant) -> Vec<Output> {
+        let mut out = Vec::new();
+        let tx_out = self.layer.on_timeout(now);
+        self.handle_tx_outputs(tx_out, now, &mut out);
+        out
+    }
+
+    /// Once a second or so: expire bindings, prune replay and ban state.
+    pub fn housekeeping(&mut self, now: Instant) {
+        self.registrar.tick(now);
+    }
+
+    pub fn transaction_counts(&self) -> (usize, usize) {
+        self.layer.counts()
+    }
+}
