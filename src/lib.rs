@@ -3,5 +3,6 @@
 pub mod config;
 pub mod endpoint;
 pub mod registrar;
+pub mod runtime;
 pub mod security;
 pub mod sip;

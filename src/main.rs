@@ -1,3 +1,147 @@
-fn main() {
-    println!("Hello, world!");
+//! callgate command line: run the gateway, or check a configuration.
+
+use anyhow::Context;
+use callgate::config::{self, Overrides};
+use clap::{Parser, Subcommand};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "callgate", version, about = "SIP/RTP contact gateway with queued callbacks")]
+struct Cli {
+    /// Configuration file.
+    #[arg(long, short, global = true, default_value = "config/callgate.toml")]
+    config: PathBuf,
+    /// SIP listen address (UDP and TCP); repeat for several. Overrides sip.listen.
+    #[arg(long = "sip-listen", global = true)]
+    sip_listen: Vec<SocketAddr>,
+    /// HTTP listen address. Overrides http.listen.
+    #[arg(long = "http-listen", global = true)]
+    http_listen: Option<SocketAddr>,
+    /// Data directory (SQLite database). Overrides data.dir.
+    #[arg(long = "data-dir", global = true)]
+    data_dir: Option<PathBuf>,
+    /// RTP port range, e.g. 30000-30999. Overrides rtp.port_min/port_max.
+    #[arg(long = "rtp-ports", global = true, value_parser = parse_range)]
+    rtp_ports: Option<(u16, u16)>,
+    /// Log format: text or json.
+    #[arg(long = "log-format", global = true, default_value = "text")]
+    log_format: String,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the gateway (the default).
+    Run,
+    /// Validate a configuration file and everything it references; print
+    /// every problem with file, line and key; exit non-zero on any.
+    CheckConfig {
+        /// The file to check (defaults to --config).
+        file: Option<PathBuf>,
+    },
+}
+
+fn parse_range(s: &str) -> Result<(u16, u16), String> {
+    let (a, b) = s.split_once('-').ok_or("expected MIN-MAX")?;
+    let a = a.trim().parse().map_err(|_| "bad MIN")?;
+    let b = b.trim().parse().map_err(|_| "bad MAX")?;
+    Ok((a, b))
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let overrides = Overrides {
+        sip_listen: (!cli.sip_listen.is_empty()).then(|| cli.sip_listen.clone()),
+        http_listen: cli.http_listen,
+        data_dir: cli.data_dir.clone(),
+        rtp_ports: cli.rtp_ports,
+    };
+    match cli.command {
+        Some(Command::CheckConfig { file }) => {
+            let file = file.unwrap_or(cli.config);
+            match config::load(&file, &overrides) {
+                Ok(_) => {
+                    println!("{}: OK", file.display());
+                    ExitCode::SUCCESS
+                }
+                Err(errors) => {
+                    eprintln!("{errors}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Some(Command::Run) | None => {
+            init_logging(&cli.log_format);
+            let config = match config::load(&cli.config, &overrides) {
+                Ok(c) => c,
+                Err(errors) => {
+                    eprintln!("{errors}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            match run(config) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("callgate: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}
+
+fn init_logging(format: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr);
+    if format == "json" {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+fn run(config: callgate::config::Config) -> anyhow::Result<()> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    rt.block_on(async move {
+        let running = callgate::runtime::start(config).await?;
+        tracing::info!(sip_udp = ?running.bound.sip_udp, sip_tcp = ?running.bound.sip_tcp, "callgate started");
+        // Tests and scripts wait for this exact line on stdout.
+        println!("{}", running.bound.ready_line());
+        shutdown_signal().await;
+        tracing::info!("shutting down");
+        running.core.abort();
+        Ok(())
+    })
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }

@@ -125,6 +125,17 @@ fn validate(c: &Config) -> Vec<(String, String)> {
             "must lie between min_expires_s and max_expires_s".into(),
         ));
     }
+    if r.digest_algorithms.is_empty() {
+        p.push(("registrar.digest_algorithms".into(), "at least one algorithm is needed".into()));
+    }
+    for (i, a) in r.digest_algorithms.iter().enumerate() {
+        if crate::sip::auth::Algorithm::parse(Some(a)).is_none() {
+            p.push((
+                format!("registrar.digest_algorithms[{i}]"),
+                format!("{a:?} is not one of MD5, MD5-sess, SHA-256, SHA-256-sess"),
+            ));
+        }
+    }
     if r.max_contacts_per_agent == 0 {
         p.push(("registrar.max_contacts_per_agent".into(), "must be at least 1".into()));
     }

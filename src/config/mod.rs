@@ -148,6 +148,10 @@ pub struct RegistrarConfig {
     pub default_expires_s: u32,
     pub max_contacts_per_agent: usize,
     pub nonce_lifetime_s: u64,
+    /// Digest challenges offered, in order of preference. Clients use the
+    /// first one they support (RFC 7616 §3.7), and some (SIPp 3.6, older
+    /// phones) read only the first, so MD5 leads by default.
+    pub digest_algorithms: Vec<String>,
 }
 
 impl Default for RegistrarConfig {
@@ -158,6 +162,7 @@ impl Default for RegistrarConfig {
             default_expires_s: 3600,
             max_contacts_per_agent: 5,
             nonce_lifetime_s: 300,
+            digest_algorithms: vec!["MD5".into(), "SHA-256".into()],
         }
     }
 }

@@ -30,6 +30,7 @@ pub struct Registrar {
     opaque: String,
     throttle: AuthThrottle,
     ban_secs: u64,
+    algorithms: Vec<Algorithm>,
     bindings: Bindings,
 }
 
@@ -62,6 +63,12 @@ impl Registrar {
                 trusted,
             ),
             ban_secs: sec.auth_ban_s,
+            algorithms: config
+                .registrar
+                .digest_algorithms
+                .iter()
+                .filter_map(|a| Algorithm::parse(Some(a)))
+                .collect(),
             bindings,
         }
     }
@@ -87,9 +94,9 @@ impl Registrar {
     fn challenge(&self, req: &Request, tag: &str, stale: bool, now: Instant) -> Response {
         let nonce = self.nonces.issue(now);
         let mut resp = Response::to_request(req, 401, Some(tag));
-        // RFC 8760 §2.4: list the strongest algorithm first; phones take
-        // the first one they support.
-        for algorithm in [Algorithm::Sha256, Algorithm::Md5] {
+        // One challenge per configured algorithm, in preference order
+        // (RFC 8760 §2.4).
+        for &algorithm in &self.algorithms {
             let c = Challenge {
                 realm: &self.realm,
                 nonce: &nonce,
@@ -133,8 +140,9 @@ impl Registrar {
             self.fail(peer, &c.username, "unknown user", now);
             return Auth::Failed;
         };
-        let Some(algorithm) = Algorithm::parse(c.algorithm.as_deref()) else {
-            return Auth::Challenge { stale: false };
+        let algorithm = match Algorithm::parse(c.algorithm.as_deref()) {
+            Some(a) if self.algorithms.contains(&a) => a,
+            _ => return Auth::Challenge { stale: false },
         };
         match self.nonces.check(&c.nonce, now) {
             NonceCheck::Valid => {}
