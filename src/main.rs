@@ -8,7 +8,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "callgate", version, about = "SIP/RTP contact gateway with queued callbacks")]
+#[command(
+    name = "callgate",
+    version,
+    about = "SIP/RTP contact gateway with queued callbacks"
+)]
 struct Cli {
     /// Configuration file.
     #[arg(long, short, global = true, default_value = "config/callgate.toml")]
@@ -127,7 +131,7 @@ fn run(config: callgate::config::Config) -> anyhow::Result<()> {
 async fn shutdown_signal() {
     #[cfg(unix)]
     {
-        use tokio::signal::unix::{signal, SignalKind};
+        use tokio::signal::unix::{SignalKind, signal};
         match signal(SignalKind::terminate()) {
             Ok(mut term) => {
                 tokio::select! {

@@ -1,6 +1,6 @@
 //! Reading, overriding and validating the configuration file.
 
-use super::locate::{line_col, locate};
+use super::locate::{key_at, line_col, locate};
 use super::{Config, ConfigError, ConfigErrors};
 use std::collections::HashSet;
 use std::net::SocketAddr;
@@ -31,12 +31,16 @@ pub fn load(path: &Path, overrides: &Overrides) -> Result<Config, ConfigErrors> 
 pub fn load_str(text: &str, path: &Path, overrides: &Overrides) -> Result<Config, ConfigErrors> {
     let mut config: Config = toml::from_str(text).map_err(|e| {
         let (line, column) = e.span().map(|s| line_col(text, s.start)).unwrap_or((0, 0));
+        let key = e
+            .span()
+            .and_then(|s| key_at(text, s.start))
+            .unwrap_or_default();
         ConfigErrors(vec![ConfigError {
             file: path.to_path_buf(),
             line,
             column,
-            key: String::new(),
-            message: e.message().trim().to_string(),
+            key,
+            message: plain_types(e.message().trim()),
         }])
     })?;
     config.source = path.to_path_buf();
@@ -77,6 +81,22 @@ pub fn load_str(text: &str, path: &Path, overrides: &Overrides) -> Result<Config
     ))
 }
 
+/// serde names Rust types ("expected u64"); operators want words.
+fn plain_types(message: &str) -> String {
+    let mut m = message.to_string();
+    for (rust, plain) in [
+        ("u64", "a non-negative integer"),
+        ("u32", "a non-negative integer"),
+        ("u16", "an integer from 0 to 65535"),
+        ("u8", "an integer from 0 to 255"),
+        ("usize", "a non-negative integer"),
+        ("a boolean", "true or false"),
+    ] {
+        m = m.replace(&format!("expected {rust}"), &format!("expected {plain}"));
+    }
+    m
+}
+
 /// Semantic checks: (key path, problem).
 fn validate(c: &Config) -> Vec<(String, String)> {
     let mut p = Vec::new();
@@ -84,10 +104,16 @@ fn validate(c: &Config) -> Vec<(String, String)> {
         p.push(("sip.listen".into(), "at least one address is needed".into()));
     }
     if c.sip.transports.is_empty() {
-        p.push(("sip.transports".into(), "at least one transport is needed".into()));
+        p.push((
+            "sip.transports".into(),
+            "at least one transport is needed".into(),
+        ));
     }
     if c.sip.realm.trim().is_empty() || c.sip.realm.contains('"') {
-        p.push(("sip.realm".into(), "must be non-empty and contain no '\"'".into()));
+        p.push((
+            "sip.realm".into(),
+            "must be non-empty and contain no '\"'".into(),
+        ));
     }
     if !(1024..=1_048_576).contains(&c.sip.max_message_bytes) {
         p.push((
@@ -104,7 +130,10 @@ fn validate(c: &Config) -> Vec<(String, String)> {
             "must be non-zero and not above rtp.port_max".into(),
         ));
     } else if c.rtp.port_max - c.rtp.port_min < 3 {
-        p.push(("rtp.port_max".into(), "range must hold at least two even ports".into()));
+        p.push((
+            "rtp.port_max".into(),
+            "range must hold at least two even ports".into(),
+        ));
     }
     if c.rtp.address.parse::<std::net::IpAddr>().is_err() {
         p.push(("rtp.address".into(), "must be an IP address".into()));
@@ -126,7 +155,10 @@ fn validate(c: &Config) -> Vec<(String, String)> {
         ));
     }
     if r.digest_algorithms.is_empty() {
-        p.push(("registrar.digest_algorithms".into(), "at least one algorithm is needed".into()));
+        p.push((
+            "registrar.digest_algorithms".into(),
+            "at least one algorithm is needed".into(),
+        ));
     }
     for (i, a) in r.digest_algorithms.iter().enumerate() {
         if crate::sip::auth::Algorithm::parse(Some(a)).is_none() {
@@ -137,7 +169,10 @@ fn validate(c: &Config) -> Vec<(String, String)> {
         }
     }
     if r.max_contacts_per_agent == 0 {
-        p.push(("registrar.max_contacts_per_agent".into(), "must be at least 1".into()));
+        p.push((
+            "registrar.max_contacts_per_agent".into(),
+            "must be at least 1".into(),
+        ));
     }
     for (i, cidr) in c.security.trusted.iter().enumerate() {
         if crate::security::Cidr::parse(cidr).is_none() {
@@ -160,7 +195,10 @@ fn validate(c: &Config) -> Vec<(String, String)> {
             ));
         }
         if !users.insert(a.user.to_ascii_lowercase()) {
-            p.push((format!("agents[{i}].user"), format!("duplicate agent {:?}", a.user)));
+            p.push((
+                format!("agents[{i}].user"),
+                format!("duplicate agent {:?}", a.user),
+            ));
         }
         if a.secret.len() < 4 {
             p.push((
@@ -200,7 +238,9 @@ mod tests {
 
     #[test]
     fn semantic_errors_name_file_line_and_key() {
-        let e = errors("[[agents]]\nuser = \"a\"\nsecret = \"abcd\"\n\n[[agents]]\nuser = \"a\"\nsecret = \"x\"\n");
+        let e = errors(
+            "[[agents]]\nuser = \"a\"\nsecret = \"abcd\"\n\n[[agents]]\nuser = \"a\"\nsecret = \"x\"\n",
+        );
         assert_eq!(
             e,
             vec![

@@ -37,7 +37,12 @@ pub fn parse_path(path: &str) -> Vec<Seg> {
 pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let before = text.get(..offset.min(text.len())).unwrap_or_default();
     let line = before.matches('\n').count() + 1;
-    let col = before.rsplit('\n').next().map(|l| l.chars().count()).unwrap_or(0) + 1;
+    let col = before
+        .rsplit('\n')
+        .next()
+        .map(|l| l.chars().count())
+        .unwrap_or(0)
+        + 1;
     (line, col)
 }
 
@@ -64,10 +69,13 @@ pub fn locate(text: &str, path: &str) -> Option<(usize, usize)> {
     let mut cur = Cursor::Item(doc.as_item());
     for seg in parse_path(path) {
         let next = match seg {
-            Seg::Key(k) => cur.table_like().and_then(|t| t.get_key_value(&k)).map(|(key, item)| {
-                best = key.span().map(|s| s.start).or(best);
-                Cursor::Item(item)
-            }),
+            Seg::Key(k) => cur
+                .table_like()
+                .and_then(|t| t.get_key_value(&k))
+                .map(|(key, item)| {
+                    best = key.span().map(|s| s.start).or(best);
+                    Cursor::Item(item)
+                }),
             Seg::Index(i) => match cur {
                 Cursor::Item(item) => {
                     if let Some(aot) = item.as_array_of_tables() {
@@ -93,6 +101,75 @@ pub fn locate(text: &str, path: &str) -> Option<(usize, usize)> {
     best.map(|b| line_col(text, b))
 }
 
+/// The dotted key path whose key or value covers byte `offset`, for
+/// naming the key in a deserialisation error that only carries a span.
+pub fn key_at(text: &str, offset: usize) -> Option<String> {
+    let doc = Document::parse(text.to_string()).ok()?;
+    let mut path = String::new();
+    walk_table(doc.as_table(), offset, &mut path).then_some(path)
+}
+
+fn covers(span: Option<std::ops::Range<usize>>, offset: usize) -> bool {
+    span.is_some_and(|s| s.start <= offset && offset < s.end.max(s.start + 1))
+}
+
+fn walk_table(t: &dyn toml_edit::TableLike, offset: usize, path: &mut String) -> bool {
+    for (k, item) in t.iter() {
+        let key_span = t.key(k).and_then(|key| key.span());
+        let push = |path: &mut String| {
+            if !path.is_empty() {
+                path.push('.');
+            }
+            path.push_str(k);
+        };
+        let len = path.len();
+        if covers(key_span, offset) {
+            push(path);
+            return true;
+        }
+        push(path);
+        if walk_item(item, offset, path) {
+            return true;
+        }
+        path.truncate(len);
+    }
+    false
+}
+
+fn walk_item(item: &Item, offset: usize, path: &mut String) -> bool {
+    match item {
+        Item::Table(t) => walk_table(t, offset, path),
+        Item::ArrayOfTables(a) => {
+            for (i, t) in a.iter().enumerate() {
+                let len = path.len();
+                path.push_str(&format!("[{i}]"));
+                if walk_table(t, offset, path) || covers(t.span(), offset) {
+                    return true;
+                }
+                path.truncate(len);
+            }
+            false
+        }
+        Item::Value(v) => {
+            if let Some(t) = v.as_inline_table() {
+                if walk_table(t, offset, path) {
+                    return true;
+                }
+            }
+            if let Some(a) = v.as_array() {
+                for (i, e) in a.iter().enumerate() {
+                    if covers(e.span(), offset) {
+                        path.push_str(&format!("[{i}]"));
+                        return true;
+                    }
+                }
+            }
+            covers(v.span(), offset)
+        }
+        Item::None => false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -104,5 +181,14 @@ mod tests {
         assert_eq!(locate(text, "agents[1].secret"), Some((9, 1)));
         assert_eq!(locate(text, "agents[1].missing"), Some((7, 1)));
         assert_eq!(locate(text, "nothing"), None);
+    }
+
+    #[test]
+    fn key_at_offsets() {
+        let text = "[sip]\nt1_ms = \"soon\"\n[[agents]]\nuser = \"a\"\n";
+        let off = text.find("\"soon").unwrap();
+        assert_eq!(key_at(text, off).as_deref(), Some("sip.t1_ms"));
+        let off = text.find("\"a\"").unwrap();
+        assert_eq!(key_at(text, off).as_deref(), Some("agents[0].user"));
     }
 }

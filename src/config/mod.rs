@@ -7,7 +7,7 @@ pub mod load;
 pub mod locate;
 
 pub use error::{ConfigError, ConfigErrors};
-pub use load::{load, load_str, Overrides};
+pub use load::{Overrides, load, load_str};
 
 use serde::Deserialize;
 use std::net::SocketAddr;

@@ -27,7 +27,8 @@ pub fn stamp_received(req: &mut Request, source: &Peer) {
         changed = true;
     }
     if via.params.get("rport") == Some(None) {
-        via.params.set("rport", Some(source.addr.port().to_string()));
+        via.params
+            .set("rport", Some(source.addr.port().to_string()));
         changed = true;
     }
     if changed {
@@ -53,10 +54,11 @@ pub fn response_peer(via: Option<&Via>, source: Peer) -> Peer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sip::message::{parse_datagram, MessageExt, SipMessage};
+    use crate::sip::message::{MessageExt, SipMessage, parse_datagram};
 
     fn req(via: &str) -> Request {
-        let text = format!("OPTIONS sip:a@b SIP/2.0\r\nVia: {via}\r\nVia: SIP/2.0/UDP second\r\n\r\n");
+        let text =
+            format!("OPTIONS sip:a@b SIP/2.0\r\nVia: {via}\r\nVia: SIP/2.0/UDP second\r\n\r\n");
         match parse_datagram(text.as_bytes()) {
             Ok(SipMessage::Request(r)) => r,
             other => panic!("{other:?}"),
@@ -82,6 +84,9 @@ mod tests {
         stamp_received(&mut r, &src);
         let via = r.top_via().unwrap();
         assert_eq!(via.params.value("received"), None, "same host: no received");
-        assert_eq!(response_peer(Some(&via), src).addr, "192.0.2.7:5062".parse().unwrap());
+        assert_eq!(
+            response_peer(Some(&via), src).addr,
+            "192.0.2.7:5062".parse().unwrap()
+        );
     }
 }

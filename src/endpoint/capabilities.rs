@@ -35,14 +35,20 @@ pub fn check_offer_content(req: &Request) -> Result<(), Rejection> {
         if let Some(enc) = req.header(&HeaderName::ContentEncoding) {
             if !enc.trim().eq_ignore_ascii_case("identity") {
                 let mut r = Rejection::new(415, "Unsupported Content-Encoding");
-                r.headers.push((HeaderName::AcceptEncoding, "identity".into()));
+                r.headers
+                    .push((HeaderName::AcceptEncoding, "identity".into()));
                 return Err(r);
             }
         }
     }
     if let Some(accept) = req.header(&HeaderName::Accept) {
         let ok = accept.split(',').any(|t| {
-            let t = t.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+            let t = t
+                .split(';')
+                .next()
+                .unwrap_or_default()
+                .trim()
+                .to_ascii_lowercase();
             t == ACCEPT || t == "application/*" || t == "*/*"
         });
         if !ok {

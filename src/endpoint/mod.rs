@@ -10,10 +10,10 @@ pub mod capabilities;
 use crate::config::Config;
 use crate::registrar::{Bindings, RegisterOutcome, Registrar};
 use crate::security::{Cidr, RateLimiter};
-use crate::sip::message::validate::{validate_request, Rejection};
+use crate::sip::message::validate::{Rejection, validate_request};
 use crate::sip::message::{
-    parse_datagram, parse_stream_message, BadMessage, HeaderName, Headers, MessageExt, Method,
-    Request, Response, SipMessage, Via,
+    BadMessage, HeaderName, Headers, MessageExt, Method, Request, Response, SipMessage, Via,
+    parse_datagram, parse_stream_message,
 };
 use crate::sip::transaction::layer::tag_for;
 use crate::sip::transaction::{Output as TxOutput, ServerTxId, TimerConfig, TransactionLayer};
@@ -142,7 +142,9 @@ impl Endpoint {
             return;
         };
         // A 400 needs somewhere to go: the top Via, or the source itself.
-        let via = headers.get(&HeaderName::Via).and_then(|v| Via::parse(v).ok());
+        let via = headers
+            .get(&HeaderName::Via)
+            .and_then(|v| Via::parse(v).ok());
         if via.is_none() {
             return;
         }
@@ -202,7 +204,14 @@ impl Endpoint {
         self.handle_tx_outputs(tx_out, now, out);
     }
 
-    fn dispatch(&mut self, tx: ServerTxId, req: Request, peer: Peer, now: Instant, out: &mut Vec<Output>) {
+    fn dispatch(
+        &mut self,
+        tx: ServerTxId,
+        req: Request,
+        peer: Peer,
+        now: Instant,
+        out: &mut Vec<Output>,
+    ) {
         let tag = tag_for(tx);
         let max_forwards = req.header_u32(&HeaderName::MaxForwards).ok().flatten();
         // RFC 3261 §16.3 lets an element answer an OPTIONS that ran out of
@@ -231,8 +240,12 @@ impl Endpoint {
             | Method::Notify
             | Method::Refer
             | Method::Message
-            | Method::Publish => capabilities::with_allow(Response::to_request(&req, 405, Some(&tag))),
-            Method::Other(_) => capabilities::with_allow(Response::to_request(&req, 501, Some(&tag))),
+            | Method::Publish => {
+                capabilities::with_allow(Response::to_request(&req, 405, Some(&tag)))
+            }
+            Method::Other(_) => {
+                capabilities::with_allow(Response::to_request(&req, 501, Some(&tag)))
+            }
         };
         self.respond(tx, resp, now, out);
     }

@@ -104,7 +104,8 @@ impl Registrar {
                 algorithm,
                 stale,
             };
-            resp.headers.push(HeaderName::WwwAuthenticate, c.header_value());
+            resp.headers
+                .push(HeaderName::WwwAuthenticate, c.header_value());
         }
         resp
     }
@@ -187,7 +188,13 @@ impl Registrar {
     }
 
     /// Handles a validated REGISTER. `tag` is the To tag for responses.
-    pub fn handle(&mut self, req: &Request, peer: Peer, tag: &str, now: Instant) -> RegisterOutcome {
+    pub fn handle(
+        &mut self,
+        req: &Request,
+        peer: Peer,
+        tag: &str,
+        now: Instant,
+    ) -> RegisterOutcome {
         if self.is_banned(&peer, now) {
             return RegisterOutcome::Drop;
         }
@@ -198,13 +205,13 @@ impl Registrar {
             _ => {
                 return RegisterOutcome::Respond(
                     reply(400).with_reason("To must be a SIP or SIPS URI"),
-                )
+                );
             }
         };
         let user = match self.authenticate(req, &peer, now) {
             Auth::Ok(u) => u,
             Auth::Challenge { stale } => {
-                return RegisterOutcome::Respond(self.challenge(req, tag, stale, now))
+                return RegisterOutcome::Respond(self.challenge(req, tag, stale, now));
             }
             Auth::Failed => {
                 if self.is_banned(&peer, now) {
@@ -225,7 +232,8 @@ impl Registrar {
                 let mut resp = reply(200);
                 for b in self.bindings.of(&user, now) {
                     let mut c = b.contact.clone();
-                    c.params.set("expires", Some(b.remaining_secs(now).to_string()));
+                    c.params
+                        .set("expires", Some(b.remaining_secs(now).to_string()));
                     resp.headers.push(HeaderName::Contact, c.to_string());
                 }
                 RegisterOutcome::Respond(resp)

@@ -71,9 +71,7 @@ pub async fn bind_sip(config: &Config) -> anyhow::Result<SipSockets> {
                     Ok(l) => Some(l),
                     // Port 0: the UDP port we got may be taken for TCP; retry.
                     Err(_) if addr.port() == 0 && attempt < 20 => continue,
-                    Err(e) => {
-                        return Err(e).with_context(|| format!("binding SIP TCP on {addr}"))
-                    }
+                    Err(e) => return Err(e).with_context(|| format!("binding SIP TCP on {addr}")),
                 }
             } else {
                 None

@@ -44,8 +44,16 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     let sockets = bind::bind_sip(&config).await?;
     let bindings = Bindings::new();
     let bound = Bound {
-        sip_udp: sockets.udp.iter().filter_map(|s| s.local_addr().ok()).collect(),
-        sip_tcp: sockets.tcp.iter().filter_map(|s| s.local_addr().ok()).collect(),
+        sip_udp: sockets
+            .udp
+            .iter()
+            .filter_map(|s| s.local_addr().ok())
+            .collect(),
+        sip_tcp: sockets
+            .tcp
+            .iter()
+            .filter_map(|s| s.local_addr().ok())
+            .collect(),
     };
     let core = sip_core::spawn(&config, sockets, bindings.clone());
     Ok(Running {

@@ -17,7 +17,11 @@ use tokio::sync::mpsc;
 /// and beyond it datagrams are shed rather than queued without bound.
 const INBOUND_QUEUE: usize = 16_384;
 
-pub fn spawn(config: &Config, sockets: SipSockets, bindings: Bindings) -> tokio::task::JoinHandle<()> {
+pub fn spawn(
+    config: &Config,
+    sockets: SipSockets,
+    bindings: Bindings,
+) -> tokio::task::JoinHandle<()> {
     let (in_tx, in_rx) = mpsc::channel::<Inbound>(INBOUND_QUEUE);
     let udp = UdpTransport::new(sockets.udp);
     udp.spawn_receivers(in_tx.clone());

@@ -2,7 +2,7 @@
 //! pike module: a flood from one address is dropped before parsing costs
 //! anything beyond the header scan.
 
-use super::cidr::{any_contains, Cidr};
+use super::cidr::{Cidr, any_contains};
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::time::Instant;
@@ -42,9 +42,8 @@ impl RateLimiter {
         }
         if self.buckets.len() >= MAX_TRACKED && !self.buckets.contains_key(&ip) {
             let (rate, burst) = (self.per_second, self.burst);
-            self.buckets.retain(|_, b| {
-                b.tokens + now.duration_since(b.last).as_secs_f64() * rate < burst
-            });
+            self.buckets
+                .retain(|_, b| b.tokens + now.duration_since(b.last).as_secs_f64() * rate < burst);
             if self.buckets.len() >= MAX_TRACKED {
                 return false;
             }

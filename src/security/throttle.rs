@@ -3,7 +3,7 @@
 //! banned, requests from the source are dropped without an answer, which
 //! also denies the scanner its oracle.
 
-use super::cidr::{any_contains, Cidr};
+use super::cidr::{Cidr, any_contains};
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
@@ -93,7 +93,8 @@ impl AuthThrottle {
             e.banned_until.is_some_and(|u| u > now) || now.duration_since(e.window_start) <= window
         });
         if self.entries.len() >= MAX_TRACKED {
-            self.entries.retain(|_, e| e.banned_until.is_some_and(|u| u > now));
+            self.entries
+                .retain(|_, e| e.banned_until.is_some_and(|u| u > now));
         }
     }
 
@@ -114,8 +115,14 @@ mod tests {
     fn bans_after_limit_within_window_and_expires() {
         let t0 = Instant::now();
         let mut t = AuthThrottle::new(3, Duration::from_secs(60), Duration::from_secs(300), vec![]);
-        assert_eq!(t.record_failure(ip("10.0.0.1"), t0), FailureOutcome::Counted(1));
-        assert_eq!(t.record_failure(ip("10.0.0.1"), t0), FailureOutcome::Counted(2));
+        assert_eq!(
+            t.record_failure(ip("10.0.0.1"), t0),
+            FailureOutcome::Counted(1)
+        );
+        assert_eq!(
+            t.record_failure(ip("10.0.0.1"), t0),
+            FailureOutcome::Counted(2)
+        );
         assert!(!t.is_banned(ip("10.0.0.1"), t0));
         assert_eq!(t.record_failure(ip("10.0.0.1"), t0), FailureOutcome::Banned);
         assert!(t.is_banned(ip("10.0.0.1"), t0 + Duration::from_secs(299)));
@@ -137,7 +144,12 @@ mod tests {
     #[test]
     fn trusted_sources_never_banned() {
         let t0 = Instant::now();
-        let mut t = AuthThrottle::new(1, Duration::from_secs(10), Duration::from_secs(300), vec![Cidr::parse("127.0.0.0/8").unwrap()]);
+        let mut t = AuthThrottle::new(
+            1,
+            Duration::from_secs(10),
+            Duration::from_secs(300),
+            vec![Cidr::parse("127.0.0.0/8").unwrap()],
+        );
         t.record_failure(ip("127.0.0.1"), t0);
         assert!(!t.is_banned(ip("127.0.0.1"), t0));
         t.prune(t0 + Duration::from_secs(100));

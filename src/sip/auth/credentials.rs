@@ -1,8 +1,8 @@
 //! Parsing `Authorization: Digest k=v, k="v", ...` (RFC 3261 §25.1
 //! `credentials`, RFC 7616 §3.4).
 
-use crate::sip::message::params::{is_token_char, read_quoted};
 use crate::sip::message::ParseError;
+use crate::sip::message::params::{is_token_char, read_quoted};
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Credentials {
@@ -88,7 +88,9 @@ impl Credentials {
         }
         if c.username.is_empty() || c.nonce.is_empty() || c.response.is_empty() || c.uri.is_empty()
         {
-            return Err(ParseError::new("Digest credentials lack a required parameter"));
+            return Err(ParseError::new(
+                "Digest credentials lack a required parameter",
+            ));
         }
         Ok(Some(c))
     }
@@ -119,7 +121,10 @@ mod tests {
 
     #[test]
     fn other_schemes_and_garbage() {
-        assert_eq!(Credentials::parse("NoOneKnowsThisScheme opaque-data=here").unwrap(), None);
+        assert_eq!(
+            Credentials::parse("NoOneKnowsThisScheme opaque-data=here").unwrap(),
+            None
+        );
         assert!(Credentials::parse("Digest username").is_err());
         assert!(Credentials::parse("Digest username=\"a\"").is_err());
         assert!(Credentials::parse("Digest =x").is_err());

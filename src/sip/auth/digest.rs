@@ -68,7 +68,10 @@ pub struct DigestInput<'a> {
 impl DigestInput<'_> {
     pub fn response(&self) -> String {
         let a = self.algorithm;
-        let mut ha1 = a.hash(&format!("{}:{}:{}", self.username, self.realm, self.password));
+        let mut ha1 = a.hash(&format!(
+            "{}:{}:{}",
+            self.username, self.realm, self.password
+        ));
         if a.is_sess() {
             ha1 = a.hash(&format!("{ha1}:{}:{}", self.nonce, self.cnonce));
         }
@@ -90,10 +93,9 @@ pub fn constant_time_eq(a: &str, b: &str) -> bool {
     if a.len() != b.len() {
         return false;
     }
-    a.iter()
-        .zip(b)
-        .fold(0u8, |acc, (x, y)| acc | (x.to_ascii_lowercase() ^ y.to_ascii_lowercase()))
-        == 0
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| {
+        acc | (x.to_ascii_lowercase() ^ y.to_ascii_lowercase())
+    }) == 0
 }
 
 #[cfg(test)]

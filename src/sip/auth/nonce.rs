@@ -142,11 +142,20 @@ mod tests {
         let t0 = Instant::now();
         let n = Nonces::new(Duration::from_secs(300), t0);
         let nonce = n.issue(t0);
-        assert_eq!(n.check(&nonce, t0 + Duration::from_secs(10)), NonceCheck::Valid);
-        assert_eq!(n.check(&nonce, t0 + Duration::from_secs(301)), NonceCheck::Stale);
+        assert_eq!(
+            n.check(&nonce, t0 + Duration::from_secs(10)),
+            NonceCheck::Valid
+        );
+        assert_eq!(
+            n.check(&nonce, t0 + Duration::from_secs(301)),
+            NonceCheck::Stale
+        );
         let mut bad = nonce.clone().into_bytes();
         bad[3] = if bad[3] == b'0' { b'1' } else { b'0' };
-        assert_eq!(n.check(&String::from_utf8(bad).unwrap(), t0), NonceCheck::Invalid);
+        assert_eq!(
+            n.check(&String::from_utf8(bad).unwrap(), t0),
+            NonceCheck::Invalid
+        );
         assert_eq!(n.check("zz", t0), NonceCheck::Invalid);
         let other = Nonces::new(Duration::from_secs(300), t0);
         assert_eq!(other.check(&nonce, t0), NonceCheck::Invalid);
@@ -159,7 +168,10 @@ mod tests {
         let nonce = n.issue(t0);
         assert!(n.record_use(&nonce, Some(1), t0));
         assert!(n.record_use(&nonce, Some(2), t0));
-        assert!(!n.record_use(&nonce, Some(2), t0), "same nc again is a replay");
+        assert!(
+            !n.record_use(&nonce, Some(2), t0),
+            "same nc again is a replay"
+        );
         assert!(n.record_use(&nonce, Some(0x10), t0));
         let once = n.issue(t0);
         assert!(n.record_use(&once, None, t0));

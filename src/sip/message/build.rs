@@ -145,7 +145,11 @@ impl Request {
     /// CANCEL for this INVITE (RFC 3261 §9.1): same R-URI, Call-ID, To,
     /// From, CSeq number and top Via (hence branch).
     pub fn cancel(&self) -> Request {
-        let to = self.headers.get(&HeaderName::To).unwrap_or_default().to_string();
+        let to = self
+            .headers
+            .get(&HeaderName::To)
+            .unwrap_or_default()
+            .to_string();
         self.derived(super::Method::Cancel, &to)
     }
 }
@@ -170,10 +174,9 @@ impl Response {
         let mut out = Headers::new();
         for h in headers.iter() {
             match h.name {
-                HeaderName::Via
-                | HeaderName::From
-                | HeaderName::CallId
-                | HeaderName::CSeq => out.push(h.name.clone(), h.value.clone()),
+                HeaderName::Via | HeaderName::From | HeaderName::CallId | HeaderName::CSeq => {
+                    out.push(h.name.clone(), h.value.clone())
+                }
                 HeaderName::To => {
                     let mut v = h.value.clone();
                     if let Some(tag) = to_tag {
@@ -224,7 +227,9 @@ impl Response {
     }
 
     pub fn to_tag(&self) -> Option<String> {
-        self.to_addr().ok().and_then(|a| a.tag().map(str::to_string))
+        self.to_addr()
+            .ok()
+            .and_then(|a| a.tag().map(str::to_string))
     }
 }
 
@@ -240,7 +245,7 @@ pub fn sanitize_reason(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sip::message::{parse_datagram, SipMessage};
+    use crate::sip::message::{SipMessage, parse_datagram};
 
     #[test]
     fn reason_phrases() {

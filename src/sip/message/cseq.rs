@@ -1,7 +1,7 @@
 //! CSeq (RFC 3261 §20.16): a 32-bit sequence number and the method.
 
-use super::method::Method;
 use super::ParseError;
+use super::method::Method;
 use std::fmt;
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -91,11 +91,17 @@ mod tests {
     fn keepalives() {
         assert_eq!(
             next_frame(b"\r\n\r\nOPTIONS", 100),
-            Frame::KeepAlive { consumed: 4, ping: true }
+            Frame::KeepAlive {
+                consumed: 4,
+                ping: true
+            }
         );
         assert_eq!(
             next_frame(b"\r\n", 100),
-            Frame::KeepAlive { consumed: 2, ping: false }
+            Frame::KeepAlive {
+                consumed: 2,
+                ping: false
+            }
         );
     }
 
@@ -109,6 +115,9 @@ mod tests {
             next_frame(b"A sip:a SIP/2.0\r\nl: 1\r\nl: 2\r\n\r\n", 100),
             Frame::Error("multiple Content-Length headers")
         );
-        assert_eq!(next_frame(&[b'x'; 200], 100), Frame::Error("header section too large"));
+        assert_eq!(
+            next_frame(&[b'x'; 200], 100),
+            Frame::Error("header section too large")
+        );
     }
 }

@@ -1,8 +1,8 @@
 //! Request methods. Methods are case-sensitive tokens (RFC 3261 §7.1):
 //! `RE%47IST%45R` is an unknown method, not REGISTER.
 
-use super::params::is_token;
 use super::ParseError;
+use super::params::is_token;
 use std::fmt;
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -80,9 +80,14 @@ mod tests {
     #[test]
     fn methods_are_case_sensitive_tokens() {
         assert_eq!(Method::parse("INVITE").unwrap(), Method::Invite);
-        assert_eq!(Method::parse("invite").unwrap(), Method::Other("invite".into()));
         assert_eq!(
-            Method::parse("!interesting-Method0123456789_*+`.%indeed'~").unwrap().as_str(),
+            Method::parse("invite").unwrap(),
+            Method::Other("invite".into())
+        );
+        assert_eq!(
+            Method::parse("!interesting-Method0123456789_*+`.%indeed'~")
+                .unwrap()
+                .as_str(),
             "!interesting-Method0123456789_*+`.%indeed'~"
         );
         assert!(Method::parse("IN VITE").is_err());

@@ -28,7 +28,7 @@ pub use header::{Header, HeaderName, Headers};
 pub use method::Method;
 pub use name_addr::NameAddr;
 pub use params::{Param, Params};
-pub use parse::{parse_datagram, parse_stream_message, BadMessage};
+pub use parse::{BadMessage, parse_datagram, parse_stream_message};
 pub use uri::{Host, Scheme, Uri};
 pub use via::Via;
 

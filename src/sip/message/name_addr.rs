@@ -1,9 +1,9 @@
 //! `name-addr / addr-spec` followed by header parameters: the grammar of
 //! From, To, Contact, Route, Record-Route and P-Asserted-Identity.
 
-use super::params::{is_token_char, parse_params, read_quoted, Params};
-use super::uri::Uri;
 use super::ParseError;
+use super::params::{Params, is_token_char, parse_params, read_quoted};
+use super::uri::Uri;
 use std::fmt;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,7 +45,8 @@ impl NameAddr {
             {
                 return Err(ParseError::new("invalid characters in display name"));
             }
-            let d = (!name.is_empty()).then(|| name.split_whitespace().collect::<Vec<_>>().join(" "));
+            let d =
+                (!name.is_empty()).then(|| name.split_whitespace().collect::<Vec<_>>().join(" "));
             (d, &value[lt..])
         } else {
             (None, value)
@@ -80,7 +81,9 @@ impl NameAddr {
                 None => (rest, ""),
             };
             if uri_text.contains('?') || uri_text.contains(',') {
-                return Err(ParseError::new("URI with '?' or ',' must be enclosed in <>"));
+                return Err(ParseError::new(
+                    "URI with '?' or ',' must be enclosed in <>",
+                ));
             }
             Ok(NameAddr {
                 display: None,
@@ -120,7 +123,9 @@ impl fmt::Display for NameAddr {
 /// Reads the `tag` parameter of a From/To value without building the whole
 /// address, for hot paths (transaction matching).
 pub fn tag_of(value: &str) -> Option<String> {
-    NameAddr::parse(value).ok().and_then(|n| n.tag().map(str::to_string))
+    NameAddr::parse(value)
+        .ok()
+        .and_then(|n| n.tag().map(str::to_string))
 }
 
 #[cfg(test)]
@@ -129,8 +134,10 @@ mod tests {
 
     #[test]
     fn forms() {
-        let n = NameAddr::parse(r#""J Rosenberg \\\""       <sip:jdrosen@example.com> ;  tag = 98asjd8"#)
-            .unwrap();
+        let n = NameAddr::parse(
+            r#""J Rosenberg \\\""       <sip:jdrosen@example.com> ;  tag = 98asjd8"#,
+        )
+        .unwrap();
         assert_eq!(n.display.as_deref(), Some(r#"J Rosenberg \""#));
         assert_eq!(n.tag(), Some("98asjd8"));
         let n = NameAddr::parse("sip:user@example.com;tag=1").unwrap();

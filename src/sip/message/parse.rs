@@ -36,7 +36,10 @@ impl BadMessage {
 /// the length of the header section proper (without the empty line).
 pub(crate) fn find_header_end(buf: &[u8]) -> Option<(usize, usize)> {
     let mut i = 0;
-    while let Some(off) = buf.get(i..).and_then(|b| b.iter().position(|&c| c == b'\n')) {
+    while let Some(off) = buf
+        .get(i..)
+        .and_then(|b| b.iter().position(|&c| c == b'\n'))
+    {
         let nl = i + off;
         match buf.get(nl + 1) {
             Some(b'\n') => return Some((nl + 2, nl + 1)),
@@ -171,7 +174,9 @@ fn parse_start_line(line: &str) -> Result<StartLine, String> {
         let mut parts = line.splitn(3, ' ');
         let version = parts.next().unwrap_or_default();
         let code = parts.next().ok_or("Malformed status line")?;
-        let reason = parts.next().ok_or("Malformed status line: no SP after code")?;
+        let reason = parts
+            .next()
+            .ok_or("Malformed status line: no SP after code")?;
         if !is_sip_version(version) {
             return Err("Malformed status line version".into());
         }
@@ -206,7 +211,8 @@ fn parse_start_line(line: &str) -> Result<StartLine, String> {
 }
 
 fn looks_like_response(buf: &[u8]) -> bool {
-    buf.get(..4).is_some_and(|p| p.eq_ignore_ascii_case(b"SIP/"))
+    buf.get(..4)
+        .is_some_and(|p| p.eq_ignore_ascii_case(b"SIP/"))
 }
 
 fn parse_common(buf: &[u8], datagram: bool) -> Result<SipMessage, BadMessage> {
@@ -235,9 +241,8 @@ fn parse_common(buf: &[u8], datagram: bool) -> Result<SipMessage, BadMessage> {
             ));
         }
     };
-    let section = parse_header_section(&text).map_err(|(reason, hdrs)| {
-        BadMessage::new(reason, hdrs.filter(|_| !is_response))
-    })?;
+    let section = parse_header_section(&text)
+        .map_err(|(reason, hdrs)| BadMessage::new(reason, hdrs.filter(|_| !is_response)))?;
     let req_headers = || (!is_response).then(|| section.headers.clone());
 
     let available = buf.get(body_start..).unwrap_or_default();
@@ -305,7 +310,9 @@ mod tests {
 
     #[test]
     fn compact_folded_lf_only() {
-        let r = req("OPTIONS sip:a@b SIP/2.0\nv: SIP/2.0/UDP h;branch=z9hG4bK1,\n SIP/2.0/TCP g;branch=z9hG4bK2\ni: abc\nf: <sip:x@y>;tag=1\nt: <sip:a@b>\nCSeq: 1\n  OPTIONS\nl: 0\n\n");
+        let r = req(
+            "OPTIONS sip:a@b SIP/2.0\nv: SIP/2.0/UDP h;branch=z9hG4bK1,\n SIP/2.0/TCP g;branch=z9hG4bK2\ni: abc\nf: <sip:x@y>;tag=1\nt: <sip:a@b>\nCSeq: 1\n  OPTIONS\nl: 0\n\n",
+        );
         assert_eq!(r.headers.count(&HeaderName::Via), 2);
         assert_eq!(r.call_id(), Some("abc"));
         assert_eq!(r.cseq().unwrap().seq, 1);
@@ -319,10 +326,8 @@ mod tests {
         assert_eq!(&r.body[..], b"abc");
         assert!(parse_datagram(format!("{base}Content-Length: 9\r\n\r\nabc").as_bytes()).is_err());
         assert!(parse_datagram(format!("{base}Content-Length: -1\r\n\r\nabc").as_bytes()).is_err());
-        let e = parse_datagram(
-            format!("{base}Content-Length: 3\r\nl: 3\r\n\r\nabc").as_bytes(),
-        )
-        .unwrap_err();
+        let e = parse_datagram(format!("{base}Content-Length: 3\r\nl: 3\r\n\r\nabc").as_bytes())
+            .unwrap_err();
         assert!(e.request_headers.is_some());
         let r = req(&format!("{base}\r\nxyz"));
         assert_eq!(&r.body[..], b"xyz");
@@ -356,7 +361,15 @@ mod tests {
 
     #[test]
     fn garbage_never_panics() {
-        for s in [&b""[..], b"\r\n\r\n", b"\xff\xfe", b"SIP/", b"A", b" x\r\n", b"INVITE sip:a@b SIP/2.0\r\n:\r\n\r\n"] {
+        for s in [
+            &b""[..],
+            b"\r\n\r\n",
+            b"\xff\xfe",
+            b"SIP/",
+            b"A",
+            b" x\r\n",
+            b"INVITE sip:a@b SIP/2.0\r\n:\r\n\r\n",
+        ] {
             let _ = parse_datagram(s);
             let _ = parse_stream_message(s);
         }

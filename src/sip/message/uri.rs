@@ -3,8 +3,8 @@
 //! must hand back a Contact exactly as the phone sent it, and we never print
 //! a URI from its parts unless we built it ourselves.
 
-use super::params::{parse_params, Params};
 use super::ParseError;
+use super::params::{Params, parse_params};
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -234,7 +234,9 @@ impl Uri {
 
     /// The `transport` URI parameter, lower-cased.
     pub fn transport(&self) -> Option<String> {
-        self.params.value("transport").map(|t| t.to_ascii_lowercase())
+        self.params
+            .value("transport")
+            .map(|t| t.to_ascii_lowercase())
     }
 
     /// URI equivalence for binding and dialog matching, after RFC 3261
@@ -330,7 +332,10 @@ mod tests {
         assert!(u.params.has("lr"));
         assert_eq!(u.headers.as_deref(), Some("Subject=x"));
         // printed exactly as received
-        assert_eq!(u.to_string(), "sip:alice:pw@Example.COM:5070;transport=TCP;lr?Subject=x");
+        assert_eq!(
+            u.to_string(),
+            "sip:alice:pw@Example.COM:5070;transport=TCP;lr?Subject=x"
+        );
     }
 
     #[test]

@@ -101,7 +101,11 @@ pub fn validate_request(req: &Request) -> Result<(), Rejection> {
         let unsupported: Vec<&str> = req
             .headers
             .get_all(&HeaderName::Require)
-            .filter(|t| !SUPPORTED_EXTENSIONS.iter().any(|s| s.eq_ignore_ascii_case(t)))
+            .filter(|t| {
+                !SUPPORTED_EXTENSIONS
+                    .iter()
+                    .any(|s| s.eq_ignore_ascii_case(t))
+            })
             .collect();
         if !unsupported.is_empty() {
             let mut r = Rejection::new(420, "Bad Extension");
@@ -116,7 +120,7 @@ pub fn validate_request(req: &Request) -> Result<(), Rejection> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sip::message::{parse_datagram, SipMessage};
+    use crate::sip::message::{SipMessage, parse_datagram};
 
     fn check(text: &str) -> Result<(), Rejection> {
         match parse_datagram(text.as_bytes()) {
@@ -134,15 +138,35 @@ mod tests {
 
     #[test]
     fn rejections() {
-        assert_eq!(check(&format!("{OK}Call-ID: d\r\n\r\n")).unwrap_err().status, 400);
         assert_eq!(
-            check(&format!("{OK}Require: foo, bar\r\n\r\n")).unwrap_err().headers,
+            check(&format!("{OK}Call-ID: d\r\n\r\n"))
+                .unwrap_err()
+                .status,
+            400
+        );
+        assert_eq!(
+            check(&format!("{OK}Require: foo, bar\r\n\r\n"))
+                .unwrap_err()
+                .headers,
             vec![(HeaderName::Unsupported, "foo, bar".to_string())]
         );
         let r = check(&OK.replace("CSeq: 1 OPTIONS", "CSeq: 1 INVITE")).unwrap_err();
         assert_eq!(r.status, 400);
         assert!(r.reason.contains("CSeq"));
-        assert_eq!(check(&format!("{}\r\n", OK.replace("sip:a@b SIP", "foo:bar SIP"))).unwrap_err().status, 416);
-        assert_eq!(check(&format!("{}\r\n", OK.replace("SIP/2.0\r\nVia", "SIP/7.0\r\nVia"))).unwrap_err().status, 505);
+        assert_eq!(
+            check(&format!("{}\r\n", OK.replace("sip:a@b SIP", "foo:bar SIP")))
+                .unwrap_err()
+                .status,
+            416
+        );
+        assert_eq!(
+            check(&format!(
+                "{}\r\n",
+                OK.replace("SIP/2.0\r\nVia", "SIP/7.0\r\nVia")
+            ))
+            .unwrap_err()
+            .status,
+            505
+        );
     }
 }

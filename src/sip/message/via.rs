@@ -1,9 +1,9 @@
 //! The Via header (RFC 3261 §20.42, §18.2.2) with `received` and `rport`
 //! (RFC 3581).
 
-use super::params::{is_token, parse_params, Params};
-use super::uri::{split_host_port, Host};
 use super::ParseError;
+use super::params::{Params, is_token, parse_params};
+use super::uri::{Host, split_host_port};
 use std::fmt;
 
 /// The branch prefix that marks an RFC 3261 transaction id (§8.1.1.7).
@@ -100,7 +100,9 @@ mod tests {
         assert_eq!(v.transport, "UDP");
         assert_eq!(v.branch(), Some("390skdjuw"));
         assert!(!v.has_rfc3261_branch());
-        let v = Via::parse("SIP  / 2.0  / TCP     spindle.example.com   ;  branch  =   z9hG4bK9ikj8").unwrap();
+        let v =
+            Via::parse("SIP  / 2.0  / TCP     spindle.example.com   ;  branch  =   z9hG4bK9ikj8")
+                .unwrap();
         assert_eq!(v.transport, "TCP");
         assert_eq!(v.branch(), Some("z9hG4bK9ikj8"));
         assert!(v.has_rfc3261_branch());
@@ -108,9 +110,13 @@ mod tests {
 
     #[test]
     fn ipv6_received() {
-        let v = Via::parse("SIP/2.0/UDP [2001:db8::9:1];received=[2001:db8::9:255];branch=z9hG4bKas3-111").unwrap();
+        let v = Via::parse(
+            "SIP/2.0/UDP [2001:db8::9:1];received=[2001:db8::9:255];branch=z9hG4bKas3-111",
+        )
+        .unwrap();
         assert_eq!(v.params.value("received"), Some("[2001:db8::9:255]"));
-        let v = Via::parse("SIP/2.0/UDP [2001:db8::9:1]:5070;received=2001:db8::9:255;rport").unwrap();
+        let v =
+            Via::parse("SIP/2.0/UDP [2001:db8::9:1]:5070;received=2001:db8::9:255;rport").unwrap();
         assert_eq!(v.port, Some(5070));
         assert_eq!(v.params.get("rport"), Some(None));
     }

@@ -9,8 +9,8 @@
 //! a 2xx belongs to the dialog (§13.2.2.4), so 2xx retransmissions in
 //! Accepted are delivered again for the TU to re-ACK.
 
-use super::timers::{due, earliest, Retransmit, TimerConfig};
 use super::Action;
+use super::timers::{Retransmit, TimerConfig, due, earliest};
 use bytes::Bytes;
 use std::time::{Duration, Instant};
 
@@ -37,7 +37,12 @@ pub struct InviteClient {
 
 impl InviteClient {
     /// Creates the transaction and returns the first transmission.
-    pub fn new(request: Bytes, now: Instant, reliable: bool, timers: TimerConfig) -> (Self, Vec<Action>) {
+    pub fn new(
+        request: Bytes,
+        now: Instant,
+        reliable: bool,
+        timers: TimerConfig,
+    ) -> (Self, Vec<Action>) {
         let tx = InviteClient {
             state: State::Calling,
             reliable,
@@ -140,7 +145,12 @@ mod tests {
     #[test]
     fn timer_a_doubles_until_b() {
         let t0 = Instant::now();
-        let (mut tx, first) = InviteClient::new(Bytes::from_static(b"INVITE"), t0, false, TimerConfig::default());
+        let (mut tx, first) = InviteClient::new(
+            Bytes::from_static(b"INVITE"),
+            t0,
+            false,
+            TimerConfig::default(),
+        );
         assert_eq!(first.len(), 1);
         let mut sent = Vec::new();
         let mut end = Vec::new();
@@ -154,7 +164,10 @@ mod tests {
         }
         // A: 0.5, 1.5, 3.5, 7.5, 15.5, 31.5 s; B fires at 32 s.
         assert_eq!(sent, vec![500, 1500, 3500, 7500, 15500, 31500]);
-        assert_eq!(end, vec![(Action::Timeout, 32000), (Action::Terminated, 32000)]);
+        assert_eq!(
+            end,
+            vec![(Action::Timeout, 32000), (Action::Terminated, 32000)]
+        );
     }
 
     #[test]
@@ -170,9 +183,15 @@ mod tests {
     fn non_2xx_is_acked_and_retransmissions_reacked() {
         let t0 = Instant::now();
         let (mut tx, _) = InviteClient::new(Bytes::new(), t0, false, TimerConfig::default());
-        assert_eq!(tx.on_response(486, t0 + ms(10)), vec![Action::SendAck, Action::Deliver]);
+        assert_eq!(
+            tx.on_response(486, t0 + ms(10)),
+            vec![Action::SendAck, Action::Deliver]
+        );
         assert_eq!(tx.on_response(486, t0 + ms(600)), vec![Action::SendAck]);
-        assert_eq!(tx.next_deadline(), Some(t0 + ms(10) + Duration::from_secs(32)));
+        assert_eq!(
+            tx.next_deadline(),
+            Some(t0 + ms(10) + Duration::from_secs(32))
+        );
         assert_eq!(tx.on_timeout(t0 + ms(32010)), vec![Action::Terminated]);
     }
 
@@ -195,6 +214,9 @@ mod tests {
         assert_eq!(tx.state(), State::Accepted);
         assert_eq!(tx.on_response(200, t0 + ms(500)), vec![Action::Deliver]);
         assert!(tx.on_response(486, t0 + ms(600)).is_empty());
-        assert_eq!(tx.on_timeout(t0 + Duration::from_secs(32)), vec![Action::Terminated]);
+        assert_eq!(
+            tx.on_timeout(t0 + Duration::from_secs(32)),
+            vec![Action::Terminated]
+        );
     }
 }

@@ -10,8 +10,8 @@
 //! retransmitted here too (§13.3.1.4 puts that in the UAS core; keeping it
 //! next to Timer L means one place decides when the INVITE is over).
 
-use super::timers::{due, earliest, Retransmit, TimerConfig};
 use super::Action;
+use super::timers::{Retransmit, TimerConfig, due, earliest};
 use bytes::Bytes;
 use std::time::{Duration, Instant};
 
@@ -69,9 +69,12 @@ impl InviteServer {
     /// latest provisional or final response; absorb it once accepted.
     pub fn on_request_retransmit(&mut self) -> Vec<Action> {
         match self.state {
-            State::Proceeding | State::Completed => {
-                self.last_response.clone().map(Action::Transmit).into_iter().collect()
-            }
+            State::Proceeding | State::Completed => self
+                .last_response
+                .clone()
+                .map(Action::Transmit)
+                .into_iter()
+                .collect(),
             _ => Vec::new(),
         }
     }
@@ -240,7 +243,9 @@ mod tests {
         // G: 0.5, 1.5, 3.5, 7.5, then every T2=4 s, until H at 32 s.
         assert_eq!(
             sent,
-            vec![500, 1500, 3500, 7500, 11500, 15500, 19500, 23500, 27500, 31500]
+            vec![
+                500, 1500, 3500, 7500, 11500, 15500, 19500, 23500, 27500, 31500
+            ]
         );
         assert_eq!(other, vec![Action::Timeout, Action::Terminated]);
         assert_eq!(tx.state(), State::Terminated);
@@ -255,7 +260,10 @@ mod tests {
         assert_eq!(tx.state(), State::Confirmed);
         // retransmitted INVITE in Confirmed is absorbed
         assert!(tx.on_request_retransmit().is_empty());
-        assert_eq!(tx.next_deadline(), Some(t0 + ms(700) + Duration::from_secs(5)));
+        assert_eq!(
+            tx.next_deadline(),
+            Some(t0 + ms(700) + Duration::from_secs(5))
+        );
         let out = tx.on_timeout(t0 + ms(5700));
         assert_eq!(out, vec![Action::Terminated]);
     }
@@ -295,7 +303,10 @@ mod tests {
         // INVITE retransmission absorbed in Accepted (RFC 6026 §7.1)
         assert!(tx.on_request_retransmit().is_empty());
         assert_eq!(tx.next_deadline(), Some(t0 + Duration::from_secs(32)));
-        assert_eq!(tx.on_timeout(t0 + Duration::from_secs(32)), vec![Action::Terminated]);
+        assert_eq!(
+            tx.on_timeout(t0 + Duration::from_secs(32)),
+            vec![Action::Terminated]
+        );
     }
 
     #[test]

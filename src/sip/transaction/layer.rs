@@ -276,7 +276,8 @@ impl TransactionLayer {
         now: Instant,
         out: &mut Vec<Output>,
     ) {
-        let invite = ServerKey::invite_for_cancel(&req).and_then(|k| self.server_keys.get(&k).copied());
+        let invite =
+            ServerKey::invite_for_cancel(&req).and_then(|k| self.server_keys.get(&k).copied());
         let id = self.create_server(key, &req, peer, None, now);
         match invite {
             None => {
@@ -301,7 +302,13 @@ impl TransactionLayer {
 
     /// The TU answers a server transaction. Unknown or finished
     /// transactions are ignored (the TU may race a CANCEL or a timeout).
-    pub fn respond(&mut self, id: ServerTxId, resp: &Response, now: Instant, out: &mut Vec<Output>) {
+    pub fn respond(
+        &mut self,
+        id: ServerTxId,
+        resp: &Response,
+        now: Instant,
+        out: &mut Vec<Output>,
+    ) {
         let bytes = resp.encode();
         let Some(entry) = self.servers.get_mut(&id) else {
             return;
@@ -377,7 +384,12 @@ impl TransactionLayer {
 
     /// Starts a client transaction for `req`, whose top Via must carry a
     /// fresh branch. ACKs are not transactions: they are sent as is.
-    pub fn send_request(&mut self, req: Request, peer: Peer, now: Instant) -> (Option<ClientTxId>, Vec<Output>) {
+    pub fn send_request(
+        &mut self,
+        req: Request,
+        peer: Peer,
+        now: Instant,
+    ) -> (Option<ClientTxId>, Vec<Output>) {
         let bytes = req.encode();
         if req.method == Method::Ack {
             return (None, vec![Output::Transmit { peer, data: bytes }]);
@@ -447,7 +459,8 @@ impl TransactionLayer {
 
     pub fn on_response(&mut self, resp: Response, peer: Peer, now: Instant) -> Vec<Output> {
         let mut out = Vec::new();
-        let Some(id) = ClientKey::for_response(&resp).and_then(|k| self.client_keys.get(&k).copied())
+        let Some(id) =
+            ClientKey::for_response(&resp).and_then(|k| self.client_keys.get(&k).copied())
         else {
             let is_invite_ok = (200..300).contains(&resp.status)
                 && resp.cseq().is_ok_and(|c| c.method == Method::Invite);
@@ -601,7 +614,7 @@ pub fn tag_for(id: ServerTxId) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sip::message::{parse_datagram, SipMessage};
+    use crate::sip::message::{SipMessage, parse_datagram};
     use std::time::Duration;
 
     fn req(text: &str) -> Request {
@@ -667,7 +680,10 @@ mod tests {
         let sent = transmitted(&out);
         assert_eq!(sent[0].status, 200);
         assert_eq!(sent[0].cseq().unwrap().method, Method::Cancel);
-        assert!(out.iter().any(|o| matches!(o, Output::Cancelled { tx: t } if *t == tx)));
+        assert!(
+            out.iter()
+                .any(|o| matches!(o, Output::Cancelled { tx: t } if *t == tx))
+        );
         let r487 = Response::to_request(&inv, 487, Some(&tag_for(tx)));
         let out = l.respond_now(tx, &r487, t0);
         assert_eq!(transmitted(&out)[0].status, 487);
@@ -717,8 +733,13 @@ mod tests {
             })
             .unwrap();
         l.respond_now(tx, &Response::to_request(&inv, 200, Some("t")), t0);
-        assert_eq!(transmitted(&l.on_timeout(t0 + Duration::from_millis(500))).len(), 1);
-        let ack = req("ACK sip:a@x SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bKnew\r\nFrom: <sip:a@x>;tag=f1\r\nTo: <sip:100@gw>;tag=t\r\nCall-ID: call1\r\nCSeq: 1 ACK\r\n\r\n");
+        assert_eq!(
+            transmitted(&l.on_timeout(t0 + Duration::from_millis(500))).len(),
+            1
+        );
+        let ack = req(
+            "ACK sip:a@x SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bKnew\r\nFrom: <sip:a@x>;tag=f1\r\nTo: <sip:100@gw>;tag=t\r\nCall-ID: call1\r\nCSeq: 1 ACK\r\n\r\n",
+        );
         let out = l.on_request(ack, peer(), t0 + Duration::from_millis(600));
         assert!(matches!(out.as_slice(), [Output::Ack { .. }]));
         assert!(transmitted(&l.on_timeout(t0 + Duration::from_millis(1500))).is_empty());
@@ -749,14 +770,19 @@ mod tests {
             _ => false,
         });
         assert!(ack);
-        assert!(out.iter().any(|o| matches!(o, Output::Response { response, .. } if response.status == 487)));
+        assert!(
+            out.iter()
+                .any(|o| matches!(o, Output::Response { response, .. } if response.status == 487))
+        );
     }
 
     #[test]
     fn client_timeout_is_reported() {
         let t0 = Instant::now();
         let mut l = TransactionLayer::new(TimerConfig::default());
-        let opts = req("OPTIONS sip:a@x SIP/2.0\r\nVia: SIP/2.0/UDP me;branch=z9hG4bKopt\r\nFrom: <sip:gw@me>;tag=1\r\nTo: <sip:a@x>\r\nCall-ID: o1\r\nCSeq: 1 OPTIONS\r\n\r\n");
+        let opts = req(
+            "OPTIONS sip:a@x SIP/2.0\r\nVia: SIP/2.0/UDP me;branch=z9hG4bKopt\r\nFrom: <sip:gw@me>;tag=1\r\nTo: <sip:a@x>\r\nCall-ID: o1\r\nCSeq: 1 OPTIONS\r\n\r\n",
+        );
         let (tx, _) = l.send_request(opts, peer(), t0);
         let mut retrans = 0;
         let mut timeout = false;

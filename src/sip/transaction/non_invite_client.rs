@@ -7,8 +7,8 @@
 //! Timer E retransmits over UDP: doubling from T1 up to T2 while Trying,
 //! every T2 once a provisional response arrived (§17.1.2.2).
 
-use super::timers::{due, earliest, Retransmit, TimerConfig};
 use super::Action;
+use super::timers::{Retransmit, TimerConfig, due, earliest};
 use bytes::Bytes;
 use std::time::{Duration, Instant};
 
@@ -32,7 +32,12 @@ pub struct NonInviteClient {
 }
 
 impl NonInviteClient {
-    pub fn new(request: Bytes, now: Instant, reliable: bool, timers: TimerConfig) -> (Self, Vec<Action>) {
+    pub fn new(
+        request: Bytes,
+        now: Instant,
+        reliable: bool,
+        timers: TimerConfig,
+    ) -> (Self, Vec<Action>) {
         let tx = NonInviteClient {
             state: State::Trying,
             reliable,
@@ -135,7 +140,9 @@ mod tests {
         let (sent, other) = schedule(&mut tx, t0);
         assert_eq!(
             sent,
-            vec![500, 1500, 3500, 7500, 11500, 15500, 19500, 23500, 27500, 31500]
+            vec![
+                500, 1500, 3500, 7500, 11500, 15500, 19500, 23500, 27500, 31500
+            ]
         );
         assert_eq!(other, vec![Action::Timeout, Action::Terminated]);
     }
@@ -166,6 +173,9 @@ mod tests {
         let t0 = Instant::now();
         let (mut tx, _) = NonInviteClient::new(Bytes::new(), t0, true, TimerConfig::default());
         assert_eq!(tx.next_deadline(), Some(t0 + Duration::from_secs(32)));
-        assert_eq!(tx.on_response(401, t0), vec![Action::Deliver, Action::Terminated]);
+        assert_eq!(
+            tx.on_response(401, t0),
+            vec![Action::Deliver, Action::Terminated]
+        );
     }
 }

@@ -4,8 +4,8 @@
 //!   Trying --1xx--> Proceeding --final--> Completed --J--> Terminated
 //! ```
 
-use super::timers::{due, earliest, TimerConfig};
 use super::Action;
+use super::timers::{TimerConfig, due, earliest};
 use bytes::Bytes;
 use std::time::{Duration, Instant};
 
@@ -48,9 +48,12 @@ impl NonInviteServer {
     /// Trying absorbs retransmissions; later states resend the last response.
     pub fn on_request_retransmit(&mut self) -> Vec<Action> {
         match self.state {
-            State::Proceeding | State::Completed => {
-                self.last_response.clone().map(Action::Transmit).into_iter().collect()
-            }
+            State::Proceeding | State::Completed => self
+                .last_response
+                .clone()
+                .map(Action::Transmit)
+                .into_iter()
+                .collect(),
             _ => Vec::new(),
         }
     }
@@ -107,10 +110,16 @@ mod tests {
         assert!(tx.on_request_retransmit().is_empty());
         tx.respond(200, Bytes::from_static(b"200"), t0);
         assert_eq!(tx.state(), State::Completed);
-        assert_eq!(tx.on_request_retransmit(), vec![Action::Transmit(Bytes::from_static(b"200"))]);
+        assert_eq!(
+            tx.on_request_retransmit(),
+            vec![Action::Transmit(Bytes::from_static(b"200"))]
+        );
         assert_eq!(tx.next_deadline(), Some(t0 + Duration::from_secs(32)));
         assert!(tx.on_timeout(t0 + Duration::from_secs(31)).is_empty());
-        assert_eq!(tx.on_timeout(t0 + Duration::from_secs(32)), vec![Action::Terminated]);
+        assert_eq!(
+            tx.on_timeout(t0 + Duration::from_secs(32)),
+            vec![Action::Terminated]
+        );
         // a second final response is ignored
         assert!(tx.respond(500, Bytes::new(), t0).is_empty());
     }
@@ -121,10 +130,16 @@ mod tests {
         let mut tx = NonInviteServer::new(t0, true, TimerConfig::default());
         assert_eq!(tx.respond(100, Bytes::from_static(b"100"), t0).len(), 1);
         assert_eq!(tx.state(), State::Proceeding);
-        assert_eq!(tx.on_request_retransmit(), vec![Action::Transmit(Bytes::from_static(b"100"))]);
+        assert_eq!(
+            tx.on_request_retransmit(),
+            vec![Action::Transmit(Bytes::from_static(b"100"))]
+        );
         assert_eq!(
             tx.respond(200, Bytes::from_static(b"200"), t0),
-            vec![Action::Transmit(Bytes::from_static(b"200")), Action::Terminated]
+            vec![
+                Action::Transmit(Bytes::from_static(b"200")),
+                Action::Terminated
+            ]
         );
     }
 
@@ -132,6 +147,9 @@ mod tests {
     fn unanswered_request_is_dropped() {
         let t0 = Instant::now();
         let mut tx = NonInviteServer::new(t0, false, TimerConfig::default());
-        assert_eq!(tx.on_timeout(t0 + Duration::from_secs(64)), vec![Action::Terminated]);
+        assert_eq!(
+            tx.on_timeout(t0 + Duration::from_secs(64)),
+            vec![Action::Terminated]
+        );
     }
 }

@@ -55,6 +55,11 @@ impl Peer {
 
 impl fmt::Display for Peer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}", self.kind.via_name().to_ascii_lowercase(), self.addr)
+        write!(
+            f,
+            "{}:{}",
+            self.kind.via_name().to_ascii_lowercase(),
+            self.addr
+        )
     }
 }

@@ -3,12 +3,12 @@
 //! limits on connection count, idle time and message size.
 
 use super::{ConnId, Inbound, Peer};
-use crate::sip::message::framing::{next_frame, Frame};
+use crate::sip::message::framing::{Frame, next_frame};
 use bytes::{Buf, Bytes, BytesMut};
 use dashmap::DashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};

@@ -24,7 +24,10 @@ impl UdpTransport {
     }
 
     pub fn local_addrs(&self) -> Vec<SocketAddr> {
-        self.sockets.iter().filter_map(|s| s.local_addr().ok()).collect()
+        self.sockets
+            .iter()
+            .filter_map(|s| s.local_addr().ok())
+            .collect()
     }
 
     /// Starts one receive loop per socket.
@@ -45,7 +48,8 @@ impl UdpTransport {
                             };
                             // Under overload, shed datagrams here rather
                             // than queue without bound: UDP senders retry.
-                            if let Err(mpsc::error::TrySendError::Closed(_)) = inbound.try_send(msg) {
+                            if let Err(mpsc::error::TrySendError::Closed(_)) = inbound.try_send(msg)
+                            {
                                 break;
                             }
                         }
@@ -60,10 +64,10 @@ impl UdpTransport {
 
     /// Sends from the socket of the right address family.
     pub async fn send(&self, peer: &Peer, data: &Bytes) {
-        let socket = self
-            .sockets
-            .iter()
-            .find(|s| s.local_addr().is_ok_and(|a| a.is_ipv4() == peer.addr.is_ipv4()));
+        let socket = self.sockets.iter().find(|s| {
+            s.local_addr()
+                .is_ok_and(|a| a.is_ipv4() == peer.addr.is_ipv4())
+        });
         let Some(socket) = socket else {
             warn!(%peer, "no UDP socket for this address family");
             return;

@@ -1,0 +1,199 @@
+//! Shared test harness: starts the real callgate binary on loopback with a
+//! throw-away config and data directory, runs SIPp, and provides a small
+//! SIP user agent.
+#![allow(dead_code)]
+
+pub mod sipp;
+pub mod ua;
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The corpus shipped next to the project (`../shared/corpus`).
+pub fn corpus_dir() -> PathBuf {
+    repo_root().join("../shared/corpus")
+}
+
+/// `[sip]`, `[rtp]`, `[http]` and `[data]` for a test instance, plus two
+/// agents. Tests append further sections.
+pub fn base_config(data_dir: &Path) -> String {
+    format!(
+        r#"
+[sip]
+listen = ["127.0.0.1:0"]
+t1_ms = 500
+
+[rtp]
+port_min = 40000
+port_max = 49999
+address = "127.0.0.1"
+
+[http]
+listen = "127.0.0.1:0"
+token = "test-token"
+
+[data]
+dir = "{}"
+
+[[agents]]
+user = "alice"
+secret = "alice-secret"
+
+[[agents]]
+user = "bob"
+secret = "bob-secret"
+"#,
+        data_dir.display()
+    )
+}
+
+pub struct Gateway {
+    child: Child,
+    pub udp: SocketAddr,
+    pub tcp: SocketAddr,
+    /// Every address of the ready line (IPv4 and IPv6 listeners).
+    pub udp_all: Vec<SocketAddr>,
+    pub tcp_all: Vec<SocketAddr>,
+    logs: Arc<Mutex<String>>,
+    pub dir: tempfile::TempDir,
+    pub config_path: PathBuf,
+}
+
+impl Gateway {
+    /// Starts callgate with the base config plus `extra` TOML.
+    pub fn start(extra: &str) -> Gateway {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let text = format!("{}\n{}", base_config(&dir.path().join("data")), extra);
+        Self::start_with_config(dir, &text)
+    }
+
+    /// Like `start`, with `[sip] listen` replaced.
+    pub fn start_listening(listen: &str, extra: &str) -> Gateway {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let text = base_config(&dir.path().join("data"))
+            .replace("listen = [\"127.0.0.1:0\"]", &format!("listen = {listen}"));
+        Self::start_with_config(dir, &format!("{text}\n{extra}"))
+    }
+
+    pub fn start_with_config(dir: tempfile::TempDir, text: &str) -> Gateway {
+        let config_path = dir.path().join("callgate.toml");
+        std::fs::write(&config_path, text).expect("write config");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_callgate"))
+            .arg("--config")
+            .arg(&config_path)
+            .env("RUST_LOG", "info,callgate=debug")
+            .current_dir(repo_root())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn callgate");
+        let logs = Arc::new(Mutex::new(String::new()));
+        if let Some(stderr) = child.stderr.take() {
+            let logs = logs.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                    if std::env::var_os("CALLGATE_TEST_ECHO").is_some() {
+                        eprintln!("[callgate] {line}");
+                    }
+                    if let Ok(mut l) = logs.lock() {
+                        l.push_str(&line);
+                        l.push('\n');
+                    }
+                }
+            });
+        }
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let ready = rx
+            .recv_timeout(Duration::from_secs(30))
+            .unwrap_or_else(|_| {
+                let _ = child.kill();
+                panic!(
+                    "callgate did not print its ready line; logs:\n{}",
+                    logs.lock().map(|l| l.clone()).unwrap_or_default()
+                )
+            });
+        let field = |name: &str| -> SocketAddr {
+            ready
+                .split_whitespace()
+                .find_map(|kv| kv.strip_prefix(&format!("{name}=")))
+                .and_then(|v| v.split(',').next())
+                .and_then(|v| v.parse().ok())
+                .unwrap_or_else(|| panic!("no {name} in ready line {ready:?}"))
+        };
+        let all = |name: &str| -> Vec<SocketAddr> {
+            ready
+                .split_whitespace()
+                .find_map(|kv| kv.strip_prefix(&format!("{name}=")))
+                .map(|v| v.split(',').filter_map(|a| a.parse().ok()).collect())
+                .unwrap_or_default()
+        };
+        Gateway {
+            udp: field("sip_udp"),
+            tcp: field("sip_tcp"),
+            udp_all: all("sip_udp"),
+            tcp_all: all("sip_tcp"),
+            child,
+            logs,
+            dir,
+            config_path,
+        }
+    }
+
+    pub fn logs(&self) -> String {
+        self.logs.lock().map(|l| l.clone()).unwrap_or_default()
+    }
+
+    /// Waits until a log line contains every one of `needles`.
+    pub fn wait_for_log(&self, needles: &[&str], timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if self
+                .logs()
+                .lines()
+                .any(|l| needles.iter().all(|n| l.contains(n)))
+            {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        false
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A UDP port that was free a moment ago (for SIPp's `-p`).
+pub fn free_udp_port() -> u16 {
+    std::net::UdpSocket::bind("127.0.0.1:0")
+        .and_then(|s| s.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
