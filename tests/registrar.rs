@@ -250,7 +250,7 @@ fn expiry_limits_several_contacts_and_star_removal() {
 
     // A second contact (another phone of the same agent), with a per-contact
     // expires parameter overriding the header.
-    let c2 = format!("Contact: <sip:alice@127.0.0.1:5999>;expires=120\n");
+    let c2 = "Contact: <sip:alice@127.0.0.1:5999>;expires=120\n".to_string();
     let r = reg.register_with(&mut ua, &c2, Some(600), None).unwrap();
     assert_eq!(r.status, 200);
     let contacts: Vec<_> = r

@@ -151,10 +151,10 @@ fn walk_item(item: &Item, offset: usize, path: &mut String) -> bool {
             false
         }
         Item::Value(v) => {
-            if let Some(t) = v.as_inline_table() {
-                if walk_table(t, offset, path) {
-                    return true;
-                }
+            if let Some(t) = v.as_inline_table()
+                && walk_table(t, offset, path)
+            {
+                return true;
             }
             if let Some(a) = v.as_array() {
                 for (i, e) in a.iter().enumerate() {

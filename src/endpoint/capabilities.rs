@@ -32,13 +32,13 @@ pub fn check_offer_content(req: &Request) -> Result<(), Rejection> {
                 return Err(r);
             }
         }
-        if let Some(enc) = req.header(&HeaderName::ContentEncoding) {
-            if !enc.trim().eq_ignore_ascii_case("identity") {
-                let mut r = Rejection::new(415, "Unsupported Content-Encoding");
-                r.headers
-                    .push((HeaderName::AcceptEncoding, "identity".into()));
-                return Err(r);
-            }
+        if let Some(enc) = req.header(&HeaderName::ContentEncoding)
+            && !enc.trim().eq_ignore_ascii_case("identity")
+        {
+            let mut r = Rejection::new(415, "Unsupported Content-Encoding");
+            r.headers
+                .push((HeaderName::AcceptEncoding, "identity".into()));
+            return Err(r);
         }
     }
     if let Some(accept) = req.header(&HeaderName::Accept) {

@@ -199,7 +199,7 @@ impl Registrar {
             return RegisterOutcome::Drop;
         }
         let reply = |code: u16| Response::to_request(req, code, Some(tag));
-        let to = match req.to_addr() {
+        let to = match req.addr_to() {
             Ok(t) if t.uri.is_sip() => t,
             // RFC 4475 §3.3.4: the AOR must be a SIP or SIPS URI.
             _ => {
@@ -268,7 +268,7 @@ impl Registrar {
                     "Contact * requires Expires: 0 and no other Contact",
                 ));
             }
-            let removed = self.bindings.with_mut(user, |v| std::mem::take(v));
+            let removed = self.bindings.with_mut(user, std::mem::take);
             for b in removed {
                 info!(agent = %user, contact = %b.contact.uri, "binding removed");
             }

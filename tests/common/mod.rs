@@ -17,9 +17,10 @@ pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// The corpus shipped next to the project (`../shared/corpus`).
+/// The torture and fuzz corpus (a copy of the shared corpus, with its
+/// provenance README and licences).
 pub fn corpus_dir() -> PathBuf {
-    repo_root().join("../shared/corpus")
+    repo_root().join("tests/corpus")
 }
 
 /// `[sip]`, `[rtp]`, `[http]` and `[data]` for a test instance, plus two

@@ -60,12 +60,14 @@ pub fn reason_phrase(code: u16) -> String {
         603 => "Decline",
         604 => "Does Not Exist Anywhere",
         606 => "Not Acceptable",
-        100..=199 => "Session Progress",
-        200..=299 => "OK",
-        300..=399 => "Redirection",
-        400..=499 => "Client Error",
-        500..=599 => "Server Error",
-        _ => "Global Failure",
+        _ => match code / 100 {
+            1 => "Session Progress",
+            2 => "OK",
+            3 => "Redirection",
+            4 => "Client Error",
+            5 => "Server Error",
+            _ => "Global Failure",
+        },
     };
     known.to_string()
 }
@@ -227,7 +229,7 @@ impl Response {
     }
 
     pub fn to_tag(&self) -> Option<String> {
-        self.to_addr()
+        self.addr_to()
             .ok()
             .and_then(|a| a.tag().map(str::to_string))
     }

@@ -119,7 +119,7 @@ pub trait MessageExt {
         CSeq::parse(v).map_err(|e| e.context("Malformed CSeq"))
     }
 
-    fn from_addr(&self) -> Result<NameAddr, ParseError> {
+    fn addr_from(&self) -> Result<NameAddr, ParseError> {
         let v = self
             .headers()
             .get(&HeaderName::From)
@@ -127,7 +127,7 @@ pub trait MessageExt {
         NameAddr::parse(v).map_err(|e| e.context("Malformed From"))
     }
 
-    fn to_addr(&self) -> Result<NameAddr, ParseError> {
+    fn addr_to(&self) -> Result<NameAddr, ParseError> {
         let v = self
             .headers()
             .get(&HeaderName::To)

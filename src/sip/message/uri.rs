@@ -303,12 +303,12 @@ pub fn unescape(s: &str) -> String {
     let mut i = 0;
     while i < b.len() {
         let hex = |x: Option<&u8>| x.and_then(|c| (*c as char).to_digit(16));
-        if b[i] == b'%' {
-            if let (Some(h), Some(l)) = (hex(b.get(i + 1)), hex(b.get(i + 2))) {
-                out.push((h * 16 + l) as u8);
-                i += 3;
-                continue;
-            }
+        if b[i] == b'%'
+            && let (Some(h), Some(l)) = (hex(b.get(i + 1)), hex(b.get(i + 2)))
+        {
+            out.push((h * 16 + l) as u8);
+            i += 3;
+            continue;
         }
         out.push(b[i]);
         i += 1;

@@ -64,8 +64,8 @@ pub fn validate_request(req: &Request) -> Result<(), Rejection> {
     for v in req.headers.get_all(&HeaderName::Via) {
         Via::parse(v).map_err(|e| bad(format!("Malformed Via: {e}")))?;
     }
-    req.from_addr().map_err(|e| bad(e.reason))?;
-    req.to_addr().map_err(|e| bad(e.reason))?;
+    req.addr_from().map_err(|e| bad(e.reason))?;
+    req.addr_to().map_err(|e| bad(e.reason))?;
     let call_id = req.call_id().unwrap_or_default();
     if call_id.is_empty() || call_id.chars().any(char::is_whitespace) {
         return Err(bad("Malformed Call-ID"));

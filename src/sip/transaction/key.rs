@@ -55,7 +55,7 @@ impl ServerKey {
         }
         Some(ServerKey::Rfc2543 {
             call_id: req.call_id()?.to_string(),
-            from_tag: req.from_addr().ok()?.tag().unwrap_or_default().to_string(),
+            from_tag: req.addr_from().ok()?.tag().unwrap_or_default().to_string(),
             cseq: req.cseq().ok()?.seq,
             method,
             top_via: via.sent_by().to_ascii_lowercase(),
@@ -99,13 +99,13 @@ pub struct MergeKey {
 
 impl MergeKey {
     pub fn for_request(req: &Request) -> Option<MergeKey> {
-        let to = req.to_addr().ok()?;
+        let to = req.addr_to().ok()?;
         if to.tag().is_some() {
             return None;
         }
         let cseq = req.cseq().ok()?;
         Some(MergeKey {
-            from_tag: req.from_addr().ok()?.tag()?.to_string(),
+            from_tag: req.addr_from().ok()?.tag()?.to_string(),
             call_id: req.call_id()?.to_string(),
             cseq: cseq.seq,
             method: cseq.method,

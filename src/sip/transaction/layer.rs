@@ -162,15 +162,15 @@ impl TransactionLayer {
             Method::Cancel => self.on_cancel(req, key, peer, now, &mut out),
             _ => {
                 let merge = MergeKey::for_request(&req);
-                if let Some(m) = &merge {
-                    if self.merged.contains_key(m) {
-                        // Same request by another path (§8.2.2.2): 482, and
-                        // no transaction of its own beyond the answer.
-                        let id = self.create_server(key, &req, peer, None, now);
-                        let resp = Response::to_request(&req, 482, Some(&tag_for(id)));
-                        self.respond(id, &resp, now, &mut out);
-                        return out;
-                    }
+                if let Some(m) = &merge
+                    && self.merged.contains_key(m)
+                {
+                    // Same request by another path (§8.2.2.2): 482, and
+                    // no transaction of its own beyond the answer.
+                    let id = self.create_server(key, &req, peer, None, now);
+                    let resp = Response::to_request(&req, 482, Some(&tag_for(id)));
+                    self.respond(id, &resp, now, &mut out);
+                    return out;
                 }
                 let id = self.create_server(key, &req, peer, merge, now);
                 if req.method == Method::Invite {
@@ -253,17 +253,15 @@ impl TransactionLayer {
     }
 
     fn on_unmatched_ack(&mut self, req: Request, peer: Peer, now: Instant, out: &mut Vec<Output>) {
-        if let (Some(call_id), Ok(cseq)) = (req.call_id(), req.cseq()) {
-            if let Some(&id) = self.accepted.get(&(call_id.to_string(), cseq.seq)) {
-                if let Some(ServerEntry {
-                    machine: ServerMachine::Invite(m),
-                    ..
-                }) = self.servers.get_mut(&id)
-                {
-                    let actions = m.on_ack(now);
-                    self.apply_server(id, actions, out);
-                }
-            }
+        if let (Some(call_id), Ok(cseq)) = (req.call_id(), req.cseq())
+            && let Some(&id) = self.accepted.get(&(call_id.to_string(), cseq.seq))
+            && let Some(ServerEntry {
+                machine: ServerMachine::Invite(m),
+                ..
+            }) = self.servers.get_mut(&id)
+        {
+            let actions = m.on_ack(now);
+            self.apply_server(id, actions, out);
         }
         out.push(Output::Ack { request: req, peer });
     }
@@ -316,12 +314,13 @@ impl TransactionLayer {
         let actions = match &mut entry.machine {
             ServerMachine::Invite(m) => {
                 let a = m.respond(resp.status, bytes, now);
-                if (200..300).contains(&resp.status) && entry.accepted.is_none() {
-                    if let (Some(cid), Ok(cseq)) = (resp.call_id(), resp.cseq()) {
-                        let k = (cid.to_string(), cseq.seq);
-                        self.accepted.insert(k.clone(), id);
-                        entry.accepted = Some(k);
-                    }
+                if (200..300).contains(&resp.status)
+                    && entry.accepted.is_none()
+                    && let (Some(cid), Ok(cseq)) = (resp.call_id(), resp.cseq())
+                {
+                    let k = (cid.to_string(), cseq.seq);
+                    self.accepted.insert(k.clone(), id);
+                    entry.accepted = Some(k);
                 }
                 a
             }
@@ -367,15 +366,15 @@ impl TransactionLayer {
             if self.server_keys.get(&entry.key) == Some(&id) {
                 self.server_keys.remove(&entry.key);
             }
-            if let Some(m) = entry.merge {
-                if self.merged.get(&m) == Some(&id) {
-                    self.merged.remove(&m);
-                }
+            if let Some(m) = entry.merge
+                && self.merged.get(&m) == Some(&id)
+            {
+                self.merged.remove(&m);
             }
-            if let Some(a) = entry.accepted {
-                if self.accepted.get(&a) == Some(&id) {
-                    self.accepted.remove(&a);
-                }
+            if let Some(a) = entry.accepted
+                && self.accepted.get(&a) == Some(&id)
+            {
+                self.accepted.remove(&a);
             }
         }
     }
@@ -508,10 +507,10 @@ impl TransactionLayer {
                     data,
                 }),
                 Action::SendAck => {
-                    if entry.ack.is_none() {
-                        if let Some((r, _)) = &resp {
-                            entry.ack = Some(entry.request.ack_for_non_2xx(r).encode());
-                        }
+                    if entry.ack.is_none()
+                        && let Some((r, _)) = &resp
+                    {
+                        entry.ack = Some(entry.request.ack_for_non_2xx(r).encode());
                     }
                     if let Some(ack) = &entry.ack {
                         out.push(Output::Transmit {
@@ -534,10 +533,10 @@ impl TransactionLayer {
             }
         }
         if terminated {
-            if let Some(entry) = self.clients.remove(&id) {
-                if self.client_keys.get(&entry.key) == Some(&id) {
-                    self.client_keys.remove(&entry.key);
-                }
+            if let Some(entry) = self.clients.remove(&id)
+                && self.client_keys.get(&entry.key) == Some(&id)
+            {
+                self.client_keys.remove(&entry.key);
             }
         } else {
             self.arm(TxRef::Client(id));
@@ -675,7 +674,7 @@ mod tests {
                 _ => None,
             })
             .unwrap();
-        let cancel = req(&String::from_utf8(inv.cancel().encode().to_vec()).unwrap());
+        let cancel = req(core::str::from_utf8(&inv.cancel().encode()).unwrap());
         let out = l.on_request(cancel, peer(), t0);
         let sent = transmitted(&out);
         assert_eq!(sent[0].status, 200);
@@ -690,7 +689,7 @@ mod tests {
         // the CANCEL's 200 and the 487 carry the same To tag (§9.2)
         assert_eq!(sent[0].to_tag(), transmitted(&out)[0].to_tag());
         let ack = inv.ack_for_non_2xx(&r487);
-        let ack = req(&String::from_utf8(ack.encode().to_vec()).unwrap());
+        let ack = req(core::str::from_utf8(&ack.encode()).unwrap());
         let out = l.on_request(ack, peer(), t0 + Duration::from_millis(10));
         assert!(out.is_empty());
         // Timer I then ends both transactions
@@ -703,7 +702,7 @@ mod tests {
         let t0 = Instant::now();
         let mut l = TransactionLayer::new(TimerConfig::default());
         let cancel = invite("z9hG4bKx").cancel();
-        let cancel = req(&String::from_utf8(cancel.encode().to_vec()).unwrap());
+        let cancel = req(core::str::from_utf8(&cancel.encode()).unwrap());
         let out = l.on_request(cancel, peer(), t0);
         assert_eq!(transmitted(&out)[0].status, 481);
     }
