@@ -2,6 +2,7 @@
 //! authentication.
 
 pub mod auth;
+pub mod dialog;
 pub mod message;
 pub mod transaction;
 pub mod transport;
