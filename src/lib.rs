@@ -2,6 +2,7 @@
 
 pub mod config;
 pub mod endpoint;
+pub mod media;
 pub mod registrar;
 pub mod runtime;
 pub mod security;

@@ -1,0 +1,413 @@
+//! One call leg's media: an RTP socket, what it plays, what it hears.
+//!
+//! The shared state is touched by three parties: the pacer thread (next
+//! packet to send), the leg's receive task (incoming RTP, DTMF, relaying
+//! to a bridged leg) and the call logic through `Leg` (play this, bridge
+//! that). A short mutex section each; never two legs' locks at once.
+
+use super::bridge::RelayClock;
+use super::dtmf::{event_packets, DtmfReceiver, EventPayload};
+use super::g711::{Law, Transcoder};
+use super::pacer::Pacer;
+use super::playback::Playback;
+use super::prompt::Prompt;
+use super::rtp_out::RtpOut;
+use super::rtp_packet::{self, RtpIn};
+use super::sdp::{Direction, MediaParams};
+use parking_lot::Mutex;
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, Notify};
+
+/// What a leg reports to the call that owns it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LegEvent {
+    Dtmf(char),
+    /// A non-looping `play` finished (its token).
+    PlaybackDone(u64),
+    /// No RTP for the configured time while the peer should be sending.
+    RtpTimeout,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LegStats {
+    pub rx_packets: u64,
+    pub tx_packets: u64,
+    pub relayed_in: u64,
+    pub dtmf_digits: u64,
+    pub latched: Option<SocketAddr>,
+}
+
+enum OutItem {
+    Event(bool, EventPayload),
+    /// One packet of ordinary audio between two digits.
+    Gap,
+}
+
+struct LegState {
+    params: Option<MediaParams>,
+    remote: Option<SocketAddr>,
+    latched: bool,
+    out: RtpOut,
+    playback: Playback,
+    next_token: u64,
+    dtmf_out: VecDeque<OutItem>,
+    dtmf_rx: DtmfReceiver,
+    bridge: Option<Arc<LegShared>>,
+    relay_clock: RelayClock,
+    last_rx: Instant,
+    timed_out: bool,
+    stats: LegStats,
+}
+
+pub struct LegShared {
+    id: u64,
+    local: SocketAddr,
+    socket: std::net::UdpSocket,
+    state: Mutex<LegState>,
+    events: mpsc::UnboundedSender<LegEvent>,
+    closed: AtomicBool,
+    close: Notify,
+    transcoder: Arc<Transcoder>,
+}
+
+/// What the pacer should do for one tick of a leg.
+pub struct Tick {
+    pub send: Option<(usize, SocketAddr)>,
+    pub period: Duration,
+}
+
+impl LegShared {
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Relaxed)
+    }
+
+    pub fn send_raw(&self, data: &[u8], dest: SocketAddr) -> std::io::Result<usize> {
+        self.socket.send_to(data, dest)
+    }
+
+    /// Builds this leg's next packet into `buf` (pacer thread).
+    pub fn tick(&self, buf: &mut [u8]) -> Tick {
+        let mut st = self.state.lock();
+        let Some(params) = st.params else {
+            return Tick {
+                send: None,
+                period: Duration::from_millis(20),
+            };
+        };
+        let period = Duration::from_millis(u64::from(params.ptime_ms));
+        let samples = params.samples_per_packet();
+        let dest = match st.remote {
+            Some(d) if params.direction.we_send() => d,
+            _ => {
+                st.out.skip(samples);
+                return Tick { send: None, period };
+            }
+        };
+        if st.bridge.is_some() {
+            // The other leg's packets are relayed as they arrive.
+            return Tick { send: None, period };
+        }
+        let mut payload = [0u8; 480];
+        let item = st.dtmf_out.pop_front();
+        let (pt, stamp, len) = match (item, params.dtmf_pt) {
+            (Some(OutItem::Event(first, ev)), Some(dtmf_pt)) => {
+                let mut p = [0u8; 4];
+                ev.write(&mut p);
+                payload[..4].copy_from_slice(&p);
+                (dtmf_pt, st.out.event(first, samples), 4)
+            }
+            _ => {
+                let n = (samples as usize).min(payload.len());
+                let finished = st.playback.fill(params.law, &mut payload[..n]);
+                if let Some(token) = finished {
+                    let _ = self.events.send(LegEvent::PlaybackDone(token));
+                }
+                (params.pt, st.out.audio(samples), n)
+            }
+        };
+        let ssrc = st.out.ssrc;
+        st.stats.tx_packets += 1;
+        drop(st);
+        let send = rtp_packet::write(buf, stamp.marker, pt, stamp.seq, stamp.ts, ssrc, &payload[..len])
+            .map(|n| (n, dest));
+        Tick { send, period }
+    }
+
+    /// One datagram arrived on the leg's socket (receive task).
+    fn on_datagram(&self, data: &[u8], from: SocketAddr, now: Instant) {
+        let Some(pkt) = rtp_packet::parse(data) else {
+            return;
+        };
+        let mut st = self.state.lock();
+        let Some(params) = st.params else { return };
+        let is_audio = pkt.payload_type == params.pt;
+        let is_event = Some(pkt.payload_type) == params.dtmf_pt;
+        if !is_audio && !is_event {
+            // Comfort noise and anything not negotiated: ignored.
+            return;
+        }
+        if !st.latched {
+            // Symmetric RTP (RFC 4961): answer to where packets come from,
+            // which is right behind NAT; then stick to it so a stray
+            // sender can't take the stream over.
+            st.remote = Some(from);
+            st.latched = true;
+            st.stats.latched = Some(from);
+        } else if st.remote != Some(from) {
+            return;
+        }
+        st.last_rx = now;
+        st.timed_out = false;
+        st.stats.rx_packets += 1;
+        if is_event {
+            if let Some(d) = st.dtmf_rx.on_packet(pkt.ssrc, pkt.timestamp, pkt.marker, pkt.payload, now) {
+                st.stats.dtmf_digits += 1;
+                let _ = self.events.send(LegEvent::Dtmf(d.digit));
+            }
+        }
+        let Some(peer) = st.bridge.clone() else { return };
+        let law = params.law;
+        drop(st);
+        peer.relay_in(&pkt, if is_event { None } else { Some(law) });
+    }
+
+    /// Sends a packet received on the bridged leg out of this one.
+    /// `law` is the incoming audio's law; `None` for a telephone-event.
+    fn relay_in(&self, pkt: &RtpIn<'_>, law: Option<Law>) {
+        let mut st = self.state.lock();
+        let Some(params) = st.params else { return };
+        let Some(dest) = st.remote.filter(|_| params.direction.we_send()) else {
+            return;
+        };
+        let pt = match law {
+            Some(_) => params.pt,
+            None => match params.dtmf_pt {
+                Some(pt) => pt,
+                None => return,
+            },
+        };
+        let mut payload = [0u8; 1200];
+        let n = pkt.payload.len().min(payload.len());
+        payload[..n].copy_from_slice(&pkt.payload[..n]);
+        if let Some(from) = law {
+            self.transcoder.translate(from, params.law, &mut payload[..n]);
+        }
+        let next_ts = st.out.next_ts();
+        let (ts, marker) = st.relay_clock.map(pkt, next_ts);
+        let samples = if law.is_some() { n as u32 } else { params.samples_per_packet() };
+        let stamp = st.out.relay(ts, samples, marker);
+        let ssrc = st.out.ssrc;
+        st.stats.relayed_in += 1;
+        st.stats.tx_packets += 1;
+        drop(st);
+        let mut buf = [0u8; 1300];
+        if let Some(len) = rtp_packet::write(&mut buf, stamp.marker, pt, stamp.seq, stamp.ts, ssrc, &payload[..n]) {
+            let _ = self.socket.send_to(&buf[..len], dest);
+        }
+    }
+
+    /// Whether the peer should be sending to us now.
+    fn expects_rtp(&self) -> bool {
+        let st = self.state.lock();
+        st.params.is_some_and(|p| {
+            matches!(p.direction, Direction::SendRecv | Direction::RecvOnly)
+        })
+    }
+}
+
+/// The call's handle on a leg. Dropping it closes the leg.
+pub struct Leg {
+    shared: Arc<LegShared>,
+    events: mpsc::UnboundedReceiver<LegEvent>,
+    pacer: Arc<Pacer>,
+    registered: bool,
+}
+
+impl Leg {
+    pub(crate) fn open(
+        id: u64,
+        socket: std::net::UdpSocket,
+        pacer: Arc<Pacer>,
+        transcoder: Arc<Transcoder>,
+        rtp_timeout: Duration,
+    ) -> std::io::Result<Leg> {
+        socket.set_nonblocking(true)?;
+        let local = socket.local_addr()?;
+        let recv = tokio::net::UdpSocket::from_std(socket.try_clone()?)?;
+        let (tx, rx) = mpsc::unbounded_channel();
+        let shared = Arc::new(LegShared {
+            id,
+            local,
+            socket,
+            state: Mutex::new(LegState {
+                params: None,
+                remote: None,
+                latched: false,
+                out: RtpOut::new(),
+                playback: Playback::Silence,
+                next_token: 1,
+                dtmf_out: VecDeque::new(),
+                dtmf_rx: DtmfReceiver::new(),
+                bridge: None,
+                relay_clock: RelayClock::default(),
+                last_rx: Instant::now(),
+                timed_out: false,
+                stats: LegStats::default(),
+            }),
+            events: tx,
+            closed: AtomicBool::new(false),
+            close: Notify::new(),
+            transcoder,
+        });
+        tokio::spawn(receive_loop(shared.clone(), recv, rtp_timeout));
+        Ok(Leg {
+            shared,
+            events: rx,
+            pacer,
+            registered: false,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.shared.local
+    }
+
+    /// Applies a (re)negotiated SDP: codec, destination, direction. A new
+    /// destination is latched afresh from the next packets.
+    pub fn set_params(&mut self, params: MediaParams) {
+        {
+            let mut st = self.shared.state.lock();
+            let changed_dest = st.params.map(|p| p.remote) != Some(params.remote);
+            st.params = Some(params);
+            if changed_dest {
+                st.remote = params.remote;
+                st.latched = false;
+            }
+            st.relay_clock.reset();
+            st.out.mark_next();
+            st.last_rx = Instant::now();
+        }
+        if !self.registered {
+            self.pacer.add(self.shared.clone());
+            self.registered = true;
+        }
+    }
+
+    pub fn params(&self) -> Option<MediaParams> {
+        self.shared.state.lock().params
+    }
+
+    /// Plays prompts in order (looping the list if asked); returns the
+    /// token its `PlaybackDone` will carry.
+    pub fn play(&self, prompts: Vec<Arc<Prompt>>, looping: bool) -> u64 {
+        let mut st = self.shared.state.lock();
+        let token = st.next_token;
+        st.next_token += 1;
+        st.playback = Playback::prompts(prompts, token, looping);
+        token
+    }
+
+    pub fn stop_playback(&self) {
+        self.shared.state.lock().playback = Playback::Silence;
+    }
+
+    pub fn is_playing(&self) -> bool {
+        self.shared.state.lock().playback.is_playing()
+    }
+
+    /// Queues RFC 4733 events for `digits`, 100 ms each, 60 ms apart.
+    pub fn send_dtmf(&self, digits: &str) {
+        let mut st = self.shared.state.lock();
+        let samples = st.params.map(|p| p.samples_per_packet()).unwrap_or(160) as u16;
+        for d in digits.chars() {
+            for (first, ev) in event_packets(d, 800, samples, 10) {
+                st.dtmf_out.push_back(OutItem::Event(first, ev));
+            }
+            for _ in 0..3 {
+                st.dtmf_out.push_back(OutItem::Gap);
+            }
+        }
+    }
+
+    /// Connects two legs: from now on each relays what it receives to the
+    /// other, and neither plays anything of its own.
+    pub fn bridge(&self, other: &Leg) {
+        for (a, b) in [(&self.shared, &other.shared), (&other.shared, &self.shared)] {
+            let mut st = a.state.lock();
+            st.bridge = Some(b.clone());
+            st.playback = Playback::Silence;
+            st.relay_clock.reset();
+        }
+    }
+
+    pub fn unbridge(&self) {
+        let peer = {
+            let mut st = self.shared.state.lock();
+            st.out.mark_next();
+            st.bridge.take()
+        };
+        if let Some(p) = peer {
+            let mut st = p.state.lock();
+            st.bridge = None;
+            st.out.mark_next();
+        }
+    }
+
+    pub async fn next_event(&mut self) -> Option<LegEvent> {
+        self.events.recv().await
+    }
+
+    pub fn try_event(&mut self) -> Option<LegEvent> {
+        self.events.try_recv().ok()
+    }
+
+    pub fn stats(&self) -> LegStats {
+        self.shared.state.lock().stats
+    }
+}
+
+impl Drop for Leg {
+    fn drop(&mut self) {
+        self.unbridge();
+        self.shared.closed.store(true, Ordering::Relaxed);
+        self.shared.close.notify_one();
+    }
+}
+
+async fn receive_loop(shared: Arc<LegShared>, socket: tokio::net::UdpSocket, rtp_timeout: Duration) {
+    let mut buf = vec![0u8; 2048];
+    loop {
+        tokio::select! {
+            r = tokio::time::timeout(rtp_timeout, socket.recv_from(&mut buf)) => match r {
+                Ok(Ok((n, from))) => {
+                    shared.on_datagram(buf.get(..n).unwrap_or_default(), from, Instant::now());
+                }
+                Ok(Err(_)) => {
+                    // ICMP unreachable from a peer that went away, etc.
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+                Err(_) => {
+                    if shared.expects_rtp() {
+                        let mut st = shared.state.lock();
+                        if !st.timed_out && st.last_rx.elapsed() >= rtp_timeout {
+                            st.timed_out = true;
+                            let _ = shared.events.send(LegEvent::RtpTimeout);
+                        }
+                    }
+                }
+            },
+            _ = shared.close.notified() => break,
+        }
+        if shared.is_closed() {
+            break;
+        }
+    }
+}
