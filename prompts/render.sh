@@ -270,9 +270,10 @@ make_hold_music() {
             j=$((j + 1))
         done
         # Soft sine pad, overlapping the next bar by 0.8 s (a crossfade).
-        set -- $padn
+        local p
+        read -r -a p <<< "$padn"
         sox -R -n "${f[@]}" "$m/b${b}pad.wav" \
-            synth "$padlen" sine "%$1" synth "$padlen" sine mix "%$2" synth "$padlen" sine mix "%$3" \
+            synth "$padlen" sine "%${p[0]}" synth "$padlen" sine mix "%${p[1]}" synth "$padlen" sine mix "%${p[2]}" \
             tremolo 0.5 15 \
             fade h 0.8 "$padlen" 0.8 vol 0.12
         bar_inputs+=(-v 1 "$m/b${b}pad.wav")
