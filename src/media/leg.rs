@@ -20,6 +20,8 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tokio::io::unix::AsyncFd;
+use tokio::io::Interest;
 use tokio::sync::{mpsc, Notify};
 
 /// What a leg reports to the call that owns it.
@@ -241,7 +243,11 @@ impl Leg {
     ) -> std::io::Result<Leg> {
         socket.set_nonblocking(true)?;
         let local = socket.local_addr()?;
-        let recv = tokio::net::UdpSocket::from_std(socket.try_clone()?)?;
+        // Registered for readability only: with write interest too, every
+        // packet the pacer sends would wake the reactor when the kernel
+        // frees its buffer (sock_wfree → EPOLLOUT), which measured as a
+        // third of the CPU spent on sending.
+        let recv = AsyncFd::with_interest(socket.try_clone()?, Interest::READABLE)?;
         let (tx, rx) = mpsc::unbounded_channel();
         let shared = Arc::new(LegShared {
             id,
@@ -382,11 +388,21 @@ impl Drop for Leg {
     }
 }
 
-async fn receive_loop(shared: Arc<LegShared>, socket: tokio::net::UdpSocket, rtp_timeout: Duration) {
+async fn recv_from(socket: &AsyncFd<std::net::UdpSocket>, buf: &mut [u8]) -> std::io::Result<(usize, SocketAddr)> {
+    loop {
+        let mut guard = socket.readable().await?;
+        match guard.try_io(|s| s.get_ref().recv_from(buf)) {
+            Ok(r) => return r,
+            Err(_would_block) => continue,
+        }
+    }
+}
+
+async fn receive_loop(shared: Arc<LegShared>, socket: AsyncFd<std::net::UdpSocket>, rtp_timeout: Duration) {
     let mut buf = vec![0u8; 2048];
     loop {
         tokio::select! {
-            r = tokio::time::timeout(rtp_timeout, socket.recv_from(&mut buf)) => match r {
+            r = tokio::time::timeout(rtp_timeout, recv_from(&socket, &mut buf)) => match r {
                 Ok(Ok((n, from))) => {
                     shared.on_datagram(buf.get(..n).unwrap_or_default(), from, Instant::now());
                 }
