@@ -11,20 +11,22 @@ use callgate::media::g711::Law;
 use callgate::media::prompt::{Prompt, PromptLibrary};
 use callgate::media::sdp::{Direction, MediaParams};
 use std::net::UdpSocket;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 fn thread_cpu_ticks(name_prefix: Option<&str>) -> u64 {
     let mut total = 0;
-    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else { return 0 };
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return 0;
+    };
     for t in tasks.flatten() {
         let p = t.path();
         let comm = std::fs::read_to_string(p.join("comm")).unwrap_or_default();
-        if let Some(prefix) = name_prefix {
-            if !comm.starts_with(prefix) {
-                continue;
-            }
+        if let Some(prefix) = name_prefix
+            && !comm.starts_with(prefix)
+        {
+            continue;
         }
         let stat = std::fs::read_to_string(p.join("stat")).unwrap_or_default();
         // Fields after the ")" of comm: state is field 3; utime 14, stime 15.
@@ -45,10 +47,15 @@ fn clk_tck() -> f64 {
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| a != "--bench")
+        .collect();
     let mut counts = Vec::new();
     let mut seconds = 10u64;
-    let mut pacers = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+    let mut pacers = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2);
     let mut drain = true;
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -66,7 +73,11 @@ fn main() {
     if counts.is_empty() {
         counts = vec![500, 1000, 3000];
     }
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
     let _guard = rt.enter();
 
     // Sinks: a handful of sockets; with "drain" one thread reads them.
@@ -111,18 +122,35 @@ fn main() {
         PromptLibrary::default(),
     )
     .expect("engine");
-    let music: Vec<i16> = (0..8000 * 5).map(|i| ((i as f64 * 0.07).sin() * 6000.0) as i16).collect();
+    let music: Vec<i16> = (0..8000 * 5)
+        .map(|i| ((i as f64 * 0.07).sin() * 6000.0) as i16)
+        .collect();
     let music = Arc::new(Prompt::from_pcm("music", music));
     let hz = clk_tck();
 
     println!(
         "cores: {}, pacer threads: {pacers}, sink: {}, {seconds} s per run",
-        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
-        if drain { "drained by 4 reader threads" } else { "not read (kernel drops)" }
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(0),
+        if drain {
+            "drained by 4 reader threads"
+        } else {
+            "not read (kernel drops)"
+        }
     );
     println!(
         "{:>7} {:>9} {:>9} {:>9} {:>9} {:>9} {:>10} {:>11} {:>9} {:>9}",
-        "streams", "late p50", "late p99", "late p99.9", "late max", "ivl p99", "ivl p99.9", "sent/exp", "pacer cpu", "proc cpu"
+        "streams",
+        "late p50",
+        "late p99",
+        "late p99.9",
+        "late max",
+        "ivl p99",
+        "ivl p99.9",
+        "sent/exp",
+        "pacer cpu",
+        "proc cpu"
     );
     for &n in &counts {
         let mut legs = Vec::with_capacity(n);

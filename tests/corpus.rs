@@ -61,7 +61,7 @@ const EXPECTED: &[(&str, Option<u16>)] = &[
     ("rfc4475/unkscm.dat", Some(416)),
     ("rfc4475/unksm2.dat", Some(400)),
     ("rfc4475/unreason.dat", None),
-    ("rfc4475/wsinv.dat", Some(404)),
+    ("rfc4475/wsinv.dat", Some(481)), // well formed; its To tag makes it a re-INVITE for no dialog (§12.2.2)
     ("rfc4475/zeromf.dat", Some(200)), // OPTIONS with Max-Forwards 0: answered (RFC 3261 §16.3)
     ("rfc5118/ipv4-mapped-ipv6", Some(404)),
     ("rfc5118/ipv6-bad", Some(400)),

@@ -36,6 +36,9 @@ fn params(law: Law, remote: SocketAddr, dtmf: Option<u8>) -> MediaParams {
     }
 }
 
+/// (arrival, marker, pt, seq, ts, ssrc, payload)
+type Pkt = (Instant, bool, u8, u16, u32, u32, Vec<u8>);
+
 struct Rx {
     sock: UdpSocket,
 }
@@ -43,20 +46,30 @@ struct Rx {
 impl Rx {
     fn new() -> Rx {
         let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
-        sock.set_read_timeout(Some(Duration::from_millis(500))).unwrap();
+        sock.set_read_timeout(Some(Duration::from_millis(500)))
+            .unwrap();
         Rx { sock }
     }
     fn addr(&self) -> SocketAddr {
         self.sock.local_addr().unwrap()
     }
-    /// (arrival, marker, pt, seq, ts, ssrc, payload)
-    fn packets(&self, n: usize) -> Vec<(Instant, bool, u8, u16, u32, u32, Vec<u8>)> {
+    fn packets(&self, n: usize) -> Vec<Pkt> {
         let mut out = Vec::new();
         let mut buf = [0u8; 2048];
         while out.len() < n {
-            let Ok((len, _)) = self.sock.recv_from(&mut buf) else { break };
+            let Ok((len, _)) = self.sock.recv_from(&mut buf) else {
+                break;
+            };
             let p = rtp_packet::parse(&buf[..len]).expect("valid RTP");
-            out.push((Instant::now(), p.marker, p.payload_type, p.seq, p.timestamp, p.ssrc, p.payload.to_vec()));
+            out.push((
+                Instant::now(),
+                p.marker,
+                p.payload_type,
+                p.seq,
+                p.timestamp,
+                p.ssrc,
+                p.payload.to_vec(),
+            ));
         }
         out
     }
@@ -87,7 +100,9 @@ async fn prompt_playback_is_paced_continuous_and_exact() {
     .await
     .unwrap();
     let token = leg.play(vec![prompt.clone()], false);
-    let pkts = tokio::task::spawn_blocking(move || rx.packets(80)).await.unwrap();
+    let pkts = tokio::task::spawn_blocking(move || rx.packets(80))
+        .await
+        .unwrap();
     let all: Vec<_> = before.into_iter().chain(pkts).collect();
     assert!(all.len() >= 80);
     assert!(all.iter().all(|p| p.2 == 0 && p.6.len() == 160));
@@ -100,7 +115,10 @@ async fn prompt_playback_is_paced_continuous_and_exact() {
     // The prompt's µ-law bytes appear exactly, in order.
     let stream: Vec<u8> = all.iter().flat_map(|p| p.6.clone()).collect();
     let enc = prompt.encoded(Law::Ulaw);
-    let start = stream.windows(160).position(|w| w == &enc[..160]).expect("prompt start found");
+    let start = stream
+        .windows(160)
+        .position(|w| w == &enc[..160])
+        .expect("prompt start found");
     assert_eq!(&stream[start..start + 8000], enc);
     // Pacing: 20 ms apart on average.
     let span = all.last().unwrap().0 - all.first().unwrap().0;
@@ -130,9 +148,10 @@ async fn dtmf_sent_by_one_leg_is_heard_once_by_another() {
     let mut got = String::new();
     let deadline = Instant::now() + Duration::from_secs(5);
     while got.len() < 8 && Instant::now() < deadline {
-        match tokio::time::timeout(Duration::from_millis(200), b.next_event()).await {
-            Ok(Some(LegEvent::Dtmf(d))) => got.push(d),
-            _ => {}
+        if let Ok(Some(LegEvent::Dtmf(d))) =
+            tokio::time::timeout(Duration::from_millis(200), b.next_event()).await
+        {
+            got.push(d)
         }
     }
     assert_eq!(got, "5551234#");
@@ -177,11 +196,22 @@ async fn bridge_relays_both_ways_and_transcodes() {
     let ulaw: Vec<u8> = pcm.iter().map(|&s| Law::Ulaw.encode(s)).collect();
     let mut buf = [0u8; 300];
     for (k, chunk) in ulaw.chunks(160).enumerate() {
-        let n = rtp_packet::write(&mut buf, k == 0, 0, 100 + k as u16, 5000 + 160 * k as u32, 0xabc, chunk).unwrap();
+        let n = rtp_packet::write(
+            &mut buf,
+            k == 0,
+            0,
+            100 + k as u16,
+            5000 + 160 * k as u32,
+            0xabc,
+            chunk,
+        )
+        .unwrap();
         x.sock.send_to(&buf[..n], bx.local_addr()).unwrap();
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let got = tokio::task::spawn_blocking(move || (y.packets(10), y)).await.unwrap();
+    let got = tokio::task::spawn_blocking(move || (y.packets(10), y))
+        .await
+        .unwrap();
     let (pk, y) = got;
     assert_eq!(pk.len(), 10);
     assert!(pk.iter().all(|p| p.2 == 8), "PCMA on the agent side");
@@ -189,16 +219,27 @@ async fn bridge_relays_both_ways_and_transcodes() {
         assert_eq!(w[1].3, w[0].3.wrapping_add(1));
         assert_eq!(w[1].4, w[0].4.wrapping_add(160));
     }
-    let decoded: Vec<i16> = pk.iter().flat_map(|p| p.6.iter().map(|&c| Law::Alaw.decode(c))).collect();
-    let err: f64 = decoded.iter().zip(&pcm).map(|(a, b)| (f64::from(*a) - f64::from(*b)).abs()).sum::<f64>() / pcm.len() as f64;
+    let decoded: Vec<i16> = pk
+        .iter()
+        .flat_map(|p| p.6.iter().map(|&c| Law::Alaw.decode(c)))
+        .collect();
+    let err: f64 = decoded
+        .iter()
+        .zip(&pcm)
+        .map(|(a, b)| (f64::from(*a) - f64::from(*b)).abs())
+        .sum::<f64>()
+        / pcm.len() as f64;
     assert!(err < 200.0, "transcoded audio differs: mean error {err}");
     // And the other way, with a DTMF event passing through.
     let alaw: Vec<u8> = pcm.iter().map(|&s| Law::Alaw.encode(s)).collect();
     for (k, chunk) in alaw.chunks(160).take(5).enumerate() {
-        let n = rtp_packet::write(&mut buf, k == 0, 8, k as u16, 160 * k as u32, 0xdef, chunk).unwrap();
+        let n =
+            rtp_packet::write(&mut buf, k == 0, 8, k as u16, 160 * k as u32, 0xdef, chunk).unwrap();
         y.sock.send_to(&buf[..n], by.local_addr()).unwrap();
     }
-    let pk = tokio::task::spawn_blocking(move || x.packets(5)).await.unwrap();
+    let pk = tokio::task::spawn_blocking(move || x.packets(5))
+        .await
+        .unwrap();
     assert_eq!(pk.len(), 5);
     assert!(pk.iter().all(|p| p.2 == 0), "PCMU on the caller side");
     assert!(bx.stats().relayed_in >= 5);

@@ -3,21 +3,27 @@
 
 mod common;
 
-use callgate::sip::message::{parse_datagram, parse_stream_message, MessageExt, SipMessage};
+use callgate::sip::message::{MessageExt, SipMessage, parse_datagram, parse_stream_message};
 use rsip::prelude::*;
 
 fn corpus_messages() -> Vec<(String, Vec<u8>)> {
     let mut out = Vec::new();
     for dir in ["rfc4475", "rfc5118", "fuzz/pjsip-fuzz-sip-seed"] {
         let path = common::corpus_dir().join(dir);
-        let mut entries: Vec<_> = std::fs::read_dir(&path).expect("corpus").filter_map(|e| e.ok()).collect();
+        let mut entries: Vec<_> = std::fs::read_dir(&path)
+            .expect("corpus")
+            .filter_map(|e| e.ok())
+            .collect();
         entries.sort_by_key(|e| e.file_name());
         for e in entries {
             let name = e.file_name().to_string_lossy().to_string();
             if name.ends_with(".sha256") {
                 continue;
             }
-            out.push((format!("{dir}/{name}"), std::fs::read(e.path()).expect("read")));
+            out.push((
+                format!("{dir}/{name}"),
+                std::fs::read(e.path()).expect("read"),
+            ));
         }
     }
     out
@@ -27,7 +33,10 @@ fn corpus_messages() -> Vec<(String, Vec<u8>)> {
 fn agrees_with_rsip_where_both_accept() {
     let mut compared = 0;
     for (name, data) in corpus_messages() {
-        let (Ok(ours), Ok(theirs)) = (parse_datagram(&data), rsip::SipMessage::try_from(data.as_slice())) else {
+        let (Ok(ours), Ok(theirs)) = (
+            parse_datagram(&data),
+            rsip::SipMessage::try_from(data.as_slice()),
+        ) else {
             continue;
         };
         match (&ours, &theirs) {
@@ -40,11 +49,21 @@ fn agrees_with_rsip_where_both_accept() {
             _ => panic!("{name}: request/response disagreement"),
         }
         let (call_id, cseq) = match &ours {
-            SipMessage::Request(r) => (r.call_id().map(str::to_string), r.cseq().ok().map(|c| c.seq)),
-            SipMessage::Response(r) => (r.call_id().map(str::to_string), r.cseq().ok().map(|c| c.seq)),
+            SipMessage::Request(r) => (
+                r.call_id().map(str::to_string),
+                r.cseq().ok().map(|c| c.seq),
+            ),
+            SipMessage::Response(r) => (
+                r.call_id().map(str::to_string),
+                r.cseq().ok().map(|c| c.seq),
+            ),
         };
         if let Ok(cid) = theirs.call_id_header() {
-            assert_eq!(call_id.as_deref(), Some(cid.value().trim()), "{name}: Call-ID");
+            assert_eq!(
+                call_id.as_deref(),
+                Some(cid.value().trim()),
+                "{name}: Call-ID"
+            );
         }
         if let Some(Ok(theirs_cseq)) = theirs.cseq_header().ok().map(|c| c.typed()) {
             assert_eq!(cseq, Some(theirs_cseq.seq), "{name}: CSeq");
@@ -74,7 +93,26 @@ impl XorShift {
 fn mutated_messages_never_panic() {
     let seeds = corpus_messages();
     let mut rng = XorShift(0x9e3779b97f4a7c15);
-    let tokens: &[&[u8]] = &[b"\r\n", b" ", b":", b";", b",", b"<", b">", b"\"", b"\\", b"[", b"]", b"%", b"\0", b"\xff", b"\r\n ", b"Content-Length: 99999999999\r\n", b"v: ", b"SIP/2.0 "];
+    let tokens: &[&[u8]] = &[
+        b"\r\n",
+        b" ",
+        b":",
+        b";",
+        b",",
+        b"<",
+        b">",
+        b"\"",
+        b"\\",
+        b"[",
+        b"]",
+        b"%",
+        b"\0",
+        b"\xff",
+        b"\r\n ",
+        b"Content-Length: 99999999999\r\n",
+        b"v: ",
+        b"SIP/2.0 ",
+    ];
     let mut runs = 0;
     for (_, seed) in &seeds {
         for _ in 0..300 {

@@ -81,6 +81,35 @@ pub fn load_str(text: &str, path: &Path, overrides: &Overrides) -> Result<Config
     ))
 }
 
+/// Dialled numbers as they appear in a Request-URI user part.
+pub fn is_dialable(n: &str) -> bool {
+    let digits = n.strip_prefix('+').unwrap_or(n);
+    !digits.is_empty() && digits.len() <= 32 && digits.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// A prompt name must be a plain file stem with a WAV in the prompt
+/// directory. (Its content is checked when loading.)
+pub fn check_prompt(c: &Config, name: &str, key: &str, p: &mut Vec<(String, String)>) {
+    let plain = !name.is_empty()
+        && name
+            .chars()
+            .all(|ch| ch.is_ascii_alphanumeric() || ch == '_' || ch == '-');
+    if !plain {
+        p.push((
+            key.into(),
+            format!("{name:?} is not a prompt name (letters, digits, _ and -)"),
+        ));
+        return;
+    }
+    let path = c.prompts.dir.join(format!("{name}.wav"));
+    if !path.is_file() {
+        p.push((
+            key.into(),
+            format!("prompt file {} not found", path.display()),
+        ));
+    }
+}
+
 /// serde names Rust types ("expected u64"); operators want words.
 fn plain_types(message: &str) -> String {
     let mut m = message.to_string();
@@ -181,6 +210,28 @@ fn validate(c: &Config) -> Vec<(String, String)> {
                 format!("{cidr:?} is not an address or CIDR block"),
             ));
         }
+    }
+    if c.rtp.timeout_s == 0 {
+        p.push(("rtp.timeout_s".into(), "must be at least 1".into()));
+    }
+    if c.sip.max_calls == 0 {
+        p.push(("sip.max_calls".into(), "must be at least 1".into()));
+    }
+    let mut numbers = HashSet::new();
+    for (i, t) in c.test_numbers.iter().enumerate() {
+        if !is_dialable(&t.number) {
+            p.push((
+                format!("test_numbers[{i}].number"),
+                "must be digits, optionally with a leading +".into(),
+            ));
+        }
+        if !numbers.insert(t.number.clone()) {
+            p.push((
+                format!("test_numbers[{i}].number"),
+                format!("number {} is defined twice", t.number),
+            ));
+        }
+        check_prompt(c, &t.prompt, &format!("test_numbers[{i}].prompt"), &mut p);
     }
     let mut users = HashSet::new();
     for (i, a) in c.agents.iter().enumerate() {

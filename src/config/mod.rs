@@ -22,7 +22,9 @@ pub struct Config {
     pub data: DataConfig,
     pub registrar: RegistrarConfig,
     pub security: SecurityConfig,
+    pub prompts: PromptsConfig,
     pub agents: Vec<AgentConfig>,
+    pub test_numbers: Vec<TestNumberConfig>,
     /// The file this came from; relative paths in it resolve against its
     /// directory.
     #[serde(skip)]
@@ -38,7 +40,9 @@ impl Default for Config {
             data: DataConfig::default(),
             registrar: RegistrarConfig::default(),
             security: SecurityConfig::default(),
+            prompts: PromptsConfig::default(),
             agents: Vec::new(),
+            test_numbers: Vec::new(),
             source: PathBuf::from("<defaults>"),
         }
     }
@@ -72,6 +76,9 @@ pub struct SipConfig {
     pub max_tcp_connections: usize,
     /// A TCP connection idle this long is closed.
     pub tcp_idle_timeout_s: u64,
+    /// Simultaneous calls (inbound and outbound legs); beyond it new
+    /// INVITEs get 503 with Retry-After.
+    pub max_calls: usize,
 }
 
 impl Default for SipConfig {
@@ -86,6 +93,7 @@ impl Default for SipConfig {
             t1_ms: 500,
             max_tcp_connections: 4096,
             tcp_idle_timeout_s: 600,
+            max_calls: 2000,
         }
     }
 }
@@ -97,6 +105,11 @@ pub struct RtpConfig {
     pub port_max: u16,
     /// Address written in SDP `c=` lines: what callers and agents can reach.
     pub address: String,
+    /// A leg whose peer sends no RTP for this long (while it should) is
+    /// reported and the call ended.
+    pub timeout_s: u64,
+    /// Threads pacing outgoing RTP; 0 = one per core.
+    pub pacer_threads: usize,
 }
 
 impl Default for RtpConfig {
@@ -105,6 +118,8 @@ impl Default for RtpConfig {
             port_min: 20000,
             port_max: 29999,
             address: "127.0.0.1".into(),
+            timeout_s: 60,
+            pacer_threads: 0,
         }
     }
 }
@@ -193,6 +208,40 @@ impl Default for SecurityConfig {
             trusted: Vec::new(),
         }
     }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PromptsConfig {
+    /// Directory of `<name>.wav` prompt files.
+    pub dir: PathBuf,
+}
+
+impl Default for PromptsConfig {
+    fn default() -> Self {
+        PromptsConfig {
+            dir: PathBuf::from("prompts"),
+        }
+    }
+}
+
+/// A diagnostic number: answers, plays a prompt and logs every DTMF digit
+/// it hears (like an "echo test" number on a PBX).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TestNumberConfig {
+    pub number: String,
+    pub prompt: String,
+    /// Hang up after this long.
+    #[serde(default = "default_test_seconds")]
+    pub max_seconds: u64,
+    /// Hang up (BYE) as soon as the prompt has played.
+    #[serde(default)]
+    pub hangup_after_prompt: bool,
+}
+
+fn default_test_seconds() -> u64 {
+    300
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -7,26 +7,56 @@
 pub mod addressing;
 pub mod capabilities;
 
+use crate::call::{CallEvent, CallRef, Command};
 use crate::config::Config;
 use crate::registrar::{Bindings, RegisterOutcome, Registrar};
 use crate::security::{Cidr, RateLimiter};
+use crate::sip::dialog::DialogId;
 use crate::sip::message::validate::{Rejection, validate_request};
 use crate::sip::message::{
     BadMessage, HeaderName, Headers, MessageExt, Method, Request, Response, SipMessage, Via,
     parse_datagram, parse_stream_message,
 };
+use crate::sip::transaction::ClientTxId;
 use crate::sip::transaction::layer::tag_for;
 use crate::sip::transaction::{Output as TxOutput, ServerTxId, TimerConfig, TransactionLayer};
 use crate::sip::transport::Peer;
 use addressing::{response_peer, stamp_received};
 use bytes::Bytes;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use tracing::debug;
 
 /// What the endpoint asks of the runtime.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub enum Output {
-    Transmit { peer: Peer, data: Bytes },
+    Transmit {
+        peer: Peer,
+        data: Bytes,
+    },
+    /// A new INVITE: the application decides what to do with it. 100
+    /// Trying has been sent.
+    NewCall {
+        call: CallRef,
+        tx: ServerTxId,
+        request: Request,
+        peer: Peer,
+    },
+    /// Something for an existing call.
+    ToCall {
+        call: CallRef,
+        event: CallEvent,
+    },
+}
+
+/// Where a call's messages are routed.
+#[derive(Debug, Default)]
+struct CallRoutes {
+    server_txs: Vec<ServerTxId>,
+    client_txs: Vec<ClientTxId>,
+    dialogs: Vec<DialogId>,
 }
 
 /// Counters for metrics and tests.
@@ -42,6 +72,12 @@ pub struct Stats {
 
 pub struct Endpoint {
     layer: TransactionLayer,
+    call_ids: Arc<AtomicU64>,
+    calls: HashMap<CallRef, CallRoutes>,
+    server_owner: HashMap<ServerTxId, CallRef>,
+    client_owner: HashMap<ClientTxId, (CallRef, String)>,
+    branches: HashMap<String, ClientTxId>,
+    dialogs: HashMap<DialogId, CallRef>,
     registrar: Registrar,
     rate: RateLimiter,
     max_message: usize,
@@ -63,6 +99,12 @@ impl Endpoint {
         };
         Endpoint {
             layer: TransactionLayer::new(timers),
+            call_ids: Arc::new(AtomicU64::new(1)),
+            calls: HashMap::new(),
+            server_owner: HashMap::new(),
+            client_owner: HashMap::new(),
+            branches: HashMap::new(),
+            dialogs: HashMap::new(),
             registrar: Registrar::new(config, bindings, now),
             rate: RateLimiter::new(config.security.max_requests_per_source_per_s, trusted),
             max_message: config.sip.max_message_bytes,
@@ -73,6 +115,16 @@ impl Endpoint {
 
     pub fn stats(&self) -> &Stats {
         &self.stats
+    }
+
+    /// The allocator of call ids, shared with outbound call creation.
+    pub fn call_ids(&self) -> Arc<AtomicU64> {
+        self.call_ids.clone()
+    }
+
+    /// Calls with live routes.
+    pub fn call_count(&self) -> usize {
+        self.calls.len()
     }
 
     pub fn max_message(&self) -> usize {
@@ -184,15 +236,60 @@ impl Endpoint {
                 TxOutput::Request { tx, request, peer } => {
                     self.dispatch(tx, request, peer, now, out)
                 }
-                // Dialogs and client transactions belong to calls, which
-                // register with the endpoint when they exist; with none,
-                // these have no owner.
-                TxOutput::Ack { .. }
-                | TxOutput::Cancelled { .. }
-                | TxOutput::AckTimeout { .. }
-                | TxOutput::Response { .. }
-                | TxOutput::StrayOk { .. }
-                | TxOutput::Timeout { .. } => {}
+                TxOutput::Ack { request, .. } => {
+                    let call = DialogId::for_incoming(&request)
+                        .and_then(|id| self.dialogs.get(&id).copied());
+                    if let Some(call) = call {
+                        out.push(Output::ToCall {
+                            call,
+                            event: CallEvent::Ack { request },
+                        });
+                    }
+                }
+                TxOutput::Cancelled { tx } => {
+                    if let Some(&call) = self.server_owner.get(&tx) {
+                        out.push(Output::ToCall {
+                            call,
+                            event: CallEvent::Cancelled,
+                        });
+                    }
+                }
+                TxOutput::AckTimeout { tx } => {
+                    if let Some(&call) = self.server_owner.get(&tx) {
+                        out.push(Output::ToCall {
+                            call,
+                            event: CallEvent::AckTimeout,
+                        });
+                    }
+                }
+                TxOutput::Response { tx, response, peer } => {
+                    if let Some((call, _)) = self.client_owner.get(&tx) {
+                        out.push(Output::ToCall {
+                            call: *call,
+                            event: CallEvent::Response { response, peer },
+                        });
+                    }
+                }
+                TxOutput::Timeout { tx } => {
+                    if let Some((call, branch)) = self.client_owner.get(&tx) {
+                        out.push(Output::ToCall {
+                            call: *call,
+                            event: CallEvent::Timeout {
+                                branch: branch.clone(),
+                            },
+                        });
+                    }
+                }
+                TxOutput::StrayOk { response, peer } => {
+                    let call = DialogId::for_response(&response)
+                        .and_then(|id| self.dialogs.get(&id).copied());
+                    if let Some(call) = call {
+                        out.push(Output::ToCall {
+                            call,
+                            event: CallEvent::StrayOk { response, peer },
+                        });
+                    }
+                }
             }
         }
     }
@@ -227,10 +324,49 @@ impl Endpoint {
                 // Banned mid-transaction: let the transaction time out.
                 RegisterOutcome::Drop => return,
             },
+            _ if req.addr_to().is_ok_and(|t| t.tag().is_some()) => {
+                // In-dialog: to the call that owns the dialog, or 481.
+                let call =
+                    DialogId::for_incoming(&req).and_then(|id| self.dialogs.get(&id).copied());
+                match call {
+                    Some(call) => {
+                        self.server_owner.insert(tx, call);
+                        if let Some(r) = self.calls.get_mut(&call) {
+                            r.server_txs.push(tx);
+                        }
+                        out.push(Output::ToCall {
+                            call,
+                            event: CallEvent::Request {
+                                tx,
+                                request: req,
+                                peer,
+                            },
+                        });
+                        return;
+                    }
+                    None => Response::to_request(&req, 481, Some(&tag)),
+                }
+            }
             Method::Invite => match capabilities::check_offer_content(&req) {
                 Err(rej) => capabilities::rejection_response(&req, &tag, rej),
-                Ok(()) => Response::to_request(&req, 404, Some(&tag))
-                    .with_reason("No flow for this number"),
+                Ok(()) => {
+                    let call = CallRef(self.call_ids.fetch_add(1, Ordering::Relaxed));
+                    self.server_owner.insert(tx, call);
+                    self.calls.insert(
+                        call,
+                        CallRoutes {
+                            server_txs: vec![tx],
+                            ..CallRoutes::default()
+                        },
+                    );
+                    out.push(Output::NewCall {
+                        call,
+                        tx,
+                        request: req,
+                        peer,
+                    });
+                    return;
+                }
             },
             Method::Bye | Method::Info | Method::Update | Method::Prack => {
                 Response::to_request(&req, 481, Some(&tag))
@@ -248,6 +384,98 @@ impl Endpoint {
             }
         };
         self.respond(tx, resp, now, out);
+    }
+
+    /// A command from a call task.
+    pub fn on_command(&mut self, cmd: Command, now: Instant) -> Vec<Output> {
+        let mut out = Vec::new();
+        match cmd {
+            Command::Respond { tx, mut response } => {
+                if response.headers.get(&HeaderName::Server).is_none() {
+                    response
+                        .headers
+                        .push(HeaderName::Server, self.server_header.clone());
+                }
+                let tx_out = self.layer.respond_now(tx, &response, now);
+                self.handle_tx_outputs(tx_out, now, &mut out);
+            }
+            Command::Request {
+                call,
+                request,
+                peer,
+            } => {
+                let branch = request
+                    .top_via()
+                    .ok()
+                    .and_then(|v| v.branch().map(str::to_string))
+                    .unwrap_or_default();
+                let (tx, tx_out) = self.layer.send_request(request, peer, now);
+                if let Some(tx) = tx {
+                    self.client_owner.insert(tx, (call, branch.clone()));
+                    self.branches.insert(branch, tx);
+                    if let Some(r) = self.calls.get_mut(&call) {
+                        r.client_txs.push(tx);
+                    } else {
+                        self.calls.insert(
+                            call,
+                            CallRoutes {
+                                client_txs: vec![tx],
+                                ..CallRoutes::default()
+                            },
+                        );
+                    }
+                }
+                self.handle_tx_outputs(tx_out, now, &mut out);
+            }
+            Command::Cancel { branch } => {
+                if let Some(&tx) = self.branches.get(&branch) {
+                    let tx_out = self.layer.cancel(tx, now);
+                    self.handle_tx_outputs(tx_out, now, &mut out);
+                }
+            }
+            Command::DialogUp { call, id } => {
+                self.dialogs.insert(id.clone(), call);
+                self.calls.entry(call).or_default().dialogs.push(id);
+            }
+            Command::Ended { call } => {
+                if let Some(routes) = self.calls.remove(&call) {
+                    for tx in routes.server_txs {
+                        self.server_owner.remove(&tx);
+                    }
+                    for tx in routes.client_txs {
+                        if let Some((_, branch)) = self.client_owner.remove(&tx) {
+                            self.branches.remove(&branch);
+                        }
+                    }
+                    for id in routes.dialogs {
+                        self.dialogs.remove(&id);
+                    }
+                }
+            }
+            Command::Attach { call, .. } => {
+                self.calls.entry(call).or_default();
+            }
+        }
+        out
+    }
+
+    /// Refuses a new call before any task was started for it (capacity).
+    pub fn refuse_call(
+        &mut self,
+        call: CallRef,
+        tx: ServerTxId,
+        request: &Request,
+        status: u16,
+        retry_after: Option<u32>,
+        now: Instant,
+    ) -> Vec<Output> {
+        let mut resp = Response::to_request(request, status, Some(&tag_for(tx)));
+        if let Some(s) = retry_after {
+            resp.headers.push(HeaderName::RetryAfter, s.to_string());
+        }
+        let mut out = self.on_command(Command::Respond { tx, response: resp }, now);
+        out.extend(self.on_command(Command::Ended { call }, now));
+        out
     }
 
     pub fn next_timeout(&self) -> Option<Instant> {

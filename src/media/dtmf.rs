@@ -97,7 +97,14 @@ impl DtmfReceiver {
 
     /// Feeds one telephone-event packet (the caller has already checked the
     /// payload type is the negotiated one).
-    pub fn on_packet(&mut self, ssrc: u32, ts: u32, marker: bool, payload: &[u8], now: Instant) -> Option<DtmfDigit> {
+    pub fn on_packet(
+        &mut self,
+        ssrc: u32,
+        ts: u32,
+        marker: bool,
+        payload: &[u8],
+        now: Instant,
+    ) -> Option<DtmfDigit> {
         let p = EventPayload::parse(payload)?;
         let digit = event_to_char(p.event)?;
         let found = self
@@ -159,7 +166,12 @@ impl DtmfReceiver {
 /// The packets of one outgoing event (RFC 4733 §2.5.1): one every
 /// `ptime_samples`, the first marked, durations growing, the end packet
 /// sent three times. All share the event's start timestamp.
-pub fn event_packets(digit: char, duration_samples: u16, ptime_samples: u16, volume: u8) -> Vec<(bool, EventPayload)> {
+pub fn event_packets(
+    digit: char,
+    duration_samples: u16,
+    ptime_samples: u16,
+    volume: u8,
+) -> Vec<(bool, EventPayload)> {
     let Some(event) = char_to_event(digit) else {
         return Vec::new();
     };
@@ -210,7 +222,13 @@ mod tests {
 
     /// One press as SIPp's pcaps send it: 7 packets 20 ms apart, then the
     /// end packet three times with the same sequence number.
-    fn press(rx: &mut DtmfReceiver, ssrc: u32, ts: u32, event: u8, t: Instant) -> (Vec<char>, Instant) {
+    fn press(
+        rx: &mut DtmfReceiver,
+        ssrc: u32,
+        ts: u32,
+        event: u8,
+        t: Instant,
+    ) -> (Vec<char>, Instant) {
         let mut got = Vec::new();
         let mut now = t;
         for k in 0..7u16 {
@@ -254,13 +272,31 @@ mod tests {
         let mut rx = DtmfReceiver::new();
         let t = Instant::now();
         // Only the end packets arrive.
-        assert_eq!(rx.on_packet(9, 100, false, &payload(7, true, 800), t).map(|d| d.digit), Some('7'));
+        assert_eq!(
+            rx.on_packet(9, 100, false, &payload(7, true, 800), t)
+                .map(|d| d.digit),
+            Some('7')
+        );
         assert_eq!(rx.on_packet(9, 100, false, &payload(7, true, 800), t), None);
         // An event whose end never arrives, then the next digit.
-        assert_eq!(rx.on_packet(9, 2000, true, &payload(8, false, 160), t).map(|d| d.digit), Some('8'));
-        assert_eq!(rx.on_packet(9, 2000, false, &payload(8, false, 320), t), None);
         assert_eq!(
-            rx.on_packet(9, 4000, true, &payload(9, false, 160), t + Duration::from_millis(200)).map(|d| d.digit),
+            rx.on_packet(9, 2000, true, &payload(8, false, 160), t)
+                .map(|d| d.digit),
+            Some('8')
+        );
+        assert_eq!(
+            rx.on_packet(9, 2000, false, &payload(8, false, 320), t),
+            None
+        );
+        assert_eq!(
+            rx.on_packet(
+                9,
+                4000,
+                true,
+                &payload(9, false, 160),
+                t + Duration::from_millis(200)
+            )
+            .map(|d| d.digit),
             Some('9')
         );
     }
@@ -270,15 +306,33 @@ mod tests {
         let mut rx = DtmfReceiver::new();
         let t = Instant::now();
         let ms = |n| t + Duration::from_millis(n);
-        assert!(rx.on_packet(3, 10, true, &payload(1, false, 160), ms(0)).is_some());
+        assert!(
+            rx.on_packet(3, 10, true, &payload(1, false, 160), ms(0))
+                .is_some()
+        );
         // end overtakes a middle packet
-        assert!(rx.on_packet(3, 10, false, &payload(1, true, 800), ms(60)).is_none());
-        assert!(rx.on_packet(3, 10, false, &payload(1, false, 480), ms(65)).is_none());
+        assert!(
+            rx.on_packet(3, 10, false, &payload(1, true, 800), ms(60))
+                .is_none()
+        );
+        assert!(
+            rx.on_packet(3, 10, false, &payload(1, false, 480), ms(65))
+                .is_none()
+        );
         // the next digit's first packet overtakes the previous end's copies
-        assert!(rx.on_packet(3, 2000, true, &payload(2, false, 160), ms(70)).is_some());
-        assert!(rx.on_packet(3, 10, false, &payload(1, true, 800), ms(75)).is_none());
+        assert!(
+            rx.on_packet(3, 2000, true, &payload(2, false, 160), ms(70))
+                .is_some()
+        );
+        assert!(
+            rx.on_packet(3, 10, false, &payload(1, true, 800), ms(75))
+                .is_none()
+        );
         // and a very late marked first packet of digit 1 is still not a press
-        assert!(rx.on_packet(3, 10, true, &payload(1, false, 0), ms(80)).is_none());
+        assert!(
+            rx.on_packet(3, 10, true, &payload(1, false, 0), ms(80))
+                .is_none()
+        );
     }
 
     #[test]
@@ -289,7 +343,10 @@ mod tests {
         // 3 s of key-down in 50 ms updates.
         for k in 0..60u32 {
             let d = ((k + 1) * 400).min(0xFFFF) as u16;
-            if rx.on_packet(4, 500, k == 0, &payload(0, false, d), t).is_some() {
+            if rx
+                .on_packet(4, 500, k == 0, &payload(0, false, d), t)
+                .is_some()
+            {
                 count += 1;
             }
             t += Duration::from_millis(50);
@@ -297,16 +354,34 @@ mod tests {
         assert_eq!(count, 1);
         // Segment boundary of a >8 s press: the next segment continues it.
         let mut rx = DtmfReceiver::new();
-        assert!(rx.on_packet(4, 500, true, &payload(0, false, 0xFFFF), t).is_some());
-        assert!(rx.on_packet(4, 500 + 0xFFFF, false, &payload(0, false, 400), t + Duration::from_millis(50)).is_none());
+        assert!(
+            rx.on_packet(4, 500, true, &payload(0, false, 0xFFFF), t)
+                .is_some()
+        );
+        assert!(
+            rx.on_packet(
+                4,
+                500 + 0xFFFF,
+                false,
+                &payload(0, false, 400),
+                t + Duration::from_millis(50)
+            )
+            .is_none()
+        );
     }
 
     #[test]
     fn ssrc_changes_are_new_streams() {
         let mut rx = DtmfReceiver::new();
         let t = Instant::now();
-        assert!(rx.on_packet(1, 10, true, &payload(6, false, 0), t).is_some());
-        assert!(rx.on_packet(2, 10, true, &payload(6, false, 0), t).is_some());
+        assert!(
+            rx.on_packet(1, 10, true, &payload(6, false, 0), t)
+                .is_some()
+        );
+        assert!(
+            rx.on_packet(2, 10, true, &payload(6, false, 0), t)
+                .is_some()
+        );
     }
 
     #[test]
@@ -314,8 +389,15 @@ mod tests {
         let mut rx = DtmfReceiver::new();
         let t = Instant::now();
         assert!(rx.on_packet(1, 1, true, &[1, 2], t).is_none());
-        assert!(rx.on_packet(1, 1, true, &payload(16, false, 0), t).is_none(), "flash is not a digit");
-        assert!(rx.on_packet(1, 1, true, &payload(200, false, 0), t).is_none());
+        assert!(
+            rx.on_packet(1, 1, true, &payload(16, false, 0), t)
+                .is_none(),
+            "flash is not a digit"
+        );
+        assert!(
+            rx.on_packet(1, 1, true, &payload(200, false, 0), t)
+                .is_none()
+        );
     }
 
     #[test]

@@ -9,8 +9,8 @@ use super::prompt::PromptLibrary;
 use super::sdp::LocalMedia;
 use super::tones::Tones;
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 #[derive(Debug, Clone)]
@@ -65,13 +65,15 @@ impl MediaEngine {
     pub fn open_leg(&self) -> Result<Leg, MediaError> {
         let socket = self.ports.bind().ok_or(MediaError::NoPorts)?;
         let i = self.next_pacer.fetch_add(1, Ordering::Relaxed) % self.pacers.len();
-        let pacer = self
-            .pacers
-            .get(i)
-            .cloned()
-            .ok_or(MediaError::NoPorts)?;
+        let pacer = self.pacers.get(i).cloned().ok_or(MediaError::NoPorts)?;
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        Ok(Leg::open(id, socket, pacer, self.transcoder.clone(), self.config.rtp_timeout)?)
+        Ok(Leg::open(
+            id,
+            socket,
+            pacer,
+            self.transcoder.clone(),
+            self.config.rtp_timeout,
+        )?)
     }
 
     /// Our side of an SDP negotiation for `leg`.

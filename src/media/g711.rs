@@ -34,7 +34,11 @@ pub fn ulaw_to_linear(code: u8) -> i16 {
     let u = !code;
     let mut t = ((i32::from(u) & 0x0F) << 3) + ULAW_BIAS;
     t <<= (i32::from(u) & 0x70) >> 4;
-    let v = if u & 0x80 != 0 { ULAW_BIAS - t } else { t - ULAW_BIAS };
+    let v = if u & 0x80 != 0 {
+        ULAW_BIAS - t
+    } else {
+        t - ULAW_BIAS
+    };
     v as i16
 }
 

@@ -6,7 +6,7 @@
 //! that). A short mutex section each; never two legs' locks at once.
 
 use super::bridge::RelayClock;
-use super::dtmf::{event_packets, DtmfReceiver, EventPayload};
+use super::dtmf::{DtmfReceiver, EventPayload, event_packets};
 use super::g711::{Law, Transcoder};
 use super::pacer::Pacer;
 use super::playback::Playback;
@@ -17,12 +17,12 @@ use super::sdp::{Direction, MediaParams};
 use parking_lot::Mutex;
 use std::collections::VecDeque;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
-use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
-use tokio::sync::{mpsc, Notify};
+use tokio::io::unix::AsyncFd;
+use tokio::sync::{Notify, mpsc};
 
 /// What a leg reports to the call that owns it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -138,8 +138,16 @@ impl LegShared {
         let ssrc = st.out.ssrc;
         st.stats.tx_packets += 1;
         drop(st);
-        let send = rtp_packet::write(buf, stamp.marker, pt, stamp.seq, stamp.ts, ssrc, &payload[..len])
-            .map(|n| (n, dest));
+        let send = rtp_packet::write(
+            buf,
+            stamp.marker,
+            pt,
+            stamp.seq,
+            stamp.ts,
+            ssrc,
+            &payload[..len],
+        )
+        .map(|n| (n, dest));
         Tick { send, period }
     }
 
@@ -169,13 +177,17 @@ impl LegShared {
         st.last_rx = now;
         st.timed_out = false;
         st.stats.rx_packets += 1;
-        if is_event {
-            if let Some(d) = st.dtmf_rx.on_packet(pkt.ssrc, pkt.timestamp, pkt.marker, pkt.payload, now) {
-                st.stats.dtmf_digits += 1;
-                let _ = self.events.send(LegEvent::Dtmf(d.digit));
-            }
+        if is_event
+            && let Some(d) =
+                st.dtmf_rx
+                    .on_packet(pkt.ssrc, pkt.timestamp, pkt.marker, pkt.payload, now)
+        {
+            st.stats.dtmf_digits += 1;
+            let _ = self.events.send(LegEvent::Dtmf(d.digit));
         }
-        let Some(peer) = st.bridge.clone() else { return };
+        let Some(peer) = st.bridge.clone() else {
+            return;
+        };
         let law = params.law;
         drop(st);
         peer.relay_in(&pkt, if is_event { None } else { Some(law) });
@@ -200,18 +212,31 @@ impl LegShared {
         let n = pkt.payload.len().min(payload.len());
         payload[..n].copy_from_slice(&pkt.payload[..n]);
         if let Some(from) = law {
-            self.transcoder.translate(from, params.law, &mut payload[..n]);
+            self.transcoder
+                .translate(from, params.law, &mut payload[..n]);
         }
         let next_ts = st.out.next_ts();
         let (ts, marker) = st.relay_clock.map(pkt, next_ts);
-        let samples = if law.is_some() { n as u32 } else { params.samples_per_packet() };
+        let samples = if law.is_some() {
+            n as u32
+        } else {
+            params.samples_per_packet()
+        };
         let stamp = st.out.relay(ts, samples, marker);
         let ssrc = st.out.ssrc;
         st.stats.relayed_in += 1;
         st.stats.tx_packets += 1;
         drop(st);
         let mut buf = [0u8; 1300];
-        if let Some(len) = rtp_packet::write(&mut buf, stamp.marker, pt, stamp.seq, stamp.ts, ssrc, &payload[..n]) {
+        if let Some(len) = rtp_packet::write(
+            &mut buf,
+            stamp.marker,
+            pt,
+            stamp.seq,
+            stamp.ts,
+            ssrc,
+            &payload[..n],
+        ) {
             let _ = self.socket.send_to(&buf[..len], dest);
         }
     }
@@ -219,9 +244,8 @@ impl LegShared {
     /// Whether the peer should be sending to us now.
     fn expects_rtp(&self) -> bool {
         let st = self.state.lock();
-        st.params.is_some_and(|p| {
-            matches!(p.direction, Direction::SendRecv | Direction::RecvOnly)
-        })
+        st.params
+            .is_some_and(|p| matches!(p.direction, Direction::SendRecv | Direction::RecvOnly))
     }
 }
 
@@ -247,7 +271,15 @@ impl Leg {
         // packet the pacer sends would wake the reactor when the kernel
         // frees its buffer (sock_wfree → EPOLLOUT), which measured as a
         // third of the CPU spent on sending.
-        let recv = AsyncFd::with_interest(socket.try_clone()?, Interest::READABLE)?;
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Err(std::io::Error::other("media legs need a tokio runtime"));
+        }
+        let clone = socket.try_clone()?;
+        // SAFETY: `clone` is a std UdpSocket that owns its descriptor; the
+        // AsyncFd takes ownership of it, so the descriptor stays open and
+        // refers to the same socket for the AsyncFd's whole life.
+        let recv = unsafe { AsyncFd::register_with_interest(clone, Interest::READABLE) }
+            .map_err(|e| e.into_parts().1)?;
         let (tx, rx) = mpsc::unbounded_channel();
         let shared = Arc::new(LegShared {
             id,
@@ -388,7 +420,10 @@ impl Drop for Leg {
     }
 }
 
-async fn recv_from(socket: &AsyncFd<std::net::UdpSocket>, buf: &mut [u8]) -> std::io::Result<(usize, SocketAddr)> {
+async fn recv_from(
+    socket: &AsyncFd<std::net::UdpSocket>,
+    buf: &mut [u8],
+) -> std::io::Result<(usize, SocketAddr)> {
     loop {
         let mut guard = socket.readable().await?;
         match guard.try_io(|s| s.get_ref().recv_from(buf)) {
@@ -398,7 +433,11 @@ async fn recv_from(socket: &AsyncFd<std::net::UdpSocket>, buf: &mut [u8]) -> std
     }
 }
 
-async fn receive_loop(shared: Arc<LegShared>, socket: AsyncFd<std::net::UdpSocket>, rtp_timeout: Duration) {
+async fn receive_loop(
+    shared: Arc<LegShared>,
+    socket: AsyncFd<std::net::UdpSocket>,
+    rtp_timeout: Duration,
+) {
     let mut buf = vec![0u8; 2048];
     loop {
         tokio::select! {

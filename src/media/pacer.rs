@@ -13,9 +13,9 @@
 use super::leg::LegShared;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Deadline grid: 250 µs divides 10, 20, 30… ms ptimes.
@@ -172,10 +172,18 @@ fn run(rx: mpsc::Receiver<Arc<LegShared>>, stats: Arc<PacerStats>) {
     let mut entries: HashMap<u64, Entry> = HashMap::new();
     let mut heap: BinaryHeap<Reverse<(Instant, u64)>> = BinaryHeap::new();
     let mut buf = [0u8; 1500];
-    let add = |leg: Arc<LegShared>, entries: &mut HashMap<u64, Entry>, heap: &mut BinaryHeap<Reverse<(Instant, u64)>>| {
+    let add = |leg: Arc<LegShared>,
+               entries: &mut HashMap<u64, Entry>,
+               heap: &mut BinaryHeap<Reverse<(Instant, u64)>>| {
         let id = leg.id();
         heap.push(Reverse((on_grid(origin, Instant::now()), id)));
-        entries.insert(id, Entry { leg, last_sent: None });
+        entries.insert(
+            id,
+            Entry {
+                leg,
+                last_sent: None,
+            },
+        );
     };
     loop {
         while let Ok(leg) = rx.try_recv() {
@@ -230,11 +238,7 @@ fn run(rx: mpsc::Receiver<Arc<LegShared>>, stats: Arc<PacerStats>) {
             }
             let dev = entry.last_sent.map(|prev| {
                 let iv = sent_at.saturating_duration_since(prev);
-                if iv > tick.period {
-                    iv - tick.period
-                } else {
-                    tick.period - iv
-                }
+                iv.abs_diff(tick.period)
             });
             stats.record(sent_at.saturating_duration_since(due), dev);
             entry.last_sent = Some(sent_at);

@@ -62,7 +62,10 @@ impl Playback {
                 };
                 let data = item.encoded(law);
                 let take = (out.len() - written).min(data.len().saturating_sub(*pos));
-                if let (Some(dst), Some(src)) = (out.get_mut(written..written + take), data.get(*pos..*pos + take)) {
+                if let (Some(dst), Some(src)) = (
+                    out.get_mut(written..written + take),
+                    data.get(*pos..*pos + take),
+                ) {
                     dst.copy_from_slice(src);
                 }
                 written += take;

@@ -63,7 +63,8 @@ pub fn load_wav(path: &Path, name: &str) -> Result<Prompt, PromptError> {
         file: path.to_path_buf(),
         message,
     };
-    let mut reader = hound::WavReader::open(path).map_err(|e| err(format!("cannot read WAV: {e}")))?;
+    let mut reader =
+        hound::WavReader::open(path).map_err(|e| err(format!("cannot read WAV: {e}")))?;
     let spec = reader.spec();
     if !RATES.contains(&spec.sample_rate) {
         return Err(err(format!(
@@ -72,7 +73,10 @@ pub fn load_wav(path: &Path, name: &str) -> Result<Prompt, PromptError> {
         )));
     }
     if !(1..=2).contains(&spec.channels) {
-        return Err(err(format!("{} channels: only mono or stereo", spec.channels)));
+        return Err(err(format!(
+            "{} channels: only mono or stereo",
+            spec.channels
+        )));
     }
     let samples: Vec<f32> = match (spec.sample_format, spec.bits_per_sample) {
         (hound::SampleFormat::Int, bits @ (8 | 16 | 24 | 32)) => {
@@ -109,7 +113,10 @@ pub struct PromptLibrary {
 
 impl PromptLibrary {
     /// Loads `<dir>/<name>.wav` for each name; collects every error.
-    pub fn load<'a>(dir: &Path, names: impl IntoIterator<Item = &'a str>) -> Result<PromptLibrary, Vec<PromptError>> {
+    pub fn load<'a>(
+        dir: &Path,
+        names: impl IntoIterator<Item = &'a str>,
+    ) -> Result<PromptLibrary, Vec<PromptError>> {
         let mut lib = PromptLibrary::default();
         let mut errors = Vec::new();
         for name in names {
@@ -174,7 +181,11 @@ mod tests {
             let p = dir.path().join(format!("p{rate}.wav"));
             write_wav(&p, rate, ch, 16, rate as usize);
             let prompt = load_wav(&p, "p").unwrap();
-            assert!((prompt.len_samples() as i64 - 8000).abs() <= 1, "{rate}/{ch}: {}", prompt.len_samples());
+            assert!(
+                (prompt.len_samples() as i64 - 8000).abs() <= 1,
+                "{rate}/{ch}: {}",
+                prompt.len_samples()
+            );
             assert_eq!(prompt.encoded(Law::Ulaw).len(), prompt.len_samples());
         }
     }
@@ -189,7 +200,12 @@ mod tests {
         assert!(e.to_string().contains("22050"));
         let q = dir.path().join("bad.wav");
         std::fs::write(&q, b"RIFF....nonsense").unwrap();
-        assert!(load_wav(&q, "bad").unwrap_err().to_string().contains("bad.wav"));
+        assert!(
+            load_wav(&q, "bad")
+                .unwrap_err()
+                .to_string()
+                .contains("bad.wav")
+        );
         let errs = PromptLibrary::load(dir.path(), ["missing", "odd"]).unwrap_err();
         assert_eq!(errs.len(), 2);
         assert!(errs[0].to_string().contains("missing.wav"));

@@ -81,7 +81,11 @@ mod tests {
     fn passband_kept_and_aliases_removed() {
         for rate in [16000, 44100, 48000] {
             let pass = to_8k(&tone(1000.0, rate, 0.5), rate);
-            assert!((pass.len() as i64 - 4000).abs() <= 1, "{rate}: {}", pass.len());
+            assert!(
+                (pass.len() as i64 - 4000).abs() <= 1,
+                "{rate}: {}",
+                pass.len()
+            );
             // Middle section, away from edge effects.
             let r = rms(&pass[500..3500]);
             assert!((r - 0.3535).abs() < 0.01, "{rate}: 1 kHz rms {r}");

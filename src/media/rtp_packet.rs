@@ -51,7 +51,15 @@ pub fn parse(buf: &[u8]) -> Option<RtpIn<'_>> {
 }
 
 /// Writes a 12-byte header and `payload` into `out`; returns the length.
-pub fn write(out: &mut [u8], marker: bool, payload_type: u8, seq: u16, timestamp: u32, ssrc: u32, payload: &[u8]) -> Option<usize> {
+pub fn write(
+    out: &mut [u8],
+    marker: bool,
+    payload_type: u8,
+    seq: u16,
+    timestamp: u32,
+    ssrc: u32,
+    payload: &[u8],
+) -> Option<usize> {
     let header = Header {
         version: 2,
         marker,
@@ -80,7 +88,10 @@ mod tests {
         assert_eq!(n, 15);
         let p = parse(&buf[..n]).unwrap();
         assert!(p.marker);
-        assert_eq!((p.payload_type, p.seq, p.timestamp, p.ssrc), (8, 65535, 0xdead_beef, 42));
+        assert_eq!(
+            (p.payload_type, p.seq, p.timestamp, p.ssrc),
+            (8, 65535, 0xdead_beef, 42)
+        );
         assert_eq!(p.payload, &[1, 2, 3]);
     }
 
@@ -88,7 +99,10 @@ mod tests {
     fn rejects_non_rtp_and_handles_padding() {
         assert!(parse(&[]).is_none());
         assert!(parse(&[0x00; 20]).is_none(), "version 0");
-        assert!(parse(&[0x80, 200, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0]).is_none(), "RTCP SR");
+        assert!(
+            parse(&[0x80, 200, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0]).is_none(),
+            "RTCP SR"
+        );
         assert!(parse(&[0x80, 0, 0]).is_none(), "short");
         let mut p = vec![0xA0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1, 9, 9, 0, 2];
         assert_eq!(parse(&p).unwrap().payload, &[9, 9]);

@@ -112,7 +112,8 @@ fn parse_connection(v: &str) -> Result<IpAddr, SdpError> {
         return Err(SdpError::Malformed("bad c= line"));
     };
     let addr = addr.split('/').next().unwrap_or_default();
-    addr.parse().map_err(|_| SdpError::Malformed("bad address in c="))
+    addr.parse()
+        .map_err(|_| SdpError::Malformed("bad address in c="))
 }
 
 impl SessionDescription {
@@ -249,7 +250,7 @@ pub struct LocalMedia {
 }
 
 fn ptime_ok(p: u32) -> bool {
-    (10..=60).contains(&p) && p % 10 == 0
+    (10..=60).contains(&p) && p.is_multiple_of(10)
 }
 
 fn remote_of(sd: &SessionDescription, m: &MediaDescription) -> Option<SocketAddr> {
@@ -261,7 +262,11 @@ fn remote_of(sd: &SessionDescription, m: &MediaDescription) -> Option<SocketAddr
 }
 
 fn write_header(out: &mut String, local: &LocalMedia) {
-    let ipv = if local.address.is_ipv4() { "IP4" } else { "IP6" };
+    let ipv = if local.address.is_ipv4() {
+        "IP4"
+    } else {
+        "IP6"
+    };
     let _ = write!(
         out,
         "v=0\r\no=callgate {} {} IN {ipv} {}\r\ns=callgate\r\nc=IN {ipv} {}\r\nt=0 0\r\n",
@@ -269,7 +274,15 @@ fn write_header(out: &mut String, local: &LocalMedia) {
     );
 }
 
-fn write_audio(out: &mut String, port: u16, law: Law, pt: u8, dtmf: Option<u8>, ptime: u32, dir: Direction) {
+fn write_audio(
+    out: &mut String,
+    port: u16,
+    law: Law,
+    pt: u8,
+    dtmf: Option<u8>,
+    ptime: u32,
+    dir: Direction,
+) {
     let _ = write!(out, "m=audio {port} RTP/AVP {pt}");
     if let Some(d) = dtmf {
         let _ = write!(out, " {d}");
@@ -280,7 +293,10 @@ fn write_audio(out: &mut String, port: u16, law: Law, pt: u8, dtmf: Option<u8>, 
     };
     let _ = write!(out, "\r\na=rtpmap:{pt} {name}/8000\r\n");
     if let Some(d) = dtmf {
-        let _ = write!(out, "a=rtpmap:{d} telephone-event/8000\r\na=fmtp:{d} 0-16\r\n");
+        let _ = write!(
+            out,
+            "a=rtpmap:{d} telephone-event/8000\r\na=fmtp:{d} 0-16\r\n"
+        );
     }
     let _ = write!(out, "a=ptime:{ptime}\r\na={}\r\n", dir.as_str());
 }
@@ -288,10 +304,14 @@ fn write_audio(out: &mut String, port: u16, law: Law, pt: u8, dtmf: Option<u8>, 
 /// Answers an offer (RFC 3264 §6): the first audio stream with PCMU or
 /// PCMA, in the offerer's order of preference; every other stream is
 /// refused with port 0. The answer's direction mirrors the offer's.
-pub fn answer(offer: &SessionDescription, local: &LocalMedia) -> Result<(String, MediaParams), SdpError> {
+pub fn answer(
+    offer: &SessionDescription,
+    local: &LocalMedia,
+) -> Result<(String, MediaParams), SdpError> {
     let mut chosen: Option<(usize, MediaParams)> = None;
     for (i, m) in offer.media.iter().enumerate() {
-        if chosen.is_some() || m.media != "audio" || m.port == 0 || !m.proto.starts_with("RTP/AVP") {
+        if chosen.is_some() || m.media != "audio" || m.port == 0 || !m.proto.starts_with("RTP/AVP")
+        {
             continue;
         }
         let law = m.payload_types().find_map(|pt| {
@@ -306,7 +326,10 @@ pub fn answer(offer: &SessionDescription, local: &LocalMedia) -> Result<(String,
             m.codec_of(pt)
                 .is_some_and(|(e, c)| e == "telephone-event" && c == 8000)
         });
-        let offered_dir = m.direction.or(offer.direction).unwrap_or(Direction::SendRecv);
+        let offered_dir = m
+            .direction
+            .or(offer.direction)
+            .unwrap_or(Direction::SendRecv);
         let remote = remote_of(offer, m);
         // RFC 3264 §8.4: c=0.0.0.0 is the RFC 2543 way of saying "hold".
         let offered_dir = if remote.is_none() && offered_dir == Direction::SendRecv {
@@ -331,7 +354,15 @@ pub fn answer(offer: &SessionDescription, local: &LocalMedia) -> Result<(String,
     write_header(&mut out, local);
     for (i, m) in offer.media.iter().enumerate() {
         if i == index {
-            write_audio(&mut out, local.port, params.law, params.pt, params.dtmf_pt, params.ptime_ms, params.direction);
+            write_audio(
+                &mut out,
+                local.port,
+                params.law,
+                params.pt,
+                params.dtmf_pt,
+                params.ptime_ms,
+                params.direction,
+            );
         } else {
             // Refused stream: same media and proto, port 0, first format.
             let fmt = m.formats.first().map(String::as_str).unwrap_or("0");
@@ -364,17 +395,22 @@ pub fn read_answer(answer: &SessionDescription) -> Result<MediaParams, SdpError>
         .ok_or(SdpError::NoCommonCodec)?;
     let (law, pt) = m
         .payload_types()
-        .find_map(|pt| match m.codec_of(pt).as_ref().map(|(e, c)| (e.as_str(), *c)) {
-            Some(("pcmu", 8000)) => Some((Law::Ulaw, pt)),
-            Some(("pcma", 8000)) => Some((Law::Alaw, pt)),
-            _ => None,
-        })
+        .find_map(
+            |pt| match m.codec_of(pt).as_ref().map(|(e, c)| (e.as_str(), *c)) {
+                Some(("pcmu", 8000)) => Some((Law::Ulaw, pt)),
+                Some(("pcma", 8000)) => Some((Law::Alaw, pt)),
+                _ => None,
+            },
+        )
         .ok_or(SdpError::NoCommonCodec)?;
     let dtmf_pt = m.payload_types().find(|&pt| {
         m.codec_of(pt)
             .is_some_and(|(e, c)| e == "telephone-event" && c == 8000)
     });
-    let dir = m.direction.or(answer.direction).unwrap_or(Direction::SendRecv);
+    let dir = m
+        .direction
+        .or(answer.direction)
+        .unwrap_or(Direction::SendRecv);
     Ok(MediaParams {
         law,
         pt,
@@ -405,7 +441,9 @@ mod tests {
 
     #[test]
     fn static_types_without_rtpmap_and_dtmf_at_96() {
-        let offer = sd("v=0\no=- 1 1 IN IP4 192.0.2.5\ns=-\nc=IN IP4 192.0.2.5\nt=0 0\nm=audio 4000 RTP/AVP 18 8 0 96\na=rtpmap:96 telephone-event/8000\na=fmtp:96 0-15\n");
+        let offer = sd(
+            "v=0\no=- 1 1 IN IP4 192.0.2.5\ns=-\nc=IN IP4 192.0.2.5\nt=0 0\nm=audio 4000 RTP/AVP 18 8 0 96\na=rtpmap:96 telephone-event/8000\na=fmtp:96 0-15\n",
+        );
         let (text, p) = answer(&offer, &local()).unwrap();
         assert_eq!(p.law, Law::Alaw, "offerer's order: 8 before 0");
         assert_eq!(p.pt, 8);
@@ -419,22 +457,37 @@ mod tests {
 
     #[test]
     fn no_common_codec_is_refused() {
-        let offer = sd("v=0\no=- 1 1 IN IP4 h\ns=-\nc=IN IP4 192.0.2.5\nt=0 0\nm=audio 4000 RTP/AVP 18 9\na=rtpmap:18 G729/8000\n");
-        assert_eq!(answer(&offer, &local()).unwrap_err(), SdpError::NoCommonCodec);
+        let offer = sd(
+            "v=0\no=- 1 1 IN IP4 h\ns=-\nc=IN IP4 192.0.2.5\nt=0 0\nm=audio 4000 RTP/AVP 18 9\na=rtpmap:18 G729/8000\n",
+        );
+        assert_eq!(
+            answer(&offer, &local()).unwrap_err(),
+            SdpError::NoCommonCodec
+        );
         // PCMU at 16 kHz is not G.711.
-        let offer = sd("v=0\no=- 1 1 IN IP4 h\ns=-\nc=IN IP4 192.0.2.5\nt=0 0\nm=audio 4000 RTP/AVP 97\na=rtpmap:97 PCMU/16000\n");
-        assert_eq!(answer(&offer, &local()).unwrap_err(), SdpError::NoCommonCodec);
+        let offer = sd(
+            "v=0\no=- 1 1 IN IP4 h\ns=-\nc=IN IP4 192.0.2.5\nt=0 0\nm=audio 4000 RTP/AVP 97\na=rtpmap:97 PCMU/16000\n",
+        );
+        assert_eq!(
+            answer(&offer, &local()).unwrap_err(),
+            SdpError::NoCommonCodec
+        );
     }
 
     #[test]
     fn hold_offers_are_mirrored() {
-        let base = "v=0\no=- 1 2 IN IP4 h\ns=-\nc=IN IP4 192.0.2.5\nt=0 0\nm=audio 4000 RTP/AVP 0\n";
+        let base =
+            "v=0\no=- 1 2 IN IP4 h\ns=-\nc=IN IP4 192.0.2.5\nt=0 0\nm=audio 4000 RTP/AVP 0\n";
         let (t, p) = answer(&sd(&format!("{base}a=sendonly\n")), &local()).unwrap();
         assert!(t.contains("a=recvonly"));
         assert!(!p.we_send());
         let (t, _) = answer(&sd(&format!("{base}a=inactive\n")), &local()).unwrap();
         assert!(t.contains("a=inactive"));
-        let (t, p) = answer(&sd(&base.replace("IN IP4 192.0.2.5", "IN IP4 0.0.0.0")), &local()).unwrap();
+        let (t, p) = answer(
+            &sd(&base.replace("IN IP4 192.0.2.5", "IN IP4 0.0.0.0")),
+            &local(),
+        )
+        .unwrap();
         assert!(t.contains("a=recvonly"), "{t}");
         assert_eq!(p.remote, None);
         let (t, p) = answer(&sd(&format!("{base}a=recvonly\n")), &local()).unwrap();
@@ -444,18 +497,24 @@ mod tests {
 
     #[test]
     fn other_streams_refused_with_port_zero_and_ptime_honoured() {
-        let offer = sd("v=0\no=- 1 1 IN IP4 h\ns=-\nc=IN IP4 192.0.2.5\nt=0 0\nm=video 5000 RTP/AVP 31\nm=audio 4000 RTP/AVP 0\na=ptime:30\n");
+        let offer = sd(
+            "v=0\no=- 1 1 IN IP4 h\ns=-\nc=IN IP4 192.0.2.5\nt=0 0\nm=video 5000 RTP/AVP 31\nm=audio 4000 RTP/AVP 0\na=ptime:30\n",
+        );
         let (t, p) = answer(&offer, &local()).unwrap();
         assert!(t.starts_with("v=0\r\n"));
         let m_lines: Vec<_> = t.lines().filter(|l| l.starts_with("m=")).collect();
-        assert_eq!(m_lines, vec!["m=video 0 RTP/AVP 31", "m=audio 20000 RTP/AVP 0"]);
+        assert_eq!(
+            m_lines,
+            vec!["m=video 0 RTP/AVP 31", "m=audio 20000 RTP/AVP 0"]
+        );
         assert_eq!(p.ptime_ms, 30);
         assert_eq!(p.samples_per_packet(), 240);
     }
 
     #[test]
     fn media_level_connection_and_ipv6() {
-        let offer = sd("v=0\no=- 1 1 IN IP6 h\ns=-\nt=0 0\nm=audio 4000 RTP/AVP 0\nc=IN IP6 2001:db8::1\n");
+        let offer =
+            sd("v=0\no=- 1 1 IN IP6 h\ns=-\nt=0 0\nm=audio 4000 RTP/AVP 0\nc=IN IP6 2001:db8::1\n");
         let (_, p) = answer(&offer, &local()).unwrap();
         assert_eq!(p.remote, Some("[2001:db8::1]:4000".parse().unwrap()));
     }
@@ -464,7 +523,14 @@ mod tests {
     fn offer_and_answer_round_trip() {
         let o = offer(&local(), Direction::SendRecv);
         let parsed = sd(&o);
-        let (a, p) = answer(&parsed, &LocalMedia { port: 30000, ..local() }).unwrap();
+        let (a, p) = answer(
+            &parsed,
+            &LocalMedia {
+                port: 30000,
+                ..local()
+            },
+        )
+        .unwrap();
         assert_eq!((p.law, p.dtmf_pt), (Law::Ulaw, Some(101)));
         let back = read_answer(&sd(&a)).unwrap();
         assert_eq!(back.law, Law::Ulaw);
@@ -474,7 +540,14 @@ mod tests {
 
     #[test]
     fn corpus_sdp_never_panics() {
-        for body in ["", "v=1", "v=0\nm=audio x RTP/AVP 0", "v=0\nc=IN IP4 999.1.1.1", "v=0\nm=audio 1", "\u{0}\u{ff}"] {
+        for body in [
+            "",
+            "v=1",
+            "v=0\nm=audio x RTP/AVP 0",
+            "v=0\nc=IN IP4 999.1.1.1",
+            "v=0\nm=audio 1",
+            "\u{0}\u{ff}",
+        ] {
             let _ = SessionDescription::parse(body.as_bytes());
         }
     }

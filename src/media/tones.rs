@@ -40,8 +40,14 @@ pub struct Tones {
 impl Tones {
     pub fn new() -> Tones {
         Tones {
-            ringback: Arc::new(Prompt::from_pcm("tone:ringback", cycle(440.0, 480.0, 2000, 4000))),
-            reorder: Arc::new(Prompt::from_pcm("tone:reorder", cycle(480.0, 620.0, 250, 250))),
+            ringback: Arc::new(Prompt::from_pcm(
+                "tone:ringback",
+                cycle(440.0, 480.0, 2000, 4000),
+            )),
+            reorder: Arc::new(Prompt::from_pcm(
+                "tone:reorder",
+                cycle(480.0, 620.0, 250, 250),
+            )),
             busy: Arc::new(Prompt::from_pcm("tone:busy", cycle(480.0, 620.0, 500, 500))),
         }
     }

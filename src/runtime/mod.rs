@@ -1,12 +1,21 @@
-//! The asynchronous edge: binds sockets, runs the SIP core task and wires
-//! the sans-IO parts to the network and the clock.
+//! The asynchronous edge: binds sockets, loads prompts, starts the media
+//! engine and the SIP core task, and wires the sans-IO parts to the
+//! network and the clock.
 
 pub mod bind;
 pub mod sip_core;
 
+use crate::app::App;
+use crate::call::{LocalSip, SipHandle};
 use crate::config::Config;
+use crate::endpoint::Endpoint;
+use crate::media::engine::{MediaConfig, MediaEngine};
+use crate::media::prompt::PromptLibrary;
 use crate::registrar::Bindings;
+use anyhow::Context;
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 /// Addresses actually bound (ports may have been 0 in the config).
 #[derive(Debug, Clone, Default)]
@@ -36,11 +45,42 @@ impl Bound {
 pub struct Running {
     pub bound: Bound,
     pub bindings: Bindings,
+    pub app: Arc<App>,
     pub core: tokio::task::JoinHandle<()>,
+}
+
+/// Loads every prompt the configuration uses; errors name each file.
+pub fn load_prompts(config: &Config) -> anyhow::Result<PromptLibrary> {
+    let names = App::prompt_names(config);
+    PromptLibrary::load(&config.prompts.dir, names.iter().map(String::as_str)).map_err(|errors| {
+        let text: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
+        anyhow::anyhow!("prompts could not be loaded:\n{}", text.join("\n"))
+    })
 }
 
 /// Binds everything and starts the tasks.
 pub async fn start(config: Config) -> anyhow::Result<Running> {
+    let prompts = load_prompts(&config)?;
+    let media = MediaEngine::new(
+        MediaConfig {
+            address: config
+                .rtp
+                .address
+                .parse()
+                .context("rtp.address is not an IP address")?,
+            port_min: config.rtp.port_min,
+            port_max: config.rtp.port_max,
+            rtp_timeout: Duration::from_secs(config.rtp.timeout_s),
+            pacer_threads: match config.rtp.pacer_threads {
+                0 => std::thread::available_parallelism()
+                    .map(|n| n.get())
+                    .unwrap_or(1),
+                n => n,
+            },
+        },
+        prompts,
+    )
+    .context("starting the media engine")?;
     let sockets = bind::bind_sip(&config).await?;
     let bindings = Bindings::new();
     let bound = Bound {
@@ -55,10 +95,26 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
             .filter_map(|s| s.local_addr().ok())
             .collect(),
     };
-    let core = sip_core::spawn(&config, sockets, bindings.clone());
+    let endpoint = Endpoint::new(&config, bindings.clone(), Instant::now());
+    let (cmd_tx, cmd_rx) = tokio::sync::mpsc::unbounded_channel();
+    let local = Arc::new(LocalSip {
+        udp: bound.sip_udp.clone(),
+        tcp: bound.sip_tcp.clone(),
+        public_host: config.sip.public_host.clone(),
+        user_agent: config.sip.user_agent.clone(),
+    });
+    let sip = SipHandle::new(cmd_tx, endpoint.call_ids(), local);
+    let config = Arc::new(config);
+    let app = Arc::new(App {
+        config: config.clone(),
+        media: Arc::new(media),
+        sip,
+    });
+    let core = sip_core::spawn(&config, sockets, endpoint, cmd_rx, app.clone());
     Ok(Running {
         bound,
         bindings,
+        app,
         core,
     })
 }

@@ -3,6 +3,8 @@
 //! SIP user agent.
 #![allow(dead_code)]
 
+pub mod capture;
+pub mod rtp;
 pub mod sipp;
 pub mod ua;
 
@@ -74,6 +76,14 @@ impl Gateway {
         let dir = tempfile::tempdir().expect("tempdir");
         let text = format!("{}\n{}", base_config(&dir.path().join("data")), extra);
         Self::start_with_config(dir, &text)
+    }
+
+    /// Like `start`, with text of the base config replaced (to change a
+    /// key of a section the base already has).
+    pub fn start_patched(from: &str, to: &str, extra: &str) -> Gateway {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let text = base_config(&dir.path().join("data")).replace(from, to);
+        Self::start_with_config(dir, &format!("{text}\n{extra}"))
     }
 
     /// Like `start`, with `[sip] listen` replaced.

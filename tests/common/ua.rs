@@ -220,6 +220,149 @@ impl Ua {
     }
 }
 
+/// An established call from the UA's side.
+#[derive(Debug, Clone)]
+pub struct UaCall {
+    pub call_id: String,
+    pub from: String,
+    pub to: String,
+    pub cseq: u32,
+    pub remote_target: String,
+    pub answer: Response,
+}
+
+impl Ua {
+    /// Reads until a request arrives (answering nothing), or `None`.
+    pub fn recv_request(&mut self, timeout: Duration) -> Option<callgate::sip::message::Request> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.checked_duration_since(Instant::now())?;
+            let raw = self.recv_raw(left)?;
+            if let Ok(SipMessage::Request(r)) = parse_datagram(&raw) {
+                return Some(r);
+            }
+        }
+    }
+
+    /// Sends a response to a request received from the gateway.
+    pub fn respond_to(&mut self, req: &callgate::sip::message::Request, status: u16) {
+        let r = callgate::sip::message::Response::to_request(req, status, Some("uatag"));
+        self.send_raw(&r.encode());
+    }
+
+    pub fn invite_text(
+        &mut self,
+        number: &str,
+        sdp: &str,
+        call_id: &str,
+        from_tag: &str,
+    ) -> String {
+        let branch = self.unique("z9hG4bKi");
+        format!(
+            "INVITE sip:{number}@{target} SIP/2.0\nVia: SIP/2.0/{tr} {local};rport;branch={branch}\nFrom: \"Test Caller\" <sip:+12015550100@{local}>;tag={from_tag}\nTo: <sip:{number}@{target}>\nCall-ID: {call_id}\nCSeq: 1 INVITE\nMax-Forwards: 70\nContact: <sip:caller@{local}>\nContent-Type: application/sdp\nContent-Length: {len}\n\n{sdp}",
+            target = self.target,
+            tr = self.transport(),
+            local = self.local_hostport(),
+            len = sdp.len(),
+        )
+    }
+
+    /// INVITE → final response; ACKs a 2xx and returns the call.
+    pub fn call(&mut self, number: &str, sdp: &str) -> Result<UaCall, Option<Response>> {
+        let call_id = self.unique("call");
+        let from_tag = self.unique("ft");
+        let text = self.invite_text(number, sdp, &call_id, &from_tag);
+        // SDP bodies carry their own CRLFs: send as is, only the header
+        // part needs \n → \r\n.
+        let (head, body) = text.split_once("\n\n").unwrap_or((&text, ""));
+        let mut raw = head.replace('\n', "\r\n").into_bytes();
+        raw.extend_from_slice(b"\r\n\r\n");
+        raw.extend_from_slice(body.as_bytes());
+        self.send_raw(&raw);
+        let resp = self.final_response(Duration::from_secs(5)).ok_or(None)?;
+        if resp.status >= 300 {
+            return Err(Some(resp));
+        }
+        let to = resp
+            .headers
+            .get(&HeaderName::To)
+            .unwrap_or_default()
+            .to_string();
+        let remote_target = resp
+            .headers
+            .get(&HeaderName::Contact)
+            .map(|c| {
+                c.trim_start_matches('<')
+                    .split('>')
+                    .next()
+                    .unwrap_or_default()
+                    .to_string()
+            })
+            .unwrap_or_default();
+        let call = UaCall {
+            call_id,
+            from: format!(
+                "\"Test Caller\" <sip:+12015550100@{}>;tag={from_tag}",
+                self.local_hostport()
+            ),
+            to,
+            cseq: 1,
+            remote_target,
+            answer: resp,
+        };
+        self.ack(&call);
+        Ok(call)
+    }
+
+    pub fn ack(&mut self, call: &UaCall) {
+        let branch = self.unique("z9hG4bKa");
+        let text = format!(
+            "ACK {rt} SIP/2.0\nVia: SIP/2.0/{tr} {local};rport;branch={branch}\nFrom: {from}\nTo: {to}\nCall-ID: {cid}\nCSeq: {cseq} ACK\nMax-Forwards: 70\nContent-Length: 0\n\n",
+            rt = call.remote_target,
+            tr = self.transport(),
+            local = self.local_hostport(),
+            from = call.from,
+            to = call.to,
+            cid = call.call_id,
+            cseq = call.cseq,
+        );
+        self.send(&text);
+    }
+
+    /// A request inside the call (BYE, re-INVITE with `body`…); returns its
+    /// final response.
+    pub fn in_dialog(
+        &mut self,
+        call: &mut UaCall,
+        method: &str,
+        body: Option<&str>,
+    ) -> Option<Response> {
+        call.cseq += 1;
+        let branch = self.unique("z9hG4bKd");
+        let body = body.unwrap_or("");
+        let ct = if body.is_empty() {
+            String::new()
+        } else {
+            "Content-Type: application/sdp\r\n".to_string()
+        };
+        let head = format!(
+            "{method} {rt} SIP/2.0\r\nVia: SIP/2.0/{tr} {local};rport;branch={branch}\r\nFrom: {from}\r\nTo: {to}\r\nCall-ID: {cid}\r\nCSeq: {cseq} {method}\r\nMax-Forwards: 70\r\nContact: <sip:caller@{local}>\r\n{ct}Content-Length: {len}\r\n\r\n",
+            rt = call.remote_target,
+            tr = self.transport(),
+            local = self.local_hostport(),
+            from = call.from,
+            to = call.to,
+            cid = call.call_id,
+            cseq = call.cseq,
+            len = body.len(),
+        );
+        let mut raw = head.into_bytes();
+        raw.extend_from_slice(body.as_bytes());
+        self.send_raw(&raw);
+        self.final_response(Duration::from_secs(5))
+    }
+}
+
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     hay.windows(needle.len()).position(|w| w == needle)
 }

@@ -149,17 +149,17 @@ impl Dialog {
     pub fn on_request(&mut self, req: &Request) -> Result<(), InDialogError> {
         let seq = req.cseq().map(|c| c.seq).unwrap_or(0);
         if req.method != Method::Ack && req.method != Method::Cancel {
-            if let Some(last) = self.remote_cseq {
-                if seq <= last {
-                    return Err(InDialogError::CSeqOutOfOrder);
-                }
+            if let Some(last) = self.remote_cseq
+                && seq <= last
+            {
+                return Err(InDialogError::CSeqOutOfOrder);
             }
             self.remote_cseq = Some(seq);
         }
-        if matches!(req.method, Method::Invite | Method::Update) {
-            if let Some(c) = req.contacts().ok().and_then(|c| c.into_iter().next()) {
-                self.remote_target = c.uri;
-            }
+        if matches!(req.method, Method::Invite | Method::Update)
+            && let Some(c) = req.contacts().ok().and_then(|c| c.into_iter().next())
+        {
+            self.remote_target = c.uri;
         }
         if req.method == Method::Bye {
             self.state = DialogState::Terminated;
@@ -186,7 +186,13 @@ impl Dialog {
         self.request_with_cseq(Method::Ack, invite_seq, via, body)
     }
 
-    fn request_with_cseq(&self, method: Method, seq: u32, via: &str, body: Option<(&str, Bytes)>) -> Request {
+    fn request_with_cseq(
+        &self,
+        method: Method,
+        seq: u32,
+        via: &str,
+        body: Option<(&str, Bytes)>,
+    ) -> Request {
         let mut h = Headers::new();
         h.push(HeaderName::Via, via);
         h.push(HeaderName::MaxForwards, "70");
@@ -238,7 +244,7 @@ impl Dialog {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sip::message::{parse_datagram, SipMessage};
+    use crate::sip::message::{SipMessage, parse_datagram};
 
     fn req(text: &str) -> Request {
         match parse_datagram(text.replace('\n', "\r\n").as_bytes()) {
@@ -279,20 +285,31 @@ mod tests {
     fn remote_cseq_must_grow_and_reinvite_refreshes_target() {
         let inv = req(INVITE);
         let mut d = Dialog::uas(&inv, "gw1", "<sip:gw@10.0.0.1>").unwrap();
-        let reinvite = req(&INVITE.replace("CSeq: 7", "CSeq: 8").replace("To: <sip:100@gw>", "To: <sip:100@gw>;tag=gw1").replace("10.0.0.9:5062", "10.0.0.10:6000"));
+        let reinvite = req(&INVITE
+            .replace("CSeq: 7", "CSeq: 8")
+            .replace("To: <sip:100@gw>", "To: <sip:100@gw>;tag=gw1")
+            .replace("10.0.0.9:5062", "10.0.0.10:6000"));
         assert_eq!(d.on_request(&reinvite), Ok(()));
         assert_eq!(d.remote_target.as_str(), "sip:ann@10.0.0.10:6000");
-        let old = req(&INVITE.replace("CSeq: 7 INVITE", "CSeq: 6 BYE").replace("INVITE sip", "BYE sip"));
+        let old = req(&INVITE
+            .replace("CSeq: 7 INVITE", "CSeq: 6 BYE")
+            .replace("INVITE sip", "BYE sip"));
         assert_eq!(d.on_request(&old), Err(InDialogError::CSeqOutOfOrder));
-        let bye = req(&INVITE.replace("CSeq: 7 INVITE", "CSeq: 9 BYE").replace("INVITE sip", "BYE sip"));
+        let bye = req(&INVITE
+            .replace("CSeq: 7 INVITE", "CSeq: 9 BYE")
+            .replace("INVITE sip", "BYE sip"));
         assert_eq!(d.on_request(&bye), Ok(()));
         assert_eq!(d.state, DialogState::Terminated);
     }
 
     #[test]
     fn uac_dialog_reverses_route_set_and_acks_with_invite_cseq() {
-        let inv = req("INVITE sip:alice@10.0.0.5 SIP/2.0\nVia: SIP/2.0/UDP gw;branch=z9hG4bKo\nFrom: <sip:gw@x>;tag=me\nTo: <sip:alice@x>\nCall-ID: o1\nCSeq: 1 INVITE\nContact: <sip:gw@10.0.0.1>\n\n");
-        let ok = resp("SIP/2.0 200 OK\nVia: SIP/2.0/UDP gw;branch=z9hG4bKo\nRecord-Route: <sip:p1;lr>\nRecord-Route: <sip:p2;lr>\nFrom: <sip:gw@x>;tag=me\nTo: <sip:alice@x>;tag=her\nCall-ID: o1\nCSeq: 1 INVITE\nContact: <sip:alice@10.0.0.5:5070;ob>\n\n");
+        let inv = req(
+            "INVITE sip:alice@10.0.0.5 SIP/2.0\nVia: SIP/2.0/UDP gw;branch=z9hG4bKo\nFrom: <sip:gw@x>;tag=me\nTo: <sip:alice@x>\nCall-ID: o1\nCSeq: 1 INVITE\nContact: <sip:gw@10.0.0.1>\n\n",
+        );
+        let ok = resp(
+            "SIP/2.0 200 OK\nVia: SIP/2.0/UDP gw;branch=z9hG4bKo\nRecord-Route: <sip:p1;lr>\nRecord-Route: <sip:p2;lr>\nFrom: <sip:gw@x>;tag=me\nTo: <sip:alice@x>;tag=her\nCall-ID: o1\nCSeq: 1 INVITE\nContact: <sip:alice@10.0.0.5:5070;ob>\n\n",
+        );
         let mut d = Dialog::uac(&inv, &ok).unwrap();
         assert_eq!(d.state, DialogState::Confirmed);
         assert_eq!(d.route_set, vec!["<sip:p2;lr>", "<sip:p1;lr>"]);

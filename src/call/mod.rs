@@ -1,0 +1,11 @@
+//! Calls: the glue between the SIP core task (which owns transactions and
+//! dialog routing) and the per-call tasks that run what a call does.
+//!
+//! Each call task has a `SipHandle` to send commands to the core and
+//! receives `CallEvent`s for its transactions and dialogs. Call logic is
+//! plain async code ("answer, play, wait for a digit"), one task per call.
+
+pub mod handle;
+pub mod uas;
+
+pub use handle::{CallEvent, CallRef, Command, LocalSip, SipHandle};

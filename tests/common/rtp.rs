@@ -1,0 +1,189 @@
+//! The media half of the test UA: an RTP socket, SDP offers, DTMF sending
+//! and decoding of what the gateway sends.
+
+use callgate::media::g711::Law;
+use callgate::media::rtp_packet;
+use std::net::{SocketAddr, UdpSocket};
+use std::time::{Duration, Instant};
+
+pub struct RtpPeer {
+    pub sock: UdpSocket,
+    seq: u16,
+    ts: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub at: Instant,
+    pub marker: bool,
+    pub pt: u8,
+    pub seq: u16,
+    pub ts: u32,
+    pub ssrc: u32,
+    pub payload: Vec<u8>,
+}
+
+impl RtpPeer {
+    pub fn new() -> RtpPeer {
+        let sock = UdpSocket::bind("127.0.0.1:0").expect("rtp bind");
+        RtpPeer {
+            sock,
+            seq: 1000,
+            ts: 160_000,
+        }
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.sock.local_addr().expect("addr")
+    }
+
+    /// An SDP offer for our socket with the given formats, e.g.
+    /// `&[(0, "PCMU"), (96, "telephone-event")]`.
+    pub fn offer(&self, formats: &[(u8, &str)]) -> String {
+        let mut s = format!(
+            "v=0\r\no=test 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio {} RTP/AVP",
+            self.addr().port()
+        );
+        for (pt, _) in formats {
+            s.push_str(&format!(" {pt}"));
+        }
+        s.push_str("\r\n");
+        for (pt, name) in formats {
+            s.push_str(&format!("a=rtpmap:{pt} {name}/8000\r\n"));
+            if *name == "telephone-event" {
+                s.push_str(&format!("a=fmtp:{pt} 0-16\r\n"));
+            }
+        }
+        s.push_str("a=ptime:20\r\na=sendrecv\r\n");
+        s
+    }
+
+    pub fn send(&mut self, to: SocketAddr, marker: bool, pt: u8, ts: u32, payload: &[u8]) {
+        let mut buf = [0u8; 1500];
+        if let Some(n) = rtp_packet::write(&mut buf, marker, pt, self.seq, ts, 0x1234_5678, payload)
+        {
+            let _ = self.sock.send_to(&buf[..n], to);
+        }
+        self.seq = self.seq.wrapping_add(1);
+    }
+
+    /// Sends audio frames of silence for `frames` × 20 ms (keeps latching
+    /// and the gateway's RTP timeout happy).
+    pub fn send_silence(&mut self, to: SocketAddr, frames: usize) {
+        for _ in 0..frames {
+            let ts = self.ts;
+            self.send(to, false, 0, ts, &[0xFF; 160]);
+            self.ts = self.ts.wrapping_add(160);
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// One RFC 4733 key press at `pt`: `packets` updates then three end
+    /// packets. `drop_first`/`drop_last` simulate loss; `reorder` swaps the
+    /// last update with the first end packet.
+    pub fn press(&mut self, to: SocketAddr, pt: u8, event: u8, drop_first: bool, reorder: bool) {
+        let start = self.ts;
+        let mut pkts: Vec<(bool, [u8; 4])> = Vec::new();
+        for k in 0..5u16 {
+            let d = (k + 1) * 160;
+            pkts.push((k == 0, [event, 10, (d >> 8) as u8, d as u8]));
+        }
+        for _ in 0..3 {
+            pkts.push((false, [event, 0x80 | 10, 3, 32]));
+        }
+        if drop_first {
+            pkts.remove(0);
+        }
+        if reorder {
+            let n = pkts.len();
+            pkts.swap(n - 4, n - 3);
+        }
+        for (m, p) in pkts {
+            self.send(to, m, pt, start, &p);
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self.ts = self.ts.wrapping_add(800 + 160 * 3);
+    }
+
+    /// Receives for `dur`, returning the packets.
+    pub fn receive(&self, dur: Duration) -> Vec<Received> {
+        let deadline = Instant::now() + dur;
+        let mut out = Vec::new();
+        let mut buf = [0u8; 2048];
+        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+            let _ = self
+                .sock
+                .set_read_timeout(Some(left.max(Duration::from_millis(1))));
+            let Ok((n, _)) = self.sock.recv_from(&mut buf) else {
+                break;
+            };
+            if let Some(p) = rtp_packet::parse(&buf[..n]) {
+                out.push(Received {
+                    at: Instant::now(),
+                    marker: p.marker,
+                    pt: p.payload_type,
+                    seq: p.seq,
+                    ts: p.timestamp,
+                    ssrc: p.ssrc,
+                    payload: p.payload.to_vec(),
+                });
+            }
+        }
+        out
+    }
+}
+
+/// Decodes the audio packets of payload type `pt` with `law`, in order.
+pub fn decode(pkts: &[Received], pt: u8, law: Law) -> Vec<i16> {
+    pkts.iter()
+        .filter(|p| p.pt == pt)
+        .flat_map(|p| p.payload.iter().map(move |&c| law.decode(c)))
+        .collect()
+}
+
+/// Reads an 8 kHz mono 16-bit WAV.
+pub fn read_wav(path: &std::path::Path) -> Vec<i16> {
+    let mut r = hound::WavReader::open(path).expect("wav");
+    assert_eq!(r.spec().sample_rate, 8000);
+    r.samples::<i16>().map(|s| s.expect("sample")).collect()
+}
+
+fn ncc(a: &[i16], b: &[i16]) -> f64 {
+    let dot: f64 = a
+        .iter()
+        .zip(b)
+        .map(|(&x, &y)| f64::from(x) * f64::from(y))
+        .sum();
+    let ea: f64 = a.iter().map(|&v| f64::from(v).powi(2)).sum::<f64>().sqrt();
+    let eb: f64 = b.iter().map(|&v| f64::from(v).powi(2)).sum::<f64>().sqrt();
+    if ea > 0.0 && eb > 0.0 {
+        dot / (ea * eb)
+    } else {
+        0.0
+    }
+}
+
+/// Where `needle` sits inside `hay` and how well it matches there: the
+/// offset is found by correlating the needle's first 50 ms (skipping its
+/// leading silence), then the whole needle is correlated at that offset
+/// (1.0 is a perfect match).
+pub fn best_correlation(hay: &[i16], needle: &[i16]) -> (f64, usize) {
+    let n = needle.len();
+    if hay.len() < n || n == 0 {
+        return (0.0, 0);
+    }
+    let lead = needle
+        .iter()
+        .position(|v| v.unsigned_abs() > 300)
+        .unwrap_or(0);
+    let probe_len = 400.min(n - lead);
+    let probe = &needle[lead..lead + probe_len];
+    let mut best = (0.0, 0usize);
+    for off in 0..=(hay.len() - n) {
+        let c = ncc(&hay[off + lead..off + lead + probe_len], probe);
+        if c > best.0 {
+            best = (c, off);
+        }
+    }
+    (ncc(&hay[best.1..best.1 + n], needle), best.1)
+}
