@@ -233,6 +233,122 @@ fn validate(c: &Config) -> Vec<(String, String)> {
         }
         check_prompt(c, &t.prompt, &format!("test_numbers[{i}].prompt"), &mut p);
     }
+    let mut queue_names = HashSet::new();
+    for (i, q) in c.queues.iter().enumerate() {
+        if q.name.is_empty() || !queue_names.insert(q.name.clone()) {
+            p.push((
+                format!("queues[{i}].name"),
+                format!("queue name {:?} is empty or used twice", q.name),
+            ));
+        }
+        if q.max_contacts == 0 {
+            p.push((
+                format!("queues[{i}].max_contacts"),
+                "must be at least 1".into(),
+            ));
+        }
+        if let Some(n) = &q.caller_id_number {
+            if !is_dialable(n) {
+                p.push((
+                    format!("queues[{i}].caller_id_number"),
+                    "must be digits, optionally with a leading +".into(),
+                ));
+            }
+        }
+        if let Some(n) = &q.caller_id_name {
+            if n.contains(['"', '\\', '\r', '\n']) {
+                p.push((
+                    format!("queues[{i}].caller_id_name"),
+                    "must not contain quotes, backslashes or line breaks".into(),
+                ));
+            }
+        }
+        check_prompt(c, &q.hold_music, &format!("queues[{i}].hold_music"), &mut p);
+    }
+    let mut profile_names = HashSet::new();
+    for (i, rp) in c.routing_profiles.iter().enumerate() {
+        if !profile_names.insert(rp.name.clone()) {
+            p.push((
+                format!("routing_profiles[{i}].name"),
+                format!("routing profile {:?} defined twice", rp.name),
+            ));
+        }
+        if rp.queues.is_empty() {
+            p.push((
+                format!("routing_profiles[{i}].queues"),
+                "lists no queues".into(),
+            ));
+        }
+        for (j, e) in rp.queues.iter().enumerate() {
+            if !queue_names.contains(&e.queue) {
+                p.push((
+                    format!("routing_profiles[{i}].queues[{j}].queue"),
+                    format!("unknown queue {:?}", e.queue),
+                ));
+            }
+        }
+    }
+    for (i, n) in c.numbers.iter().enumerate() {
+        if !is_dialable(&n.number) {
+            p.push((
+                format!("numbers[{i}].number"),
+                "must be digits, optionally with a leading +".into(),
+            ));
+        }
+        if !numbers.insert(n.number.clone()) {
+            p.push((
+                format!("numbers[{i}].number"),
+                format!("number {} is defined twice", n.number),
+            ));
+        }
+    }
+    if crate::phone::country(&c.dialer.country).is_none() {
+        p.push((
+            "dialer.country".into(),
+            format!(
+                "unknown country {:?} (use an ISO code such as \"US\")",
+                c.dialer.country
+            ),
+        ));
+    }
+    for (i, pre) in c
+        .dialer
+        .allowed_prefixes
+        .iter()
+        .chain(c.dialer.blocked_prefixes.iter())
+        .enumerate()
+    {
+        if !pre.starts_with('+') || !pre[1..].chars().all(|ch| ch.is_ascii_digit()) {
+            p.push((
+                "dialer.allowed_prefixes".into(),
+                format!("prefix #{i} {pre:?} must be + and digits"),
+            ));
+        }
+    }
+    if !c.dialer.uri_template.contains("{number}") || !c.dialer.uri_template.starts_with("sip:") {
+        p.push((
+            "dialer.uri_template".into(),
+            "must be a sip: URI containing {number}".into(),
+        ));
+    }
+    if c.dialer.target.parse::<SocketAddr>().is_err() {
+        p.push((
+            "dialer.target".into(),
+            "must be an IP address and port, e.g. \"127.0.0.1:5080\"".into(),
+        ));
+    }
+    if c.dialer.ring_timeout_s == 0 || c.dialer.expiry_days == 0 {
+        p.push((
+            "dialer.ring_timeout_s".into(),
+            "ring_timeout_s and expiry_days must be at least 1".into(),
+        ));
+    }
+    if c.routing.offer_timeout_s == 0 {
+        p.push((
+            "routing.offer_timeout_s".into(),
+            "must be at least 1".into(),
+        ));
+    }
     let mut users = HashSet::new();
     for (i, a) in c.agents.iter().enumerate() {
         let valid_user = !a.user.is_empty()
@@ -250,6 +366,14 @@ fn validate(c: &Config) -> Vec<(String, String)> {
                 format!("agents[{i}].user"),
                 format!("duplicate agent {:?}", a.user),
             ));
+        }
+        if let Some(rp) = &a.routing_profile {
+            if !profile_names.contains(rp) {
+                p.push((
+                    format!("agents[{i}].routing_profile"),
+                    format!("unknown routing profile {rp:?}"),
+                ));
+            }
         }
         if a.secret.len() < 4 {
             p.push((

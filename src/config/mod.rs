@@ -23,6 +23,12 @@ pub struct Config {
     pub registrar: RegistrarConfig,
     pub security: SecurityConfig,
     pub prompts: PromptsConfig,
+    pub flows: FlowsConfig,
+    pub routing: RoutingConfig,
+    pub dialer: DialerConfig,
+    pub numbers: Vec<NumberConfig>,
+    pub queues: Vec<QueueConfig>,
+    pub routing_profiles: Vec<RoutingProfileConfig>,
     pub agents: Vec<AgentConfig>,
     pub test_numbers: Vec<TestNumberConfig>,
     /// The file this came from; relative paths in it resolve against its
@@ -41,6 +47,12 @@ impl Default for Config {
             registrar: RegistrarConfig::default(),
             security: SecurityConfig::default(),
             prompts: PromptsConfig::default(),
+            flows: FlowsConfig::default(),
+            routing: RoutingConfig::default(),
+            dialer: DialerConfig::default(),
+            numbers: Vec::new(),
+            queues: Vec::new(),
+            routing_profiles: Vec::new(),
             agents: Vec::new(),
             test_numbers: Vec::new(),
             source: PathBuf::from("<defaults>"),
@@ -252,4 +264,161 @@ pub struct AgentConfig {
     /// Shown on the dashboard and in contact records.
     #[serde(default)]
     pub name: Option<String>,
+    /// Which queues the agent works; none means the agent is never offered
+    /// contacts.
+    #[serde(default)]
+    pub routing_profile: Option<String>,
+    /// Seconds of after-contact work before the agent is available again.
+    #[serde(default = "default_acw")]
+    pub after_contact_work_s: u64,
+}
+
+fn default_acw() -> u64 {
+    10
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FlowsConfig {
+    /// Directory whose `*.toml` files are flows.
+    pub dir: PathBuf,
+}
+
+impl Default for FlowsConfig {
+    fn default() -> Self {
+        FlowsConfig {
+            dir: PathBuf::from("config/flows"),
+        }
+    }
+}
+
+/// A dialled number and the inbound flow it runs.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NumberConfig {
+    pub number: String,
+    pub flow: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QueueConfig {
+    pub name: String,
+    /// Waiting calls and callbacks together.
+    #[serde(default = "default_max_contacts")]
+    pub max_contacts: usize,
+    /// Caller ID shown to customers called back from this queue.
+    #[serde(default)]
+    pub caller_id_name: Option<String>,
+    #[serde(default)]
+    pub caller_id_number: Option<String>,
+    /// What waiting callers hear (a customer_queue flow); without one they
+    /// hear `hold_music`.
+    #[serde(default)]
+    pub customer_queue_flow: Option<String>,
+    /// Played to the agent before the customer is connected.
+    #[serde(default)]
+    pub agent_whisper_flow: Option<String>,
+    /// Played to a called-back customer before the agent is connected.
+    #[serde(default)]
+    pub outbound_whisper_flow: Option<String>,
+    #[serde(default = "default_hold_music")]
+    pub hold_music: String,
+    /// Refuse a second pending callback for the same number.
+    #[serde(default)]
+    pub dedupe_callbacks: bool,
+}
+
+fn default_max_contacts() -> usize {
+    100
+}
+
+fn default_hold_music() -> String {
+    "hold_music".into()
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProfileQueue {
+    pub queue: String,
+    /// Lower is served first.
+    #[serde(default = "default_priority")]
+    pub priority: u32,
+    /// Seconds a contact must have waited before this profile's agents get it.
+    #[serde(default)]
+    pub delay_s: u64,
+}
+
+fn default_priority() -> u32 {
+    1
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoutingProfileConfig {
+    pub name: String,
+    pub queues: Vec<ProfileQueue>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RoutingConfig {
+    /// How long an agent's phone rings with an offer before it counts as
+    /// missed.
+    pub offer_timeout_s: u64,
+    /// A missed agent becomes available again after this long (0: only
+    /// through the API).
+    pub missed_available_after_s: u64,
+}
+
+impl Default for RoutingConfig {
+    fn default() -> Self {
+        RoutingConfig {
+            offer_timeout_s: 20,
+            missed_available_after_s: 30,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DialerConfig {
+    /// Country of local-format numbers and of callers' national numbers.
+    pub country: String,
+    /// Only numbers starting with one of these are dialled (empty: any).
+    pub allowed_prefixes: Vec<String>,
+    /// Never dialled.
+    pub blocked_prefixes: Vec<String>,
+    /// Request-URI of the outbound INVITE; `{number}` is the E.164 number.
+    pub uri_template: String,
+    /// Where outbound INVITEs are sent (the trunk), host:port.
+    pub target: String,
+    pub transport: Transport,
+    /// Ring-no-answer: CANCEL after this long ringing.
+    pub ring_timeout_s: u64,
+    /// SIP statuses that count as "no answer" (retried).
+    pub retry_statuses: Vec<u16>,
+    /// Callbacks not connected this long after creation expire.
+    pub expiry_days: u64,
+    /// Digest credentials if the trunk challenges (401/407).
+    pub auth_user: Option<String>,
+    pub auth_password: Option<String>,
+}
+
+impl Default for DialerConfig {
+    fn default() -> Self {
+        DialerConfig {
+            country: "US".into(),
+            allowed_prefixes: vec!["+1".into()],
+            blocked_prefixes: vec!["+1900".into(), "+1976".into()],
+            uri_template: "sip:{number}@127.0.0.1:5080".into(),
+            target: "127.0.0.1:5080".into(),
+            transport: Transport::Udp,
+            ring_timeout_s: 30,
+            retry_statuses: vec![408, 480, 487],
+            expiry_days: 7,
+            auth_user: None,
+            auth_password: None,
+        }
+    }
 }

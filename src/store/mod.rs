@@ -1,0 +1,68 @@
+//! Durable state: callbacks (with every state transition and dial
+//! attempt) and contact records. `Store` is the interface; `sqlite` is the
+//! embedded implementation (a PostgreSQL one would implement the same
+//! trait with the same SQL, `FOR UPDATE SKIP LOCKED` for claiming).
+
+pub mod records;
+pub mod sqlite;
+
+pub use records::{Attempt, CallbackRecord, CallbackState, ContactRecord, NewCallback};
+pub use sqlite::SqliteStore;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database: {0}")]
+    Db(#[from] rusqlite::Error),
+    #[error("database worker failed: {0}")]
+    Worker(String),
+    #[error("no such callback {0}")]
+    NotFound(String),
+    #[error("callback {0} is {1}, not {2}")]
+    WrongState(String, String, String),
+}
+
+/// The operations the dialer, the flows and the API need. Every method is
+/// one transaction: a crash between two calls loses nothing committed.
+pub trait Store: Send + Sync {
+    fn create_callback(&self, cb: &NewCallback) -> Result<CallbackRecord, StoreError>;
+    fn callback(&self, id: &str) -> Result<Option<CallbackRecord>, StoreError>;
+    /// Callbacks not yet finished (scheduled, queued, offered, dialling),
+    /// in line order: initial start, then creation.
+    fn pending_callbacks(&self) -> Result<Vec<CallbackRecord>, StoreError>;
+    /// Pending callbacks of a queue for a number (duplicate detection).
+    fn pending_for_number(&self, queue: &str, number: &str) -> Result<usize, StoreError>;
+    /// Moves a callback to `to` if it is in one of `from`; records the
+    /// transition. Returns the updated record.
+    fn transition(
+        &self,
+        id: &str,
+        from: &[CallbackState],
+        to: CallbackState,
+        detail: &str,
+        now_ms: i64,
+    ) -> Result<CallbackRecord, StoreError>;
+    /// Starts dial attempt number `attempts + 1` (state → dialling).
+    fn begin_attempt(
+        &self,
+        id: &str,
+        agent: &str,
+        now_ms: i64,
+    ) -> Result<CallbackRecord, StoreError>;
+    /// Ends the current attempt with `outcome`; `next` is the state after
+    /// it, `not_before_ms` the earliest next attempt when requeued.
+    fn end_attempt(
+        &self,
+        id: &str,
+        outcome: &str,
+        sip_status: Option<u16>,
+        next: CallbackState,
+        not_before_ms: i64,
+        now_ms: i64,
+    ) -> Result<CallbackRecord, StoreError>;
+    fn attempts(&self, id: &str) -> Result<Vec<Attempt>, StoreError>;
+    /// State transitions of a callback: (time, state, detail).
+    fn history(&self, id: &str) -> Result<Vec<(i64, String, String)>, StoreError>;
+    fn upsert_contact(&self, c: &ContactRecord) -> Result<(), StoreError>;
+    fn contact(&self, id: &str) -> Result<Option<ContactRecord>, StoreError>;
+    fn contacts(&self, limit: usize) -> Result<Vec<ContactRecord>, StoreError>;
+}

@@ -1,0 +1,547 @@
+//! The embedded SQLite store: one file in the data directory, WAL mode,
+//! `synchronous = FULL` so a committed callback survives even a power cut.
+
+use super::records::{Attempt, CallbackRecord, CallbackState, ContactRecord, NewCallback};
+use super::{Store, StoreError};
+use parking_lot::Mutex;
+use rusqlite::{Connection, OptionalExtension, Row, params};
+use std::collections::BTreeMap;
+use std::path::Path;
+
+const SCHEMA: &str = r#"
+CREATE TABLE IF NOT EXISTS callbacks (
+    id TEXT PRIMARY KEY,
+    contact_id TEXT NOT NULL,
+    initial_contact_id TEXT NOT NULL,
+    queue TEXT NOT NULL,
+    number TEXT NOT NULL,
+    initial_start_ms INTEGER NOT NULL,
+    created_ms INTEGER NOT NULL,
+    not_before_ms INTEGER NOT NULL,
+    expires_ms INTEGER NOT NULL,
+    max_retries INTEGER NOT NULL,
+    retry_interval_s INTEGER NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    state TEXT NOT NULL,
+    state_ms INTEGER NOT NULL,
+    last_outcome TEXT,
+    agent TEXT,
+    attributes TEXT NOT NULL DEFAULT '{}'
+);
+CREATE INDEX IF NOT EXISTS callbacks_pending ON callbacks(state, initial_start_ms, created_ms);
+CREATE INDEX IF NOT EXISTS callbacks_number ON callbacks(queue, number, state);
+CREATE TABLE IF NOT EXISTS callback_events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    callback_id TEXT NOT NULL,
+    at_ms INTEGER NOT NULL,
+    state TEXT NOT NULL,
+    detail TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS callback_events_cb ON callback_events(callback_id, seq);
+CREATE TABLE IF NOT EXISTS attempts (
+    callback_id TEXT NOT NULL,
+    n INTEGER NOT NULL,
+    agent TEXT NOT NULL,
+    started_ms INTEGER NOT NULL,
+    ended_ms INTEGER,
+    outcome TEXT,
+    sip_status INTEGER,
+    PRIMARY KEY (callback_id, n)
+);
+CREATE TABLE IF NOT EXISTS contacts (
+    id TEXT PRIMARY KEY,
+    initial_contact_id TEXT NOT NULL,
+    initiation TEXT NOT NULL,
+    queue TEXT,
+    agent TEXT,
+    customer_number TEXT,
+    dialled TEXT,
+    caller_id_used TEXT,
+    call_id TEXT,
+    initiated_ms INTEGER NOT NULL,
+    enqueued_ms INTEGER,
+    connected_ms INTEGER,
+    disconnected_ms INTEGER,
+    disconnect_reason TEXT,
+    attributes TEXT NOT NULL DEFAULT '{}'
+);
+CREATE INDEX IF NOT EXISTS contacts_initial ON contacts(initial_contact_id);
+CREATE INDEX IF NOT EXISTS contacts_time ON contacts(initiated_ms);
+"#;
+
+pub struct SqliteStore {
+    conn: Mutex<Connection>,
+}
+
+fn attrs_json(a: &BTreeMap<String, String>) -> String {
+    serde_json::to_string(a).unwrap_or_else(|_| "{}".into())
+}
+
+fn attrs_parse(s: &str) -> BTreeMap<String, String> {
+    serde_json::from_str(s).unwrap_or_default()
+}
+
+fn callback_from_row(r: &Row<'_>) -> rusqlite::Result<CallbackRecord> {
+    let state: String = r.get("state")?;
+    let attrs: String = r.get("attributes")?;
+    Ok(CallbackRecord {
+        id: r.get("id")?,
+        contact_id: r.get("contact_id")?,
+        initial_contact_id: r.get("initial_contact_id")?,
+        queue: r.get("queue")?,
+        number: r.get("number")?,
+        initial_start_ms: r.get("initial_start_ms")?,
+        created_ms: r.get("created_ms")?,
+        not_before_ms: r.get("not_before_ms")?,
+        expires_ms: r.get("expires_ms")?,
+        max_retries: r.get("max_retries")?,
+        retry_interval_s: r.get::<_, i64>("retry_interval_s")?.max(0) as u64,
+        attempts: r.get("attempts")?,
+        // An unknown state can only come from a newer version's database:
+        // treat it as stopped rather than dial it.
+        state: CallbackState::parse(&state).unwrap_or(CallbackState::Stopped),
+        state_ms: r.get("state_ms")?,
+        last_outcome: r.get("last_outcome")?,
+        agent: r.get("agent")?,
+        attributes: attrs_parse(&attrs),
+    })
+}
+
+fn contact_from_row(r: &Row<'_>) -> rusqlite::Result<ContactRecord> {
+    let attrs: String = r.get("attributes")?;
+    Ok(ContactRecord {
+        id: r.get("id")?,
+        initial_contact_id: r.get("initial_contact_id")?,
+        initiation: r.get("initiation")?,
+        queue: r.get("queue")?,
+        agent: r.get("agent")?,
+        customer_number: r.get("customer_number")?,
+        dialled: r.get("dialled")?,
+        caller_id_used: r.get("caller_id_used")?,
+        call_id: r.get("call_id")?,
+        initiated_ms: r.get("initiated_ms")?,
+        enqueued_ms: r.get("enqueued_ms")?,
+        connected_ms: r.get("connected_ms")?,
+        disconnected_ms: r.get("disconnected_ms")?,
+        disconnect_reason: r.get("disconnect_reason")?,
+        attributes: attrs_parse(&attrs),
+    })
+}
+
+const PENDING_SQL: &str = "('scheduled','queued','offered','dialing')";
+
+impl SqliteStore {
+    /// Opens (creating if needed) `<dir>/callgate.sqlite3`.
+    pub fn open(dir: &Path) -> Result<SqliteStore, StoreError> {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| StoreError::Worker(format!("creating {}: {e}", dir.display())))?;
+        let conn = Connection::open(dir.join("callgate.sqlite3"))?;
+        Self::init(conn)
+    }
+
+    pub fn in_memory() -> Result<SqliteStore, StoreError> {
+        Self::init(Connection::open_in_memory()?)
+    }
+
+    fn init(conn: Connection) -> Result<SqliteStore, StoreError> {
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.pragma_update(None, "busy_timeout", 5000)?;
+        conn.execute_batch(SCHEMA)?;
+        Ok(SqliteStore {
+            conn: Mutex::new(conn),
+        })
+    }
+
+    fn get(conn: &Connection, id: &str) -> Result<Option<CallbackRecord>, StoreError> {
+        Ok(conn
+            .query_row(
+                "SELECT * FROM callbacks WHERE id = ?1",
+                params![id],
+                callback_from_row,
+            )
+            .optional()?)
+    }
+
+    fn event(
+        conn: &Connection,
+        id: &str,
+        at: i64,
+        state: CallbackState,
+        detail: &str,
+    ) -> Result<(), StoreError> {
+        conn.execute(
+            "INSERT INTO callback_events (callback_id, at_ms, state, detail) VALUES (?1, ?2, ?3, ?4)",
+            params![id, at, state.as_str(), detail],
+        )?;
+        Ok(())
+    }
+}
+
+impl Store for SqliteStore {
+    fn create_callback(&self, cb: &NewCallback) -> Result<CallbackRecord, StoreError> {
+        let mut conn = self.conn.lock();
+        let tx = conn.transaction()?;
+        let state = if cb.not_before_ms > cb.created_ms {
+            CallbackState::Scheduled
+        } else {
+            CallbackState::Queued
+        };
+        tx.execute(
+            "INSERT INTO callbacks (id, contact_id, initial_contact_id, queue, number, initial_start_ms, created_ms, not_before_ms, expires_ms, max_retries, retry_interval_s, attempts, state, state_ms, attributes)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, 0, ?12, ?7, ?13)",
+            params![
+                cb.id,
+                cb.contact_id,
+                cb.initial_contact_id,
+                cb.queue,
+                cb.number,
+                cb.initial_start_ms,
+                cb.created_ms,
+                cb.not_before_ms,
+                cb.expires_ms,
+                cb.max_retries,
+                cb.retry_interval_s as i64,
+                state.as_str(),
+                attrs_json(&cb.attributes),
+            ],
+        )?;
+        Self::event(&tx, &cb.id, cb.created_ms, state, "created")?;
+        let rec = Self::get(&tx, &cb.id)?.ok_or_else(|| StoreError::NotFound(cb.id.clone()))?;
+        tx.commit()?;
+        Ok(rec)
+    }
+
+    fn callback(&self, id: &str) -> Result<Option<CallbackRecord>, StoreError> {
+        Self::get(&self.conn.lock(), id)
+    }
+
+    fn pending_callbacks(&self) -> Result<Vec<CallbackRecord>, StoreError> {
+        let conn = self.conn.lock();
+        let mut stmt = conn.prepare(&format!(
+            "SELECT * FROM callbacks WHERE state IN {PENDING_SQL} ORDER BY initial_start_ms, created_ms, id"
+        ))?;
+        let rows = stmt.query_map([], callback_from_row)?;
+        Ok(rows.collect::<Result<Vec<_>, _>>()?)
+    }
+
+    fn pending_for_number(&self, queue: &str, number: &str) -> Result<usize, StoreError> {
+        let conn = self.conn.lock();
+        let n: i64 = conn.query_row(
+            &format!("SELECT COUNT(*) FROM callbacks WHERE queue = ?1 AND number = ?2 AND state IN {PENDING_SQL}"),
+            params![queue, number],
+            |r| r.get(0),
+        )?;
+        Ok(n.max(0) as usize)
+    }
+
+    fn transition(
+        &self,
+        id: &str,
+        from: &[CallbackState],
+        to: CallbackState,
+        detail: &str,
+        now_ms: i64,
+    ) -> Result<CallbackRecord, StoreError> {
+        let mut conn = self.conn.lock();
+        let tx = conn.transaction()?;
+        let rec = Self::get(&tx, id)?.ok_or_else(|| StoreError::NotFound(id.to_string()))?;
+        if !from.contains(&rec.state) {
+            let want: Vec<&str> = from.iter().map(|s| s.as_str()).collect();
+            return Err(StoreError::WrongState(
+                id.into(),
+                rec.state.as_str().into(),
+                want.join("|"),
+            ));
+        }
+        tx.execute(
+            "UPDATE callbacks SET state = ?2, state_ms = ?3 WHERE id = ?1",
+            params![id, to.as_str(), now_ms],
+        )?;
+        Self::event(&tx, id, now_ms, to, detail)?;
+        let rec = Self::get(&tx, id)?.ok_or_else(|| StoreError::NotFound(id.to_string()))?;
+        tx.commit()?;
+        Ok(rec)
+    }
+
+    fn begin_attempt(
+        &self,
+        id: &str,
+        agent: &str,
+        now_ms: i64,
+    ) -> Result<CallbackRecord, StoreError> {
+        let mut conn = self.conn.lock();
+        let tx = conn.transaction()?;
+        let rec = Self::get(&tx, id)?.ok_or_else(|| StoreError::NotFound(id.to_string()))?;
+        if !matches!(rec.state, CallbackState::Queued | CallbackState::Offered) {
+            return Err(StoreError::WrongState(
+                id.into(),
+                rec.state.as_str().into(),
+                "queued|offered".into(),
+            ));
+        }
+        let n = rec.attempts + 1;
+        tx.execute(
+            "UPDATE callbacks SET state = 'dialing', state_ms = ?2, attempts = ?3, agent = ?4 WHERE id = ?1",
+            params![id, now_ms, n, agent],
+        )?;
+        tx.execute(
+            "INSERT OR REPLACE INTO attempts (callback_id, n, agent, started_ms) VALUES (?1, ?2, ?3, ?4)",
+            params![id, n, agent, now_ms],
+        )?;
+        Self::event(
+            &tx,
+            id,
+            now_ms,
+            CallbackState::Dialing,
+            &format!("attempt {n} by {agent}"),
+        )?;
+        let rec = Self::get(&tx, id)?.ok_or_else(|| StoreError::NotFound(id.to_string()))?;
+        tx.commit()?;
+        Ok(rec)
+    }
+
+    fn end_attempt(
+        &self,
+        id: &str,
+        outcome: &str,
+        sip_status: Option<u16>,
+        next: CallbackState,
+        not_before_ms: i64,
+        now_ms: i64,
+    ) -> Result<CallbackRecord, StoreError> {
+        let mut conn = self.conn.lock();
+        let tx = conn.transaction()?;
+        let rec = Self::get(&tx, id)?.ok_or_else(|| StoreError::NotFound(id.to_string()))?;
+        tx.execute(
+            "UPDATE attempts SET ended_ms = ?3, outcome = ?4, sip_status = ?5 WHERE callback_id = ?1 AND n = ?2",
+            params![id, rec.attempts, now_ms, outcome, sip_status],
+        )?;
+        tx.execute(
+            "UPDATE callbacks SET state = ?2, state_ms = ?3, last_outcome = ?4, not_before_ms = ?5 WHERE id = ?1",
+            params![id, next.as_str(), now_ms, outcome, not_before_ms],
+        )?;
+        Self::event(
+            &tx,
+            id,
+            now_ms,
+            next,
+            &format!("attempt {}: {outcome}", rec.attempts),
+        )?;
+        let rec = Self::get(&tx, id)?.ok_or_else(|| StoreError::NotFound(id.to_string()))?;
+        tx.commit()?;
+        Ok(rec)
+    }
+
+    fn attempts(&self, id: &str) -> Result<Vec<Attempt>, StoreError> {
+        let conn = self.conn.lock();
+        let mut stmt = conn.prepare("SELECT n, agent, started_ms, ended_ms, outcome, sip_status FROM attempts WHERE callback_id = ?1 ORDER BY n")?;
+        let rows = stmt.query_map(params![id], |r| {
+            Ok(Attempt {
+                n: r.get(0)?,
+                agent: r.get(1)?,
+                started_ms: r.get(2)?,
+                ended_ms: r.get(3)?,
+                outcome: r.get(4)?,
+                sip_status: r.get(5)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<Vec<_>, _>>()?)
+    }
+
+    fn history(&self, id: &str) -> Result<Vec<(i64, String, String)>, StoreError> {
+        let conn = self.conn.lock();
+        let mut stmt = conn.prepare(
+            "SELECT at_ms, state, detail FROM callback_events WHERE callback_id = ?1 ORDER BY seq",
+        )?;
+        let rows = stmt.query_map(params![id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+        Ok(rows.collect::<Result<Vec<_>, _>>()?)
+    }
+
+    fn upsert_contact(&self, c: &ContactRecord) -> Result<(), StoreError> {
+        self.conn.lock().execute(
+            "INSERT INTO contacts (id, initial_contact_id, initiation, queue, agent, customer_number, dialled, caller_id_used, call_id, initiated_ms, enqueued_ms, connected_ms, disconnected_ms, disconnect_reason, attributes)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)
+             ON CONFLICT(id) DO UPDATE SET queue = excluded.queue, agent = excluded.agent, customer_number = excluded.customer_number,
+               caller_id_used = excluded.caller_id_used, call_id = excluded.call_id, enqueued_ms = excluded.enqueued_ms,
+               connected_ms = excluded.connected_ms, disconnected_ms = excluded.disconnected_ms,
+               disconnect_reason = excluded.disconnect_reason, attributes = excluded.attributes",
+            params![
+                c.id,
+                c.initial_contact_id,
+                c.initiation,
+                c.queue,
+                c.agent,
+                c.customer_number,
+                c.dialled,
+                c.caller_id_used,
+                c.call_id,
+                c.initiated_ms,
+                c.enqueued_ms,
+                c.connected_ms,
+                c.disconnected_ms,
+                c.disconnect_reason,
+                attrs_json(&c.attributes),
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn contact(&self, id: &str) -> Result<Option<ContactRecord>, StoreError> {
+        let conn = self.conn.lock();
+        Ok(conn
+            .query_row(
+                "SELECT * FROM contacts WHERE id = ?1",
+                params![id],
+                contact_from_row,
+            )
+            .optional()?)
+    }
+
+    fn contacts(&self, limit: usize) -> Result<Vec<ContactRecord>, StoreError> {
+        let conn = self.conn.lock();
+        let mut stmt =
+            conn.prepare("SELECT * FROM contacts ORDER BY initiated_ms DESC LIMIT ?1")?;
+        let rows = stmt.query_map(params![limit as i64], contact_from_row)?;
+        Ok(rows.collect::<Result<Vec<_>, _>>()?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn new_cb(id: &str, start: i64) -> NewCallback {
+        NewCallback {
+            id: id.into(),
+            contact_id: format!("c-{id}"),
+            initial_contact_id: format!("i-{id}"),
+            queue: "cbq".into(),
+            number: "+12015550123".into(),
+            initial_start_ms: start,
+            created_ms: 1000,
+            not_before_ms: 1000 + 99_000,
+            expires_ms: 1000 + 7 * 86_400_000,
+            max_retries: 2,
+            retry_interval_s: 600,
+            attributes: BTreeMap::from([("k".to_string(), "v".to_string())]),
+        }
+    }
+
+    #[test]
+    fn lifecycle_with_attempts_and_history() {
+        let s = SqliteStore::in_memory().unwrap();
+        let r = s.create_callback(&new_cb("a", 500)).unwrap();
+        assert_eq!(r.state, CallbackState::Scheduled);
+        assert_eq!(r.attributes.get("k").map(String::as_str), Some("v"));
+        assert_eq!(s.pending_for_number("cbq", "+12015550123").unwrap(), 1);
+        s.transition(
+            "a",
+            &[CallbackState::Scheduled],
+            CallbackState::Queued,
+            "initial delay over",
+            100_000,
+        )
+        .unwrap();
+        assert!(matches!(
+            s.transition(
+                "a",
+                &[CallbackState::Scheduled],
+                CallbackState::Queued,
+                "again",
+                100_001
+            ),
+            Err(StoreError::WrongState(..))
+        ));
+        s.transition(
+            "a",
+            &[CallbackState::Queued],
+            CallbackState::Offered,
+            "offered to alice",
+            100_002,
+        )
+        .unwrap();
+        let r = s.begin_attempt("a", "alice", 100_010).unwrap();
+        assert_eq!((r.state, r.attempts), (CallbackState::Dialing, 1));
+        let r = s
+            .end_attempt(
+                "a",
+                "no answer",
+                Some(487),
+                CallbackState::Queued,
+                700_010,
+                130_000,
+            )
+            .unwrap();
+        assert_eq!(
+            (r.state, r.not_before_ms, r.last_outcome.as_deref()),
+            (CallbackState::Queued, 700_010, Some("no answer"))
+        );
+        let att = s.attempts("a").unwrap();
+        assert_eq!(att.len(), 1);
+        assert_eq!(att[0].sip_status, Some(487));
+        let h: Vec<String> = s
+            .history("a")
+            .unwrap()
+            .into_iter()
+            .map(|(_, st, _)| st)
+            .collect();
+        assert_eq!(
+            h,
+            vec!["scheduled", "queued", "offered", "dialing", "queued"]
+        );
+    }
+
+    #[test]
+    fn pending_in_line_order_and_finished_excluded() {
+        let s = SqliteStore::in_memory().unwrap();
+        s.create_callback(&new_cb("late", 900)).unwrap();
+        s.create_callback(&new_cb("early", 100)).unwrap();
+        s.create_callback(&new_cb("done", 50)).unwrap();
+        s.transition(
+            "done",
+            &CallbackState::PENDING,
+            CallbackState::Stopped,
+            "api",
+            2000,
+        )
+        .unwrap();
+        let ids: Vec<String> = s
+            .pending_callbacks()
+            .unwrap()
+            .into_iter()
+            .map(|c| c.id)
+            .collect();
+        assert_eq!(ids, vec!["early", "late"]);
+    }
+
+    #[test]
+    fn survives_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let s = SqliteStore::open(dir.path()).unwrap();
+            s.create_callback(&new_cb("x", 1)).unwrap();
+        }
+        let s = SqliteStore::open(dir.path()).unwrap();
+        assert_eq!(s.pending_callbacks().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn contact_records_upsert() {
+        let s = SqliteStore::in_memory().unwrap();
+        let mut c = ContactRecord {
+            id: "c1".into(),
+            initial_contact_id: "c1".into(),
+            initiation: "inbound".into(),
+            initiated_ms: 5,
+            ..Default::default()
+        };
+        s.upsert_contact(&c).unwrap();
+        c.disconnected_ms = Some(9);
+        c.disconnect_reason = Some("caller hung up".into());
+        s.upsert_contact(&c).unwrap();
+        let back = s.contact("c1").unwrap().unwrap();
+        assert_eq!(back.disconnect_reason.as_deref(), Some("caller hung up"));
+        assert_eq!(s.contacts(10).unwrap().len(), 1);
+    }
+}
