@@ -81,7 +81,7 @@ fn prompt_arrives_intact_over_pcmu_and_pcma() {
             Some(200)
         );
     }
-    assert!(gw.wait_for_log(&["call ended", "caller hung up"], Duration::from_secs(3)));
+    assert!(gw.wait_for_log(&["call ended", "remote hung up"], Duration::from_secs(3)));
 }
 
 #[test]

@@ -6,6 +6,9 @@
 //! plain async code ("answer, play, wait for a digit"), one task per call.
 
 pub mod handle;
+pub mod session;
+pub mod uac;
 pub mod uas;
 
 pub use handle::{CallEvent, CallRef, Command, LocalSip, SipHandle};
+pub use session::{EndReason, Session, Waited};

@@ -25,7 +25,7 @@ pub async fn run(
                 call.hangup();
                 return Ok(());
             }
-            Waited::Digit(_) => {}
+            Waited::Digit(_) | Waited::Response => {}
         }
     }
     info!("test prompt played");
@@ -44,7 +44,7 @@ pub async fn run(
                 call.hangup();
                 return Ok(());
             }
-            Waited::PlaybackDone => {}
+            Waited::PlaybackDone | Waited::Response => {}
         }
     }
 }

@@ -1,0 +1,391 @@
+//! What every call has once it is set up, inbound or outbound: the dialog,
+//! the media leg, and the handling of whatever the other side sends while
+//! the call logic waits (BYE, re-INVITE for hold, INFO DTMF, OPTIONS).
+
+use super::handle::{CallEvent, CallRef, SipHandle};
+use crate::endpoint::capabilities::{ACCEPT, ALLOW};
+use crate::media::engine::MediaEngine;
+use crate::media::leg::{Leg, LegEvent};
+use crate::media::prompt::Prompt;
+use crate::media::sdp::{self, SessionDescription};
+use crate::sip::dialog::Dialog;
+use crate::sip::message::{HeaderName, MessageExt, Method, Request, Response};
+use crate::sip::transaction::ServerTxId;
+use crate::sip::transport::Peer;
+use bytes::Bytes;
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+use tracing::{debug, info, warn};
+
+/// Why a call ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EndReason {
+    /// The other side sent BYE.
+    RemoteHangup,
+    /// The caller cancelled before we answered.
+    Cancelled,
+    /// Our 200 was never acknowledged.
+    AckTimeout,
+    /// No RTP from the other side for the configured time.
+    RtpTimeout,
+    /// We hung up.
+    LocalHangup,
+    /// We refused the call (or it was refused) with this status.
+    Rejected(u16),
+    /// No media port, no transport, or the SIP core went away.
+    Failure,
+}
+
+impl EndReason {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            EndReason::RemoteHangup => "remote hung up",
+            EndReason::Cancelled => "caller cancelled",
+            EndReason::AckTimeout => "no ACK",
+            EndReason::RtpTimeout => "RTP timeout",
+            EndReason::LocalHangup => "gateway hung up",
+            EndReason::Rejected(_) => "rejected",
+            EndReason::Failure => "failure",
+        }
+    }
+}
+
+/// The outcome of waiting on a call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Waited {
+    PlaybackDone,
+    Digit(char),
+    Timeout,
+    /// A response to one of our requests arrived (outbound set-up).
+    Response,
+}
+
+pub struct Session {
+    pub call: CallRef,
+    pub sip: SipHandle,
+    events: mpsc::UnboundedReceiver<CallEvent>,
+    /// Where in-dialog requests go.
+    pub peer: Peer,
+    pub dialog: Option<Dialog>,
+    pub leg: Option<Leg>,
+    pub media: Arc<MediaEngine>,
+    sdp_version: u64,
+    digits: VecDeque<char>,
+    pub ended: Option<EndReason>,
+    acked: bool,
+    /// Inbound calls before they are answered: CANCEL is answered 487 here.
+    pub pending_invite: Option<(ServerTxId, Response)>,
+    /// Responses to our requests, for the outbound set-up to read.
+    pub responses: VecDeque<(Response, Peer)>,
+    /// Branches of our client transactions that timed out.
+    pub timeouts: Vec<String>,
+    pub started: Instant,
+}
+
+impl Session {
+    pub fn new(call: CallRef, sip: SipHandle, events: mpsc::UnboundedReceiver<CallEvent>, peer: Peer, media: Arc<MediaEngine>) -> Session {
+        Session {
+            call,
+            sip,
+            events,
+            peer,
+            dialog: None,
+            leg: None,
+            media,
+            sdp_version: 1,
+            digits: VecDeque::new(),
+            ended: None,
+            acked: false,
+            pending_invite: None,
+            responses: VecDeque::new(),
+            timeouts: Vec::new(),
+            started: Instant::now(),
+        }
+    }
+
+    pub fn next_sdp_version(&mut self) -> u64 {
+        self.sdp_version += 1;
+        self.sdp_version
+    }
+
+    pub fn play(&mut self, prompts: Vec<Arc<Prompt>>, looping: bool) -> Option<u64> {
+        self.leg.as_ref().map(|l| l.play(prompts, looping))
+    }
+
+    pub fn stop_playback(&self) {
+        if let Some(l) = &self.leg {
+            l.stop_playback();
+        }
+    }
+
+    pub fn take_digit(&mut self) -> Option<char> {
+        self.digits.pop_front()
+    }
+
+    pub fn clear_digits(&mut self) {
+        self.digits.clear();
+    }
+
+    /// Waits for the first of: the end of playback `token`, a digit (when
+    /// `digits` is set; buffered type-ahead digits count), a response (when
+    /// `responses` is set), or `deadline`. Handles every other event in the
+    /// meantime. `Err` when the call ended.
+    pub async fn wait_for(&mut self, token: Option<u64>, digits: bool, responses: bool, deadline: Option<Instant>) -> Result<Waited, EndReason> {
+        loop {
+            if let Some(r) = self.ended {
+                return Err(r);
+            }
+            if digits && !self.digits.is_empty() {
+                if let Some(d) = self.digits.pop_front() {
+                    return Ok(Waited::Digit(d));
+                }
+            }
+            if responses && (!self.responses.is_empty() || !self.timeouts.is_empty()) {
+                return Ok(Waited::Response);
+            }
+            let sleep = async {
+                match deadline {
+                    Some(d) => tokio::time::sleep_until(d.into()).await,
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            let leg_event = async {
+                match self.leg.as_mut() {
+                    Some(l) => l.next_event().await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                ev = self.events.recv() => match ev {
+                    Some(ev) => self.on_event(ev),
+                    None => self.ended = Some(EndReason::Failure),
+                },
+                le = leg_event => match le {
+                    Some(LegEvent::Dtmf(d)) => {
+                        info!(digit = %d, "dtmf received");
+                        self.digits.push_back(d);
+                    }
+                    Some(LegEvent::PlaybackDone(t)) if Some(t) == token => return Ok(Waited::PlaybackDone),
+                    Some(LegEvent::PlaybackDone(_)) => {}
+                    Some(LegEvent::RtpTimeout) => {
+                        warn!("no RTP from the other side: hanging up");
+                        self.hangup();
+                        self.ended = Some(EndReason::RtpTimeout);
+                    }
+                    None => {}
+                },
+                _ = sleep => return Ok(Waited::Timeout),
+            }
+        }
+    }
+
+    pub async fn wait(&mut self, token: Option<u64>, digits: bool, deadline: Option<Instant>) -> Result<Waited, EndReason> {
+        self.wait_for(token, digits, false, deadline).await
+    }
+
+    /// Plays prompts to the end (or until a digit when `barge_in`).
+    pub async fn play_and_wait(&mut self, prompts: Vec<Arc<Prompt>>, barge_in: bool) -> Result<Waited, EndReason> {
+        let token = self.play(prompts, false);
+        let r = self.wait(token, barge_in, None).await;
+        if matches!(r, Ok(Waited::Digit(_))) {
+            self.stop_playback();
+        }
+        r
+    }
+
+    /// Waits up to `d` while handling events; returns early if the call ends.
+    pub async fn pause(&mut self, d: Duration) -> Result<(), EndReason> {
+        let until = Instant::now() + d;
+        loop {
+            if let Waited::Timeout = self.wait(None, false, Some(until)).await? {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Handles SIP events that are already queued, without waiting.
+    pub fn poll_events(&mut self) {
+        while let Ok(ev) = self.events.try_recv() {
+            self.on_event(ev);
+        }
+    }
+
+    fn on_event(&mut self, ev: CallEvent) {
+        match ev {
+            CallEvent::Request { tx, request, peer } => self.on_request(tx, request, peer),
+            CallEvent::Ack { .. } => {
+                self.acked = true;
+                if let Some(d) = self.dialog.as_mut() {
+                    d.confirm();
+                }
+            }
+            CallEvent::Cancelled => {
+                if let Some((tx, resp487)) = self.pending_invite.take() {
+                    if self.ended.is_none() {
+                        self.sip.respond(tx, resp487);
+                        self.ended = Some(EndReason::Cancelled);
+                        info!("caller cancelled");
+                    }
+                }
+            }
+            CallEvent::AckTimeout => {
+                if self.dialog.is_some() && !self.acked && self.ended.is_none() {
+                    warn!("200 OK never acknowledged: hanging up");
+                    self.hangup();
+                    self.ended = Some(EndReason::AckTimeout);
+                }
+            }
+            CallEvent::Response { response, peer } => self.responses.push_back((response, peer)),
+            CallEvent::StrayOk { response, peer } => {
+                // A retransmitted 2xx after our INVITE transaction ended:
+                // our ACK was lost, send it again (RFC 3261 §13.2.2.4).
+                if let (Some(d), Ok(cseq)) = (self.dialog.as_ref(), response.cseq()) {
+                    let ack = d.ack(cseq.seq, &self.sip.via(&peer), None);
+                    self.sip.request(self.call, ack, peer);
+                }
+            }
+            CallEvent::Timeout { branch } => self.timeouts.push(branch),
+        }
+    }
+
+    pub fn reply_in_dialog(&self, req: &Request, status: u16) -> Response {
+        let tag = self.dialog.as_ref().map(|d| d.id.local_tag.clone());
+        let mut r = Response::to_request(req, status, tag.as_deref());
+        r.headers
+            .push(HeaderName::Server, self.sip.local.user_agent.clone());
+        if status == 200 || status == 405 {
+            r.headers.push(HeaderName::Allow, ALLOW);
+        }
+        r
+    }
+
+    fn on_request(&mut self, tx: ServerTxId, req: Request, _peer: Peer) {
+        let Some(dialog) = self.dialog.as_mut() else {
+            let r = self.reply_in_dialog(&req, 481);
+            self.sip.respond(tx, r);
+            return;
+        };
+        if dialog.on_request(&req).is_err() {
+            let r = self.reply_in_dialog(&req, 500).with_reason("CSeq out of order");
+            self.sip.respond(tx, r);
+            return;
+        }
+        match req.method {
+            Method::Bye => {
+                let r = self.reply_in_dialog(&req, 200);
+                self.sip.respond(tx, r);
+                if self.ended.is_none() {
+                    info!("other side hung up");
+                    self.ended = Some(EndReason::RemoteHangup);
+                }
+            }
+            Method::Invite | Method::Update => self.on_reoffer(tx, &req),
+            Method::Info => {
+                // SIP INFO DTMF (application/dtmf-relay, "Signal=5"), still
+                // sent by some phones instead of RFC 4733.
+                if let Some(d) = info_digit(&req) {
+                    info!(digit = %d, "dtmf received (SIP INFO)");
+                    self.digits.push_back(d);
+                }
+                let r = self.reply_in_dialog(&req, 200);
+                self.sip.respond(tx, r);
+            }
+            Method::Options => {
+                let r = self
+                    .reply_in_dialog(&req, 200)
+                    .with_header(HeaderName::Accept, ACCEPT);
+                self.sip.respond(tx, r);
+            }
+            _ => {
+                let r = self.reply_in_dialog(&req, 405);
+                self.sip.respond(tx, r);
+            }
+        }
+    }
+
+    /// re-INVITE or UPDATE: a new offer (hold, unhold, new address), or a
+    /// session refresh without a body.
+    fn on_reoffer(&mut self, tx: ServerTxId, req: &Request) {
+        let contact = self.sip.contact("callgate", &self.peer);
+        if req.body.is_empty() || self.leg.is_none() {
+            let r = self
+                .reply_in_dialog(req, 200)
+                .with_header(HeaderName::Contact, contact);
+            self.sip.respond(tx, r);
+            return;
+        }
+        let Ok(offer) = SessionDescription::parse(&req.body) else {
+            let r = self.reply_in_dialog(req, 488);
+            self.sip.respond(tx, r);
+            return;
+        };
+        let version = self.next_sdp_version();
+        let result = match self.leg.as_mut() {
+            Some(leg) => {
+                let local = self.media.local_media(leg, version);
+                sdp::answer(&offer, &local).map(|(answer, params)| {
+                    leg.set_params(params);
+                    (answer, params)
+                })
+            }
+            None => return,
+        };
+        match result {
+            Ok((answer, params)) => {
+                info!(direction = params.direction.as_str(), remote = ?params.remote, "media renegotiated");
+                let r = self
+                    .reply_in_dialog(req, 200)
+                    .with_header(HeaderName::Contact, contact)
+                    .with_body("application/sdp", Bytes::from(answer));
+                self.sip.respond(tx, r);
+            }
+            Err(_) => {
+                // RFC 3264 §8: a refused re-offer leaves the session as it was.
+                let r = self.reply_in_dialog(req, 488);
+                self.sip.respond(tx, r);
+            }
+        }
+    }
+
+    /// Sends BYE in an established dialog and marks the call ended.
+    pub fn hangup(&mut self) {
+        if self.ended.is_some() {
+            return;
+        }
+        if let Some(d) = self.dialog.as_mut() {
+            let via = self.sip.via(&self.peer);
+            let bye = d.request(Method::Bye, &via, None);
+            debug!("sending BYE");
+            self.sip.request(self.call, bye, self.peer);
+        }
+        self.ended = Some(EndReason::LocalHangup);
+        info!("gateway hung up");
+    }
+
+    /// Tells the SIP core the call is over.
+    pub fn release(&mut self) {
+        self.sip.send(super::handle::Command::Ended { call: self.call });
+    }
+}
+
+/// The digit of a SIP INFO carrying `application/dtmf-relay` or
+/// `application/dtmf`.
+fn info_digit(req: &Request) -> Option<char> {
+    let ct = req.content_type()?;
+    let body = std::str::from_utf8(&req.body).ok()?;
+    let value = match ct.as_str() {
+        "application/dtmf-relay" => body
+            .lines()
+            .find_map(|l| {
+                let (k, v) = l.split_once('=')?;
+                k.trim().eq_ignore_ascii_case("signal").then_some(v)
+            })?
+            .trim(),
+        "application/dtmf" => body.trim(),
+        _ => return None,
+    };
+    let c = value.chars().next()?;
+    crate::media::dtmf::char_to_event(c).and_then(crate::media::dtmf::event_to_char)
+}

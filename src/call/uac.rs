@@ -1,0 +1,402 @@
+//! An outbound call: the gateway as UAC (RFC 3261 §13.2), used to offer
+//! contacts to agents and to dial customers back. Handles provisional
+//! responses, ring timeout with CANCEL (§9.1), digest authentication
+//! towards a trunk (§22.2), and a 200 that races our CANCEL (ACK, then
+//! BYE). Once answered, everything is the shared `Session`.
+
+use super::handle::{CallEvent, Command, SipHandle};
+use super::session::{EndReason, Session, Waited};
+use crate::media::engine::MediaEngine;
+use crate::media::sdp::{self, Direction, SessionDescription};
+use crate::sip::auth::{Algorithm, DigestInput};
+use crate::sip::dialog::Dialog;
+use crate::sip::message::{HeaderName, Headers, MessageExt, Method, Request, Response, Uri};
+use crate::sip::transport::Peer;
+use bytes::Bytes;
+use std::future::Future;
+use std::ops::{Deref, DerefMut};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+use tracing::{info, warn};
+
+/// What to dial.
+#[derive(Debug, Clone)]
+pub struct DialSpec {
+    pub uri: Uri,
+    /// Where the INVITE physically goes.
+    pub peer: Peer,
+    /// Display name and user of our From (the caller ID shown).
+    pub from_display: Option<String>,
+    pub from_user: String,
+    /// P-Asserted-Identity value (RFC 3325), e.g. `"Acme" <sip:+1...@host>`.
+    pub asserted_identity: Option<String>,
+    pub extra_headers: Vec<(HeaderName, String)>,
+    /// Digest credentials if the far end challenges.
+    pub credentials: Option<(String, String)>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DialOutcome {
+    Answered,
+    /// It rang (or not) and nobody answered: our ring timeout fired and we
+    /// cancelled (the status is then the 487), or the far end gave up
+    /// (408/480/487), or no response came at all (Timer B, as 408).
+    NoAnswer(u16),
+    /// Any other final failure (486 busy, 603 decline, 404…).
+    Failed(u16),
+    /// We cancelled on request (the contact went away).
+    Cancelled,
+}
+
+pub struct OutboundCall {
+    pub session: Session,
+    invite: Request,
+    branch: String,
+    local_tag: String,
+    cseq: u32,
+    ringing_since: Option<Instant>,
+    cancelled: bool,
+    auth_tried: bool,
+    answered: bool,
+}
+
+impl Deref for OutboundCall {
+    type Target = Session;
+    fn deref(&self) -> &Session {
+        &self.session
+    }
+}
+
+impl DerefMut for OutboundCall {
+    fn deref_mut(&mut self) -> &mut Session {
+        &mut self.session
+    }
+}
+
+fn quote(s: &str) -> String {
+    s.chars().filter(|c| *c != '"' && *c != '\\' && !c.is_control()).collect()
+}
+
+impl OutboundCall {
+    /// Opens a media leg and sends the INVITE with our SDP offer.
+    pub fn dial(sip: SipHandle, media: Arc<MediaEngine>, spec: &DialSpec) -> Result<OutboundCall, EndReason> {
+        let call = sip.new_call();
+        let (tx, rx) = mpsc::unbounded_channel::<CallEvent>();
+        sip.attach(call, tx);
+        let mut session = Session::new(call, sip.clone(), rx, spec.peer, media.clone());
+        let leg = media.open_leg().map_err(|e| {
+            warn!(error = %e, "no media for an outbound call");
+            EndReason::Failure
+        })?;
+        let offer = sdp::offer(&media.local_media(&leg, 1), Direction::SendRecv);
+        session.leg = Some(leg);
+        let local_tag = SipHandle::tag();
+        let sent_by = sip.local.sent_by(spec.peer.kind, &spec.peer.addr);
+        let from = match &spec.from_display {
+            Some(d) => format!("\"{}\" <sip:{}@{sent_by}>;tag={local_tag}", quote(d), spec.from_user),
+            None => format!("<sip:{}@{sent_by}>;tag={local_tag}", spec.from_user),
+        };
+        let mut h = Headers::new();
+        h.push(HeaderName::Via, sip.via(&spec.peer));
+        h.push(HeaderName::MaxForwards, "70");
+        h.push(HeaderName::From, from);
+        h.push(HeaderName::To, format!("<{}>", spec.uri));
+        h.push(HeaderName::CallId, format!("{}@callgate", uuid::Uuid::new_v4().simple()));
+        h.push(HeaderName::CSeq, "1 INVITE");
+        h.push(HeaderName::Contact, sip.contact("callgate", &spec.peer));
+        if let Some(pai) = &spec.asserted_identity {
+            h.push(HeaderName::PAssertedIdentity, pai.clone());
+        }
+        h.push(HeaderName::Allow, crate::endpoint::capabilities::ALLOW);
+        h.push(HeaderName::UserAgent, sip.local.user_agent.clone());
+        for (n, v) in &spec.extra_headers {
+            h.push(n.clone(), v.clone());
+        }
+        h.push(HeaderName::ContentType, "application/sdp");
+        let invite = Request {
+            method: Method::Invite,
+            uri: spec.uri.clone(),
+            version: "SIP/2.0".into(),
+            headers: h,
+            body: Bytes::from(offer),
+        };
+        let branch = invite
+            .top_via()
+            .ok()
+            .and_then(|v| v.branch().map(str::to_string))
+            .unwrap_or_default();
+        info!(to = %spec.uri, peer = %spec.peer, call_id = invite.call_id().unwrap_or_default(), "dialling");
+        sip.request(call, invite.clone(), spec.peer);
+        Ok(OutboundCall {
+            session,
+            invite,
+            branch,
+            local_tag,
+            cseq: 1,
+            ringing_since: None,
+            cancelled: false,
+            auth_tried: false,
+            answered: false,
+        })
+    }
+
+    pub fn call_id(&self) -> &str {
+        self.invite.call_id().unwrap_or_default()
+    }
+
+    pub fn local_tag(&self) -> &str {
+        &self.local_tag
+    }
+
+    pub fn is_answered(&self) -> bool {
+        self.answered
+    }
+
+    /// CANCELs the INVITE (sent once a provisional response arrived).
+    pub fn cancel(&mut self) {
+        if !self.cancelled && !self.answered {
+            self.cancelled = true;
+            self.session.sip.send(Command::Cancel {
+                branch: self.branch.clone(),
+            });
+        }
+    }
+
+    /// Waits for the final answer. `ring_timeout` counts from the first
+    /// 18x; `no_response` bounds the wait for any answer at all;
+    /// `abandon` cancels the attempt when it resolves (the contact went
+    /// away).
+    pub async fn wait_answer<F: Future<Output = ()>>(&mut self, ring_timeout: Duration, abandon: F, credentials: Option<&(String, String)>, spec: &DialSpec) -> DialOutcome {
+        tokio::pin!(abandon);
+        let mut abandoned = false;
+        loop {
+            let deadline = match (self.ringing_since, self.cancelled) {
+                (Some(t), false) => Some(t + ring_timeout),
+                _ => None,
+            };
+            let waited = if abandoned {
+                self.session.wait_for(None, false, true, deadline).await
+            } else {
+                tokio::select! {
+                    w = self.session.wait_for(None, false, true, deadline) => w,
+                    _ = &mut abandon => {
+                        abandoned = true;
+                        info!("abandoning the outbound call");
+                        self.cancel();
+                        continue;
+                    }
+                }
+            };
+            match waited {
+                Err(_) => return DialOutcome::Failed(500),
+                Ok(Waited::Timeout) => {
+                    info!(secs = ring_timeout.as_secs(), "no answer within the ring timeout: CANCEL");
+                    self.cancel();
+                }
+                Ok(Waited::Response) => {
+                    if self.session.timeouts.iter().any(|b| *b == self.branch) {
+                        self.session.timeouts.clear();
+                        // Timer B: no final response at all (§8.1.3.1: as 408).
+                        return if abandoned { DialOutcome::Cancelled } else { DialOutcome::NoAnswer(408) };
+                    }
+                    self.session.timeouts.clear();
+                    while let Some((resp, peer)) = self.session.responses.pop_front() {
+                        if let Some(outcome) = self.on_response(resp, peer, credentials, spec, abandoned) {
+                            return outcome;
+                        }
+                    }
+                }
+                Ok(_) => {}
+            }
+        }
+    }
+
+    fn on_response(&mut self, resp: Response, peer: Peer, credentials: Option<&(String, String)>, spec: &DialSpec, abandoned: bool) -> Option<DialOutcome> {
+        let Ok(cseq) = resp.cseq() else { return None };
+        if cseq.method != Method::Invite || cseq.seq != self.cseq {
+            return None;
+        }
+        match resp.status {
+            100 => None,
+            101..=199 => {
+                if self.ringing_since.is_none() {
+                    info!(status = resp.status, "ringing");
+                    self.ringing_since = Some(Instant::now());
+                }
+                // Early media (183 with SDP): play what the far end sends.
+                if !resp.body.is_empty() {
+                    self.apply_answer(&resp);
+                }
+                None
+            }
+            200..=299 => {
+                let Some(mut dialog) = Dialog::uac(&self.invite, &resp) else {
+                    warn!("2xx without a To tag");
+                    return Some(DialOutcome::Failed(resp.status));
+                };
+                // Loose routing: the ACK and later requests go to the
+                // first route or the remote target; we keep sending to the
+                // address we reached (trunks and phones are direct peers).
+                let _ = peer;
+                self.session.sip.send(Command::DialogUp {
+                    call: self.session.call,
+                    id: dialog.id.clone(),
+                });
+                let ack = dialog.ack(self.cseq, &self.session.sip.via(&self.session.peer), None);
+                self.session.sip.request(self.session.call, ack, self.session.peer);
+                dialog.confirm();
+                self.session.dialog = Some(dialog);
+                self.apply_answer(&resp);
+                if self.cancelled {
+                    // The 200 crossed our CANCEL (§9.1): the call exists,
+                    // so end it properly.
+                    info!("200 OK crossed the CANCEL: ACK and BYE");
+                    self.session.hangup();
+                    return Some(if abandoned { DialOutcome::Cancelled } else { DialOutcome::NoAnswer(487) });
+                }
+                self.answered = true;
+                info!("answered");
+                Some(DialOutcome::Answered)
+            }
+            401 | 407 if !self.auth_tried && credentials.is_some() => {
+                self.auth_tried = true;
+                match credentials.and_then(|c| self.authorized_invite(&resp, c)) {
+                    Some(invite) => {
+                        info!("authenticating the INVITE");
+                        self.session.sip.request(self.session.call, invite.clone(), spec.peer);
+                        self.invite = invite;
+                        None
+                    }
+                    None => Some(DialOutcome::Failed(resp.status)),
+                }
+            }
+            status => {
+                info!(status, reason = %resp.reason, "call not answered");
+                if abandoned {
+                    return Some(DialOutcome::Cancelled);
+                }
+                Some(match status {
+                    408 | 480 | 487 => DialOutcome::NoAnswer(status),
+                    _ => DialOutcome::Failed(status),
+                })
+            }
+        }
+    }
+
+    fn apply_answer(&mut self, resp: &Response) {
+        let Ok(sd) = SessionDescription::parse(&resp.body) else { return };
+        match sdp::read_answer(&sd) {
+            Ok(params) => {
+                if let Some(leg) = self.session.leg.as_mut() {
+                    leg.set_params(params);
+                }
+            }
+            Err(e) => warn!(error = %e, "unusable SDP answer"),
+        }
+    }
+
+    /// The INVITE again with credentials for the challenge in `resp`
+    /// (RFC 3261 §22.2), a new branch and the next CSeq.
+    fn authorized_invite(&mut self, resp: &Response, creds: &(String, String)) -> Option<Request> {
+        let (header, out_header) = if resp.status == 407 {
+            (HeaderName::ProxyAuthenticate, HeaderName::ProxyAuthorization)
+        } else {
+            (HeaderName::WwwAuthenticate, HeaderName::Authorization)
+        };
+        let (user, password) = creds;
+        // Take the first challenge whose algorithm we implement.
+        let (params, algorithm) = resp.headers.get_all(&header).find_map(|v| {
+            let (scheme, params) = crate::sip::auth::credentials::parse_auth_params(v).ok()?;
+            if !scheme.eq_ignore_ascii_case("Digest") {
+                return None;
+            }
+            let alg = Algorithm::parse(params.iter().find(|(k, _)| k == "algorithm").map(|(_, v)| v.as_str()))?;
+            Some((params, alg))
+        })?;
+        let get = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+        let realm = get("realm")?;
+        let nonce = get("nonce")?;
+        let qop = get("qop").filter(|q| q.split(',').any(|x| x.trim() == "auth"));
+        let cnonce = hex::encode(rand::random::<[u8; 8]>());
+        let uri = self.invite.uri.to_string();
+        let response = DigestInput {
+            algorithm,
+            username: user,
+            realm: &realm,
+            password,
+            method: "INVITE",
+            uri: &uri,
+            nonce: &nonce,
+            qop: qop.as_ref().map(|_| "auth"),
+            nc: "00000001",
+            cnonce: &cnonce,
+        }
+        .response();
+        let mut value = format!(
+            "Digest username=\"{user}\", realm=\"{realm}\", nonce=\"{nonce}\", uri=\"{uri}\", response=\"{response}\", algorithm={}",
+            algorithm.as_str()
+        );
+        if qop.is_some() {
+            value.push_str(&format!(", qop=auth, nc=00000001, cnonce=\"{cnonce}\""));
+        }
+        if let Some(o) = get("opaque") {
+            value.push_str(&format!(", opaque=\"{o}\""));
+        }
+        let mut invite = self.invite.clone();
+        self.cseq += 1;
+        invite.headers.set(HeaderName::CSeq, format!("{} INVITE", self.cseq));
+        invite.headers.set(HeaderName::Via, self.session.sip.via(&self.session.peer));
+        invite.headers.remove(&out_header);
+        invite.headers.push(out_header, value);
+        self.branch = invite
+            .top_via()
+            .ok()
+            .and_then(|v| v.branch().map(str::to_string))
+            .unwrap_or_default();
+        Some(invite)
+    }
+
+    /// Ends the call: BYE once answered, CANCEL while ringing.
+    pub fn hangup(&mut self) {
+        if self.answered {
+            self.session.hangup();
+        } else {
+            self.cancel();
+            if self.session.ended.is_none() {
+                self.session.ended = Some(EndReason::LocalHangup);
+            }
+        }
+    }
+
+    pub fn finish(mut self) -> EndReason {
+        if self.session.ended.is_none() {
+            self.hangup();
+        }
+        let reason = self.session.ended.unwrap_or(EndReason::LocalHangup);
+        self.session.release();
+        reason
+    }
+}
+
+/// The identity `P-Asserted-Identity` carries for a caller ID.
+pub fn asserted_identity(display: Option<&str>, number: &str, host: &str) -> String {
+    match display {
+        Some(d) => format!("\"{}\" <sip:{number}@{host};user=phone>", quote(d)),
+        None => format!("<sip:{number}@{host};user=phone>"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn caller_id_strings_are_sanitised() {
+        assert_eq!(quote("Acme \"Support\"\r\n"), "Acme Support");
+        assert_eq!(
+            asserted_identity(Some("Acme"), "+12015550000", "gw"),
+            "\"Acme\" <sip:+12015550000@gw;user=phone>"
+        );
+    }
+}
