@@ -2,7 +2,9 @@
 
 pub mod app;
 pub mod call;
+pub mod centre;
 pub mod config;
+pub mod dialer;
 pub mod endpoint;
 pub mod flow;
 pub mod media;

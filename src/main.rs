@@ -66,10 +66,28 @@ fn main() -> ExitCode {
     match cli.command {
         Some(Command::CheckConfig { file }) => {
             let file = file.unwrap_or(cli.config);
-            match config::load(&file, &overrides) {
-                Ok(_) => {
-                    println!("{}: OK", file.display());
-                    ExitCode::SUCCESS
+            match config::load_all(&file, &overrides) {
+                Ok(loaded) => {
+                    for flow in loaded.flows.iter() {
+                        for b in callgate::flow::load::unreachable_blocks(flow) {
+                            eprintln!("{}: warning: block {b:?} is never reached", flow.file.display());
+                        }
+                    }
+                    match callgate::runtime::load_prompts(&loaded.config, &loaded.flows) {
+                        Ok(p) => {
+                            println!(
+                                "{}: OK ({} flows, {} prompts)",
+                                file.display(),
+                                loaded.flows.len(),
+                                p.len()
+                            );
+                            ExitCode::SUCCESS
+                        }
+                        Err(e) => {
+                            eprintln!("{e:#}");
+                            ExitCode::FAILURE
+                        }
+                    }
                 }
                 Err(errors) => {
                     eprintln!("{errors}");
@@ -79,7 +97,7 @@ fn main() -> ExitCode {
         }
         Some(Command::Run) | None => {
             init_logging(&cli.log_format);
-            let config = match config::load(&cli.config, &overrides) {
+            let config = match config::load_all(&cli.config, &overrides) {
                 Ok(c) => c,
                 Err(errors) => {
                     eprintln!("{errors}");
@@ -111,7 +129,7 @@ fn init_logging(format: &str) {
     }
 }
 
-fn run(config: callgate::config::Config) -> anyhow::Result<()> {
+fn run(config: callgate::config::Loaded) -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -389,3 +389,42 @@ fn info_digit(req: &Request) -> Option<char> {
     let c = value.chars().next()?;
     crate::media::dtmf::char_to_event(c).and_then(crate::media::dtmf::event_to_char)
 }
+
+impl crate::flow::CallIo for Session {
+    async fn play(&mut self, prompts: Vec<Arc<Prompt>>, barge_in: bool) -> Result<Option<char>, EndReason> {
+        match self.play_and_wait(prompts, barge_in).await? {
+            Waited::Digit(d) => Ok(Some(d)),
+            _ => Ok(None),
+        }
+    }
+
+    async fn play_for(&mut self, prompts: Vec<Arc<Prompt>>, looping: bool, max: Duration) -> Result<(), EndReason> {
+        let token = Session::play(self, prompts, looping);
+        let until = Instant::now() + max;
+        loop {
+            match self.wait(token, false, Some(until)).await? {
+                Waited::PlaybackDone => return Ok(()),
+                Waited::Timeout => {
+                    self.stop_playback();
+                    return Ok(());
+                }
+                _ => {}
+            }
+        }
+    }
+
+    async fn digit(&mut self, timeout: Duration) -> Result<Option<char>, EndReason> {
+        match self.wait(None, true, Some(Instant::now() + timeout)).await? {
+            Waited::Digit(d) => Ok(Some(d)),
+            _ => Ok(None),
+        }
+    }
+
+    fn clear_digits(&mut self) {
+        Session::clear_digits(self);
+    }
+
+    fn disconnect(&mut self) {
+        self.hangup();
+    }
+}

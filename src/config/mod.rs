@@ -2,10 +2,12 @@
 //! with comments), loaded and validated at start-up and by
 //! `callgate check-config`.
 
+pub mod bundle;
 pub mod error;
 pub mod load;
 pub mod locate;
 
+pub use bundle::{load_all, Loaded};
 pub use error::{ConfigError, ConfigErrors};
 pub use load::{Overrides, load, load_str};
 

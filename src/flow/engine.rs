@@ -10,7 +10,7 @@ use super::context::Contact;
 use super::load::Flow;
 use super::model::{Block, CallbackNumberSource, InputMode, Metric, TransferMode};
 use super::speech::{Variables, resolve};
-use crate::call::uas::EndReason;
+use crate::call::EndReason;
 use crate::media::prompt::{Prompt, PromptLibrary};
 use crate::phone;
 use std::collections::HashMap;
@@ -31,6 +31,8 @@ pub trait CallIo {
         prompts: Vec<Arc<Prompt>>,
         barge_in: bool,
     ) -> Result<Option<char>, EndReason>;
+    /// Plays (looping if asked) for at most `max`, ignoring keys.
+    async fn play_for(&mut self, prompts: Vec<Arc<Prompt>>, looping: bool, max: Duration) -> Result<(), EndReason>;
     /// The next key press within `timeout` (type-ahead first).
     async fn digit(&mut self, timeout: Duration) -> Result<Option<char>, EndReason>;
     /// Forgets key presses not yet consumed.
@@ -113,8 +115,14 @@ pub struct FlowRun<'a, Io: CallIo, Cc: ContactCenter> {
     pub io: &'a mut Io,
     pub cc: &'a Cc,
     pub prompts: &'a PromptLibrary,
+    pub tones: &'a crate::media::tones::Tones,
     pub contact: &'a mut Contact,
+    /// For Transfer to flow blocks.
+    pub flows: Option<&'a super::FlowSet>,
 }
+
+/// How deep Transfer to flow may nest (flows calling each other).
+const MAX_DEPTH: usize = 5;
 
 impl<Io: CallIo, Cc: ContactCenter> FlowRun<'_, Io, Cc> {
     fn vars(&self) -> Variables {
@@ -143,18 +151,53 @@ impl<Io: CallIo, Cc: ContactCenter> FlowRun<'_, Io, Cc> {
         }
     }
 
+    /// Runs a whisper flow: reaching a Disconnect block (or any error)
+    /// ends the whisper, not the call.
+    pub async fn run_whisper(&mut self) -> Outcome {
+        self.run_inner(true, 0).await
+    }
+
     pub async fn run(&mut self) -> Outcome {
+        self.run_inner(false, 0).await
+    }
+
+    async fn run_inner(&mut self, whisper: bool, depth: usize) -> Outcome {
         let mut current = self.flow.start.clone();
         let mut loops: HashMap<String, u32> = HashMap::new();
         for _ in 0..MAX_STEPS {
             let Some(block) = self.flow.blocks.get(&current) else {
                 warn!(flow = %self.flow.name, block = %current, "no such block");
+                if whisper {
+                    return Outcome::Finished;
+                }
                 self.io.disconnect();
                 return Outcome::Disconnected;
             };
             info!(flow = %self.flow.name, block = %current, kind = block.kind(), "block");
+            if let Block::TransferToFlow { flow } = block {
+                let sub = self.flows.and_then(|f| f.get(flow));
+                let Some(sub) = sub.filter(|_| depth < MAX_DEPTH) else {
+                    warn!(flow = %flow, "cannot transfer to flow");
+                    if !whisper {
+                        self.io.disconnect();
+                    }
+                    return Outcome::Disconnected;
+                };
+                info!(from = %self.flow.name, to = %sub.name, "transfer to flow");
+                let mut run = FlowRun {
+                    flow: &sub,
+                    io: &mut *self.io,
+                    cc: self.cc,
+                    prompts: self.prompts,
+                    tones: self.tones,
+                    contact: &mut *self.contact,
+                    flows: self.flows,
+                };
+                return Box::pin(run.run_inner(whisper, depth + 1)).await;
+            }
             let next = match self.step(&current, block, &mut loops).await {
                 Ok(Some(n)) => n,
+                Ok(None) if whisper => return Outcome::Finished,
                 Ok(None) => {
                     self.io.disconnect();
                     return Outcome::Disconnected;
@@ -163,8 +206,10 @@ impl<Io: CallIo, Cc: ContactCenter> FlowRun<'_, Io, Cc> {
             };
             current = next;
         }
-        warn!(flow = %self.flow.name, "flow exceeded {MAX_STEPS} steps: hanging up");
-        self.io.disconnect();
+        warn!(flow = %self.flow.name, "flow exceeded {MAX_STEPS} steps");
+        if !whisper {
+            self.io.disconnect();
+        }
         Outcome::StepLimit
     }
 
@@ -286,6 +331,9 @@ impl<Io: CallIo, Cc: ContactCenter> FlowRun<'_, Io, Cc> {
                         _ => on_timeout.clone(),
                     }));
                 }
+                // The digits as typed, for reading back (the stored value
+                // may be normalised to E.164).
+                self.contact.attributes.insert(format!("{attribute}_keyed"), typed.clone());
                 let value = match mode {
                     InputMode::Digits => typed,
                     InputMode::PhoneNumber => {
@@ -423,7 +471,12 @@ impl<Io: CallIo, Cc: ContactCenter> FlowRun<'_, Io, Cc> {
                     Ok(Some(done.clone()))
                 }
             }
-            Block::Disconnect {} => Ok(None),
+            Block::PlayTone { tone, seconds, next } => {
+                let t = self.tones.get(*tone);
+                self.io.play_for(vec![t], true, Duration::from_secs(*seconds)).await.map_err(Outcome::Ended)?;
+                Ok(Some(next.clone()))
+            }
+            Block::Disconnect {} | Block::TransferToFlow { .. } => Ok(None),
         }
     }
 }

@@ -216,7 +216,23 @@ pub enum Block {
         body: String,
         done: String,
     },
+    /// Continues in another flow (of the same type), e.g. a shared
+    /// "callback request" flow used by the inbound and the queue flow.
+    TransferToFlow {
+        flow: String,
+    },
+    /// A call-progress tone: "reorder" (fast busy), "busy" or "ringback".
+    PlayTone {
+        tone: crate::media::tones::Tone,
+        #[serde(default = "default_tone_seconds")]
+        seconds: u64,
+        next: String,
+    },
     Disconnect {},
+}
+
+fn default_tone_seconds() -> u64 {
+    3
 }
 
 fn default_timeout() -> u64 {
@@ -250,6 +266,8 @@ impl Block {
             Block::TransferToQueue { .. } => "transfer_to_queue",
             Block::CheckQueueStatus { .. } => "check_queue_status",
             Block::Loop { .. } => "loop",
+            Block::PlayTone { .. } => "play_tone",
+            Block::TransferToFlow { .. } => "transfer_to_flow",
             Block::Disconnect {} => "disconnect",
         }
     }
@@ -300,7 +318,9 @@ impl Block {
                 v.push(("next".into(), next));
                 v.push(("on_invalid".into(), on_invalid));
             }
-            Block::SetWorkingQueue { next, .. } | Block::SetContactAttributes { next, .. } => {
+            Block::SetWorkingQueue { next, .. }
+            | Block::SetContactAttributes { next, .. }
+            | Block::PlayTone { next, .. } => {
                 v.push(("next".into(), next));
             }
             Block::TransferToQueue {
@@ -329,7 +349,7 @@ impl Block {
                 v.push(("body".into(), body));
                 v.push(("done".into(), done));
             }
-            Block::Disconnect {} => {}
+            Block::Disconnect {} | Block::TransferToFlow { .. } => {}
         }
         v
     }

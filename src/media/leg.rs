@@ -249,6 +249,40 @@ impl LegShared {
     }
 }
 
+/// A cloneable reference to a leg, for the task that bridges two calls it
+/// does not both own. Holding one does not keep the leg open.
+#[derive(Clone)]
+pub struct LegLink(Arc<LegShared>);
+
+impl LegLink {
+    /// See `Leg::bridge`.
+    pub fn bridge(&self, other: &LegLink) {
+        for (a, b) in [(&self.0, &other.0), (&other.0, &self.0)] {
+            let mut st = a.state.lock();
+            st.bridge = Some(b.clone());
+            st.playback = Playback::Silence;
+            st.relay_clock.reset();
+        }
+    }
+
+    pub fn unbridge(&self) {
+        let peer = {
+            let mut st = self.0.state.lock();
+            st.out.mark_next();
+            st.bridge.take()
+        };
+        if let Some(p) = peer {
+            let mut st = p.state.lock();
+            st.bridge = None;
+            st.out.mark_next();
+        }
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.0.is_closed()
+    }
+}
+
 /// The call's handle on a leg. Dropping it closes the leg.
 pub struct Leg {
     shared: Arc<LegShared>,
@@ -378,25 +412,16 @@ impl Leg {
     /// Connects two legs: from now on each relays what it receives to the
     /// other, and neither plays anything of its own.
     pub fn bridge(&self, other: &Leg) {
-        for (a, b) in [(&self.shared, &other.shared), (&other.shared, &self.shared)] {
-            let mut st = a.state.lock();
-            st.bridge = Some(b.clone());
-            st.playback = Playback::Silence;
-            st.relay_clock.reset();
-        }
+        self.link().bridge(&other.link());
     }
 
     pub fn unbridge(&self) {
-        let peer = {
-            let mut st = self.shared.state.lock();
-            st.out.mark_next();
-            st.bridge.take()
-        };
-        if let Some(p) = peer {
-            let mut st = p.state.lock();
-            st.bridge = None;
-            st.out.mark_next();
-        }
+        self.link().unbridge();
+    }
+
+    /// A handle for bridging this leg from another task.
+    pub fn link(&self) -> LegLink {
+        LegLink(self.shared.clone())
     }
 
     pub async fn next_event(&mut self) -> Option<LegEvent> {

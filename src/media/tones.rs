@@ -7,7 +7,8 @@ use super::prompt::Prompt;
 use std::f64::consts::PI;
 use std::sync::Arc;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Tone {
     Ringback,
     Reorder,

@@ -6,6 +6,10 @@ pub mod bind;
 pub mod sip_core;
 
 use crate::app::App;
+use crate::centre::Centre;
+use crate::config::Loaded;
+use crate::flow::FlowSet;
+use crate::store::{SqliteStore, Store};
 use crate::call::{LocalSip, SipHandle};
 use crate::config::Config;
 use crate::endpoint::Endpoint;
@@ -50,8 +54,8 @@ pub struct Running {
 }
 
 /// Loads every prompt the configuration uses; errors name each file.
-pub fn load_prompts(config: &Config) -> anyhow::Result<PromptLibrary> {
-    let names = App::prompt_names(config);
+pub fn load_prompts(config: &Config, flows: &FlowSet) -> anyhow::Result<PromptLibrary> {
+    let names = App::prompt_names(config, flows);
     PromptLibrary::load(&config.prompts.dir, names.iter().map(String::as_str)).map_err(|errors| {
         let text: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
         anyhow::anyhow!("prompts could not be loaded:\n{}", text.join("\n"))
@@ -59,8 +63,13 @@ pub fn load_prompts(config: &Config) -> anyhow::Result<PromptLibrary> {
 }
 
 /// Binds everything and starts the tasks.
-pub async fn start(config: Config) -> anyhow::Result<Running> {
-    let prompts = load_prompts(&config)?;
+pub async fn start(loaded: Loaded) -> anyhow::Result<Running> {
+    let Loaded { config, flows } = loaded;
+    let prompts = load_prompts(&config, &flows)?;
+    let store: Arc<dyn Store> = Arc::new(
+        SqliteStore::open(&config.data.dir)
+            .with_context(|| format!("opening the database in {}", config.data.dir.display()))?,
+    );
     let media = MediaEngine::new(
         MediaConfig {
             address: config
@@ -105,10 +114,16 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     });
     let sip = SipHandle::new(cmd_tx, endpoint.call_ids(), local);
     let config = Arc::new(config);
+    let media = Arc::new(media);
+    let centre = Arc::new(Centre::new(config.clone(), media.clone(), sip.clone(), bindings.clone(), store, flows));
+    let restored = centre.restore_callbacks().context("restoring callbacks")?;
+    tracing::info!(restored, "callbacks restored from the database");
+    crate::centre::dispatch::spawn(centre.clone());
     let app = Arc::new(App {
         config: config.clone(),
-        media: Arc::new(media),
+        media,
         sip,
+        centre,
     });
     let core = sip_core::spawn(&config, sockets, endpoint, cmd_rx, app.clone());
     Ok(Running {

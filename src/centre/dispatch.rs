@@ -1,0 +1,132 @@
+//! The dispatcher: keeps the router in step with the world (agents'
+//! registrations, callbacks becoming routable or expiring) and turns its
+//! offers into calls to agents' phones.
+
+use super::{now_ms, offer, Centre};
+use crate::dialer::scheduler;
+use crate::routing::ContactKind;
+use crate::store::CallbackState;
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+use tracing::{info, warn};
+
+/// Even with nothing scheduled, look again this often (registrations).
+const IDLE_TICK: Duration = Duration::from_millis(250);
+/// Expiry is checked against the database this often.
+const EXPIRY_EVERY_MS: i64 = 5_000;
+
+pub fn spawn(centre: Arc<Centre>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move { run(centre).await })
+}
+
+async fn run(centre: Arc<Centre>) {
+    let mut last_expiry = 0i64;
+    // Callbacks known to be in "scheduled" state: they move to "queued"
+    // in the database once routable (the state a restart resumes from).
+    let mut scheduled: HashSet<String> = HashSet::new();
+    if let Ok(pending) = centre.store.pending_callbacks() {
+        scheduled.extend(pending.into_iter().filter(|c| c.state == CallbackState::Scheduled).map(|c| c.id));
+    }
+    loop {
+        let now = now_ms();
+        let wait = centre
+            .router
+            .lock()
+            .next_deadline(now)
+            .map(|d| Duration::from_millis((d - now).max(1) as u64).min(IDLE_TICK))
+            .unwrap_or(IDLE_TICK);
+        tokio::select! {
+            _ = centre.wake.notified() => {}
+            _ = tokio::time::sleep(wait) => {}
+        }
+        let now = now_ms();
+        sync_registrations(&centre, now);
+        if now - last_expiry >= EXPIRY_EVERY_MS {
+            last_expiry = now;
+            expire(&centre, now, &mut scheduled).await;
+        }
+        mark_routable(&centre, now, &mut scheduled).await;
+        let offers = centre.router.lock().assign(now);
+        for o in offers {
+            info!(agent = %o.agent, contact = %o.contact, queue = %o.queue, kind = ?o.kind, "offering");
+            if o.kind == ContactKind::Callback {
+                let id = o.contact.clone();
+                scheduled.remove(&id);
+                let agent = o.agent.clone();
+                let r = centre
+                    .db(move |s| {
+                        s.transition(&id, &[CallbackState::Queued, CallbackState::Scheduled], CallbackState::Offered, &format!("offered to {agent}"), now)
+                    })
+                    .await;
+                if let Err(e) = r {
+                    // Stopped or expired in the meantime: take it back.
+                    warn!(error = %e, "callback no longer offerable");
+                    centre.withdraw(&o.contact);
+                    continue;
+                }
+            }
+            offer::spawn(centre.clone(), o);
+        }
+    }
+}
+
+fn sync_registrations(centre: &Centre, now: i64) {
+    let at = std::time::Instant::now();
+    let mut router = centre.router.lock();
+    let names: Vec<(String, bool)> = router
+        .agents()
+        .map(|a| (a.name.clone(), a.registered))
+        .collect();
+    for (name, was) in names {
+        let is = centre.bindings.is_registered(&name, at);
+        if is != was {
+            info!(agent = %name, registered = is, "agent registration changed");
+            router.set_registered(&name, is, now);
+        }
+    }
+}
+
+async fn mark_routable(centre: &Arc<Centre>, now: i64, scheduled: &mut HashSet<String>) {
+    let due: Vec<String> = {
+        let router = centre.router.lock();
+        scheduled
+            .iter()
+            .filter(|id| router.contact(id).is_none_or(|c| c.eligible <= now))
+            .cloned()
+            .collect()
+    };
+    for id in due {
+        scheduled.remove(&id);
+        let cid = id.clone();
+        let _ = centre
+            .db(move |s| s.transition(&cid, &[CallbackState::Scheduled], CallbackState::Queued, "initial delay over", now))
+            .await;
+    }
+}
+
+async fn expire(centre: &Arc<Centre>, now: i64, scheduled: &mut HashSet<String>) {
+    let pending = match centre.db(|s| s.pending_callbacks()).await {
+        Ok(p) => p,
+        Err(e) => {
+            warn!(error = %e, "cannot read callbacks");
+            return;
+        }
+    };
+    for cb in pending {
+        if cb.state == CallbackState::Scheduled {
+            scheduled.insert(cb.id.clone());
+        }
+        if scheduler::is_expired(&cb, now) {
+            let id = cb.id.clone();
+            let r = centre
+                .db(move |s| s.transition(&id, &[CallbackState::Scheduled, CallbackState::Queued], CallbackState::Expired, "expired", now))
+                .await;
+            if r.is_ok() {
+                info!(callback = %cb.id, number = %cb.number, "callback expired");
+                scheduled.remove(&cb.id);
+                centre.withdraw(&cb.id);
+            }
+        }
+    }
+}

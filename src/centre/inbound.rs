@@ -1,0 +1,208 @@
+//! An inbound call: the number's flow, then (for a voice transfer) waiting
+//! in the queue with hold music or the queue's customer flow until an
+//! agent takes the call, then the caller's half of the bridge.
+
+use super::{now_ms, BridgeEvent, Centre, QueueSignal};
+use crate::call::uas::InboundCall;
+use crate::call::{EndReason, Session};
+use crate::flow::{Contact, FlowRun, Outcome};
+use crate::media::tones::Tone;
+use crate::routing::{ContactKind, QueuedContact};
+use crate::store::ContactRecord;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tracing::{info, warn};
+
+/// Runs a call to one of the contact centre's numbers.
+pub async fn run(centre: Arc<Centre>, mut call: InboundCall, flow_name: &str) {
+    let Some(flow) = centre.flows.get(flow_name) else {
+        call.reject(500, Some("Flow not loaded"), &[]);
+        call.finish();
+        return;
+    };
+    let ani = call
+        .caller_user()
+        .and_then(|u| crate::phone::normalize_signalled(&u, centre.country));
+    let mut contact = Contact::new_inbound(&call.dialled(), ani.clone());
+    info!(contact = %contact.id, flow = %flow.name, caller = ?ani, "inbound contact");
+    let mut record = ContactRecord {
+        id: contact.id.clone(),
+        initial_contact_id: contact.initial_id.clone(),
+        initiation: "inbound".into(),
+        customer_number: ani,
+        dialled: Some(contact.dialled.clone()),
+        call_id: Some(call.call_id().to_string()),
+        initiated_ms: now_ms(),
+        ..ContactRecord::default()
+    };
+    call.ring();
+    let reason = match call.answer() {
+        Err(r) => r,
+        Ok(()) => {
+            let outcome = FlowRun {
+                flow: &flow,
+                io: &mut call.session,
+                cc: centre.as_ref(),
+                prompts: &centre.media.prompts,
+                tones: &centre.media.tones,
+                flows: Some(&centre.flows),
+                contact: &mut contact,
+            }
+            .run()
+            .await;
+            info!(contact = %contact.id, ?outcome, "flow finished");
+            match outcome {
+                Outcome::Queued { queue } => {
+                    record.queue = Some(queue.clone());
+                    wait_in_queue(&centre, &mut call.session, &mut contact, &queue, &mut record).await
+                }
+                Outcome::Ended(r) => r,
+                _ => {
+                    call.hangup();
+                    EndReason::LocalHangup
+                }
+            }
+        }
+    };
+    record.queue = record.queue.or(contact.working_queue.clone());
+    record.attributes = contact.attributes.clone();
+    record.disconnected_ms = Some(now_ms());
+    record.disconnect_reason = Some(call.session.ended.map(|r| r.as_str()).unwrap_or(reason.as_str()).to_string());
+    call.finish();
+    centre.record(record).await;
+}
+
+enum QueueEvent {
+    Signal(Option<QueueSignal>),
+    /// What the caller hears ended: the call ended, or the queue flow left
+    /// the queue (a callback was arranged, or it disconnected).
+    Activity(Result<Outcome, EndReason>),
+}
+
+/// Plays the queue's customer flow, or hold music, for as long as the
+/// caller waits.
+async fn queue_activity(centre: &Centre, session: &mut Session, contact: &mut Contact, queue: &str) -> Result<Outcome, EndReason> {
+    let q = centre.queue(queue).cloned();
+    let flow = q
+        .as_ref()
+        .and_then(|q| q.customer_queue_flow.as_deref())
+        .and_then(|f| centre.flows.get(f));
+    if let Some(flow) = flow {
+        let outcome = FlowRun {
+            flow: &flow,
+            io: session,
+            cc: centre,
+            prompts: &centre.media.prompts,
+            tones: &centre.media.tones,
+            flows: Some(&centre.flows),
+            contact,
+        }
+        .run()
+        .await;
+        return match outcome {
+            Outcome::Ended(r) => Err(r),
+            // A voice transfer to the queue the caller is already in:
+            // keep waiting with hold music.
+            Outcome::Queued { .. } | Outcome::Finished => hold_music(centre, session, queue).await,
+            other => Ok(other),
+        };
+    }
+    hold_music(centre, session, queue).await
+}
+
+async fn hold_music(centre: &Centre, session: &mut Session, queue: &str) -> Result<Outcome, EndReason> {
+    let music = centre
+        .queue(queue)
+        .and_then(|q| centre.media.prompts.get(&q.hold_music))
+        .map(|p| vec![p])
+        .unwrap_or_default();
+    session.play(music, true);
+    loop {
+        session.wait(None, false, None).await?;
+    }
+}
+
+async fn wait_in_queue(centre: &Arc<Centre>, session: &mut Session, contact: &mut Contact, queue: &str, record: &mut ContactRecord) -> EndReason {
+    let now = now_ms();
+    let qc = QueuedContact {
+        id: contact.id.clone(),
+        queue: queue.to_string(),
+        kind: ContactKind::Voice,
+        initial_start: crate::flow::context::epoch_ms(contact.initial_start),
+        enqueued: now,
+        eligible: now,
+        offered_to: None,
+    };
+    let enqueued = centre.router.lock().enqueue(qc);
+    if let Err(e) = enqueued {
+        // The flow checked capacity; another caller took the last place.
+        info!(queue, error = %e, "queue full: reorder tone");
+        let tone = centre.media.tones.get(Tone::Reorder);
+        let token = session.play(vec![tone], true);
+        let _ = session.wait(token, false, Some(std::time::Instant::now() + Duration::from_secs(3))).await;
+        session.hangup();
+        return EndReason::LocalHangup;
+    }
+    record.enqueued_ms = Some(now);
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    centre.register_waiting(&contact.id, tx);
+    centre.wake.notify_one();
+    info!(contact = %contact.id, queue, "waiting in queue");
+    let event = {
+        let activity = queue_activity(centre, session, contact, queue);
+        tokio::select! {
+            s = rx.recv() => QueueEvent::Signal(s),
+            a = activity => QueueEvent::Activity(a),
+        }
+    };
+    match event {
+        QueueEvent::Activity(result) => {
+            centre.withdraw(&contact.id);
+            match result {
+                Err(r) => {
+                    info!(contact = %contact.id, "caller left the queue");
+                    r
+                }
+                Ok(_) => {
+                    session.hangup();
+                    EndReason::LocalHangup
+                }
+            }
+        }
+        QueueEvent::Signal(None) => {
+            session.hangup();
+            EndReason::Failure
+        }
+        QueueEvent::Signal(Some(QueueSignal::Connect { agent, agent_events, reply })) => {
+            // Keep the music going while the agent hears the whisper.
+            let music = centre
+                .queue(queue)
+                .and_then(|q| centre.media.prompts.get(&q.hold_music))
+                .map(|p| vec![p])
+                .unwrap_or_default();
+            session.play(music, true);
+            let link = session.leg.as_ref().map(|l| l.link());
+            let (btx, mut brx) = mpsc::unbounded_channel();
+            if reply.send(link.map(|l| (l, btx))).is_err() {
+                warn!("agent side went away before the bridge");
+            }
+            record.agent = Some(agent.clone());
+            record.connected_ms = Some(now_ms());
+            info!(contact = %contact.id, agent = %agent, "connected to agent");
+            // The caller's half of the bridge: until one side hangs up.
+            let ended = tokio::select! {
+                e = brx.recv() => {
+                    let _ = e;
+                    session.hangup();
+                    EndReason::LocalHangup
+                }
+                r = async { loop { if let Err(r) = session.wait(None, false, None).await { return r; } } } => {
+                    let _ = agent_events.send(BridgeEvent::HungUp);
+                    r
+                }
+            };
+            ended
+        }
+    }
+}
