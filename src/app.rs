@@ -35,10 +35,24 @@ const BUILT_IN: &[&str] = &[
 
 impl App {
     /// Starts the task for a new inbound call; returns where its events go.
-    pub fn start_inbound(self: &Arc<Self>, call: CallRef, tx: ServerTxId, request: Request, peer: Peer) -> mpsc::UnboundedSender<CallEvent> {
+    pub fn start_inbound(
+        self: &Arc<Self>,
+        call: CallRef,
+        tx: ServerTxId,
+        request: Request,
+        peer: Peer,
+    ) -> mpsc::UnboundedSender<CallEvent> {
         let (events_tx, events_rx) = mpsc::unbounded_channel();
         let span = tracing::info_span!("call", call = %call, call_id = %request.call_id().unwrap_or_default());
-        let inbound = InboundCall::new(call, self.sip.clone(), events_rx, request, tx, peer, self.media.clone());
+        let inbound = InboundCall::new(
+            call,
+            self.sip.clone(),
+            events_rx,
+            request,
+            tx,
+            peer,
+            self.media.clone(),
+        );
         let app = self.clone();
         tokio::spawn(async move { app.run_inbound(inbound).await }.instrument(span));
         events_tx
@@ -47,7 +61,8 @@ impl App {
     async fn run_inbound(self: Arc<Self>, mut call: InboundCall) {
         let dialled = call.dialled();
         tracing::info!(dialled = %dialled, from = %call.invite.header(&HeaderName::From).unwrap_or_default(), "incoming call");
-        let same = |n: &str| n == dialled || n.trim_start_matches('+') == dialled.trim_start_matches('+');
+        let same =
+            |n: &str| n == dialled || n.trim_start_matches('+') == dialled.trim_start_matches('+');
         if let Some(t) = self.config.test_numbers.iter().find(|t| same(&t.number)) {
             match self.media.prompts.get(&t.prompt) {
                 Some(prompt) => {
@@ -60,6 +75,17 @@ impl App {
         }
         if let Some(n) = self.config.numbers.iter().find(|n| same(&n.number)) {
             let flow = n.flow.clone();
+            if n.ring_s > 0 {
+                call.ring();
+                if call
+                    .pause(std::time::Duration::from_secs(n.ring_s))
+                    .await
+                    .is_err()
+                {
+                    call.finish();
+                    return;
+                }
+            }
             crate::centre::inbound::run(self.centre.clone(), call, &flow).await;
             return;
         }
@@ -69,7 +95,11 @@ impl App {
 
     /// Every prompt the configuration refers to, for loading at start-up.
     pub fn prompt_names(config: &Config, flows: &FlowSet) -> Vec<String> {
-        let mut names: Vec<String> = config.test_numbers.iter().map(|t| t.prompt.clone()).collect();
+        let mut names: Vec<String> = config
+            .test_numbers
+            .iter()
+            .map(|t| t.prompt.clone())
+            .collect();
         names.extend(flows.prompt_names());
         if !config.queues.is_empty() {
             names.extend(config.queues.iter().map(|q| q.hold_music.clone()));

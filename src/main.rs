@@ -70,7 +70,10 @@ fn main() -> ExitCode {
                 Ok(loaded) => {
                     for flow in loaded.flows.iter() {
                         for b in callgate::flow::load::unreachable_blocks(flow) {
-                            eprintln!("{}: warning: block {b:?} is never reached", flow.file.display());
+                            eprintln!(
+                                "{}: warning: block {b:?} is never reached",
+                                flow.file.display()
+                            );
                         }
                     }
                     match callgate::runtime::load_prompts(&loaded.config, &loaded.flows) {

@@ -93,3 +93,128 @@ fn run_refuses_a_broken_config_with_the_same_message() {
         "{stderr}"
     );
 }
+
+/// A config with one queue and a flows directory holding `flow`.
+fn check_flow(flow: &str) -> (bool, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let flows = dir.path().join("flows");
+    std::fs::create_dir_all(&flows).unwrap();
+    std::fs::write(flows.join("broken.toml"), flow).unwrap();
+    let cfg = dir.path().join("callgate.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[prompts]\ndir = \"{}\"\n[flows]\ndir = \"{}\"\n[[queues]]\nname = \"support\"\n[[numbers]]\nnumber = \"1000\"\nflow = \"broken\"\n",
+            common::repo_root().join("prompts").display(),
+            flows.display()
+        ),
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_callgate"))
+        .arg("check-config")
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    let stderr =
+        String::from_utf8_lossy(&out.stderr).replace(&flows.display().to_string(), "FLOWS");
+    (out.status.success(), stderr)
+}
+
+#[test]
+fn broken_flows_are_reported_with_file_and_block() {
+    let head = "type = \"inbound\"\nstart = \"a\"\n";
+    let cases: &[(String, &[&str])] = &[
+        (
+            format!("{head}[blocks.a]\ntype = \"play_music\"\nnext = \"a\"\n"),
+            &[
+                "FLOWS/broken.toml:",
+                "blocks.a",
+                "unknown block type",
+                "play_music",
+            ],
+        ),
+        (
+            format!(
+                "{head}[blocks.a]\ntype = \"get_input\"\nprompts = [\"goodbye\"]\nconditions = {{ \"1\" = \"a\" }}\non_no_match = \"a\"\n"
+            ),
+            &["FLOWS/broken.toml:", "blocks.a", "on_timeout"],
+        ),
+        (
+            format!(
+                "{head}[blocks.a]\ntype = \"play_prompt\"\nprompts = [\"goodbye\"]\nnext = \"nowhere\"\n"
+            ),
+            &[
+                "FLOWS/broken.toml:6:1: blocks.a.next: block \"a\"",
+                "\"nowhere\", which does not exist",
+            ],
+        ),
+        (
+            format!(
+                "{head}[blocks.a]\ntype = \"play_prompt\"\nprompts = [\"no_such_prompt\"]\nnext = \"b\"\n[blocks.b]\ntype = \"disconnect\"\n"
+            ),
+            &[
+                "FLOWS/broken.toml:",
+                "blocks.a.prompts[0]",
+                "no_such_prompt.wav not found",
+            ],
+        ),
+        (
+            format!(
+                "{head}[blocks.a]\ntype = \"set_working_queue\"\nqueue = \"sales\"\nnext = \"b\"\n[blocks.b]\ntype = \"disconnect\"\n"
+            ),
+            &[
+                "FLOWS/broken.toml:",
+                "blocks.a.queue",
+                "unknown queue \"sales\"",
+            ],
+        ),
+        (
+            format!(
+                "{head}[blocks.a]\ntype = \"play_prompt\"\nprompts = [\"goodbye\"]\nnext = \"b\"\n[blocks.b]\ntype = \"set_contact_attributes\"\nattributes = {{ x = \"1\" }}\nnext = \"a\"\n"
+            ),
+            &[
+                "FLOWS/broken.toml:3:9: blocks.a:",
+                "a → b → a",
+                "never waits for input",
+            ],
+        ),
+        (
+            "type = \"inbound\"\nstart = \"missing\"\n[blocks.a]\ntype = \"disconnect\"\n"
+                .to_string(),
+            &[
+                "FLOWS/broken.toml:2:1: start:",
+                "\"missing\" does not exist",
+            ],
+        ),
+        (
+            format!(
+                "{head}[blocks.a]\ntype = \"get_input\"\nprompts = [\"goodbye\"]\nconditions = {{ \"12\" = \"a\" }}\non_timeout = \"a\"\non_no_match = \"a\"\n"
+            ),
+            &["blocks.a.conditions", "\"12\" is not a single key"],
+        ),
+    ];
+    for (flow, needles) in cases {
+        let (ok, stderr) = check_flow(flow);
+        assert!(!ok, "accepted:\n{flow}");
+        for n in *needles {
+            assert!(stderr.contains(n), "{n:?} not in:\n{stderr}\nfor:\n{flow}");
+        }
+    }
+    // The same graph with input in the loop is fine.
+    let good = format!(
+        "{head}[blocks.a]\ntype = \"get_input\"\nprompts = [\"goodbye\"]\nconditions = {{ \"1\" = \"b\" }}\non_timeout = \"a\"\non_no_match = \"a\"\n[blocks.b]\ntype = \"disconnect\"\n"
+    );
+    let (ok, stderr) = check_flow(&good);
+    assert!(ok, "{stderr}");
+}
+
+#[test]
+fn numbers_must_name_inbound_flows() {
+    let (ok, stderr) =
+        check_flow("type = \"customer_queue\"\nstart = \"a\"\n[blocks.a]\ntype = \"disconnect\"\n");
+    assert!(!ok);
+    assert!(
+        stderr.contains("numbers[0].flow") && stderr.contains("not Inbound"),
+        "{stderr}"
+    );
+}

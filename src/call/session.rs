@@ -85,7 +85,13 @@ pub struct Session {
 }
 
 impl Session {
-    pub fn new(call: CallRef, sip: SipHandle, events: mpsc::UnboundedReceiver<CallEvent>, peer: Peer, media: Arc<MediaEngine>) -> Session {
+    pub fn new(
+        call: CallRef,
+        sip: SipHandle,
+        events: mpsc::UnboundedReceiver<CallEvent>,
+        peer: Peer,
+        media: Arc<MediaEngine>,
+    ) -> Session {
         Session {
             call,
             sip,
@@ -132,15 +138,22 @@ impl Session {
     /// `digits` is set; buffered type-ahead digits count), a response (when
     /// `responses` is set), or `deadline`. Handles every other event in the
     /// meantime. `Err` when the call ended.
-    pub async fn wait_for(&mut self, token: Option<u64>, digits: bool, responses: bool, deadline: Option<Instant>) -> Result<Waited, EndReason> {
+    pub async fn wait_for(
+        &mut self,
+        token: Option<u64>,
+        digits: bool,
+        responses: bool,
+        deadline: Option<Instant>,
+    ) -> Result<Waited, EndReason> {
         loop {
             if let Some(r) = self.ended {
                 return Err(r);
             }
-            if digits && !self.digits.is_empty() {
-                if let Some(d) = self.digits.pop_front() {
-                    return Ok(Waited::Digit(d));
-                }
+            if digits
+                && !self.digits.is_empty()
+                && let Some(d) = self.digits.pop_front()
+            {
+                return Ok(Waited::Digit(d));
             }
             if responses && (!self.responses.is_empty() || !self.timeouts.is_empty()) {
                 return Ok(Waited::Response);
@@ -181,12 +194,21 @@ impl Session {
         }
     }
 
-    pub async fn wait(&mut self, token: Option<u64>, digits: bool, deadline: Option<Instant>) -> Result<Waited, EndReason> {
+    pub async fn wait(
+        &mut self,
+        token: Option<u64>,
+        digits: bool,
+        deadline: Option<Instant>,
+    ) -> Result<Waited, EndReason> {
         self.wait_for(token, digits, false, deadline).await
     }
 
     /// Plays prompts to the end (or until a digit when `barge_in`).
-    pub async fn play_and_wait(&mut self, prompts: Vec<Arc<Prompt>>, barge_in: bool) -> Result<Waited, EndReason> {
+    pub async fn play_and_wait(
+        &mut self,
+        prompts: Vec<Arc<Prompt>>,
+        barge_in: bool,
+    ) -> Result<Waited, EndReason> {
         let token = self.play(prompts, false);
         let r = self.wait(token, barge_in, None).await;
         if matches!(r, Ok(Waited::Digit(_))) {
@@ -222,12 +244,12 @@ impl Session {
                 }
             }
             CallEvent::Cancelled => {
-                if let Some((tx, resp487)) = self.pending_invite.take() {
-                    if self.ended.is_none() {
-                        self.sip.respond(tx, resp487);
-                        self.ended = Some(EndReason::Cancelled);
-                        info!("caller cancelled");
-                    }
+                if let Some((tx, resp487)) = self.pending_invite.take()
+                    && self.ended.is_none()
+                {
+                    self.sip.respond(tx, resp487);
+                    self.ended = Some(EndReason::Cancelled);
+                    info!("caller cancelled");
                 }
             }
             CallEvent::AckTimeout => {
@@ -268,7 +290,9 @@ impl Session {
             return;
         };
         if dialog.on_request(&req).is_err() {
-            let r = self.reply_in_dialog(&req, 500).with_reason("CSeq out of order");
+            let r = self
+                .reply_in_dialog(&req, 500)
+                .with_reason("CSeq out of order");
             self.sip.respond(tx, r);
             return;
         }
@@ -366,7 +390,8 @@ impl Session {
 
     /// Tells the SIP core the call is over.
     pub fn release(&mut self) {
-        self.sip.send(super::handle::Command::Ended { call: self.call });
+        self.sip
+            .send(super::handle::Command::Ended { call: self.call });
     }
 }
 
@@ -391,14 +416,23 @@ fn info_digit(req: &Request) -> Option<char> {
 }
 
 impl crate::flow::CallIo for Session {
-    async fn play(&mut self, prompts: Vec<Arc<Prompt>>, barge_in: bool) -> Result<Option<char>, EndReason> {
+    async fn play(
+        &mut self,
+        prompts: Vec<Arc<Prompt>>,
+        barge_in: bool,
+    ) -> Result<Option<char>, EndReason> {
         match self.play_and_wait(prompts, barge_in).await? {
             Waited::Digit(d) => Ok(Some(d)),
             _ => Ok(None),
         }
     }
 
-    async fn play_for(&mut self, prompts: Vec<Arc<Prompt>>, looping: bool, max: Duration) -> Result<(), EndReason> {
+    async fn play_for(
+        &mut self,
+        prompts: Vec<Arc<Prompt>>,
+        looping: bool,
+        max: Duration,
+    ) -> Result<(), EndReason> {
         let token = Session::play(self, prompts, looping);
         let until = Instant::now() + max;
         loop {
@@ -414,7 +448,10 @@ impl crate::flow::CallIo for Session {
     }
 
     async fn digit(&mut self, timeout: Duration) -> Result<Option<char>, EndReason> {
-        match self.wait(None, true, Some(Instant::now() + timeout)).await? {
+        match self
+            .wait(None, true, Some(Instant::now() + timeout))
+            .await?
+        {
             Waited::Digit(d) => Ok(Some(d)),
             _ => Ok(None),
         }

@@ -75,12 +75,18 @@ impl DerefMut for OutboundCall {
 }
 
 fn quote(s: &str) -> String {
-    s.chars().filter(|c| *c != '"' && *c != '\\' && !c.is_control()).collect()
+    s.chars()
+        .filter(|c| *c != '"' && *c != '\\' && !c.is_control())
+        .collect()
 }
 
 impl OutboundCall {
     /// Opens a media leg and sends the INVITE with our SDP offer.
-    pub fn dial(sip: SipHandle, media: Arc<MediaEngine>, spec: &DialSpec) -> Result<OutboundCall, EndReason> {
+    pub fn dial(
+        sip: SipHandle,
+        media: Arc<MediaEngine>,
+        spec: &DialSpec,
+    ) -> Result<OutboundCall, EndReason> {
         let call = sip.new_call();
         let (tx, rx) = mpsc::unbounded_channel::<CallEvent>();
         sip.attach(call, tx);
@@ -94,7 +100,11 @@ impl OutboundCall {
         let local_tag = SipHandle::tag();
         let sent_by = sip.local.sent_by(spec.peer.kind, &spec.peer.addr);
         let from = match &spec.from_display {
-            Some(d) => format!("\"{}\" <sip:{}@{sent_by}>;tag={local_tag}", quote(d), spec.from_user),
+            Some(d) => format!(
+                "\"{}\" <sip:{}@{sent_by}>;tag={local_tag}",
+                quote(d),
+                spec.from_user
+            ),
             None => format!("<sip:{}@{sent_by}>;tag={local_tag}", spec.from_user),
         };
         let mut h = Headers::new();
@@ -102,7 +112,10 @@ impl OutboundCall {
         h.push(HeaderName::MaxForwards, "70");
         h.push(HeaderName::From, from);
         h.push(HeaderName::To, format!("<{}>", spec.uri));
-        h.push(HeaderName::CallId, format!("{}@callgate", uuid::Uuid::new_v4().simple()));
+        h.push(
+            HeaderName::CallId,
+            format!("{}@callgate", uuid::Uuid::new_v4().simple()),
+        );
         h.push(HeaderName::CSeq, "1 INVITE");
         h.push(HeaderName::Contact, sip.contact("callgate", &spec.peer));
         if let Some(pai) = &spec.asserted_identity {
@@ -167,7 +180,13 @@ impl OutboundCall {
     /// 18x; `no_response` bounds the wait for any answer at all;
     /// `abandon` cancels the attempt when it resolves (the contact went
     /// away).
-    pub async fn wait_answer<F: Future<Output = ()>>(&mut self, ring_timeout: Duration, abandon: F, credentials: Option<&(String, String)>, spec: &DialSpec) -> DialOutcome {
+    pub async fn wait_answer<F: Future<Output = ()>>(
+        &mut self,
+        ring_timeout: Duration,
+        abandon: F,
+        credentials: Option<&(String, String)>,
+        spec: &DialSpec,
+    ) -> DialOutcome {
         tokio::pin!(abandon);
         let mut abandoned = false;
         loop {
@@ -191,18 +210,27 @@ impl OutboundCall {
             match waited {
                 Err(_) => return DialOutcome::Failed(500),
                 Ok(Waited::Timeout) => {
-                    info!(secs = ring_timeout.as_secs(), "no answer within the ring timeout: CANCEL");
+                    info!(
+                        secs = ring_timeout.as_secs(),
+                        "no answer within the ring timeout: CANCEL"
+                    );
                     self.cancel();
                 }
                 Ok(Waited::Response) => {
-                    if self.session.timeouts.iter().any(|b| *b == self.branch) {
+                    if self.session.timeouts.contains(&self.branch) {
                         self.session.timeouts.clear();
                         // Timer B: no final response at all (§8.1.3.1: as 408).
-                        return if abandoned { DialOutcome::Cancelled } else { DialOutcome::NoAnswer(408) };
+                        return if abandoned {
+                            DialOutcome::Cancelled
+                        } else {
+                            DialOutcome::NoAnswer(408)
+                        };
                     }
                     self.session.timeouts.clear();
                     while let Some((resp, peer)) = self.session.responses.pop_front() {
-                        if let Some(outcome) = self.on_response(resp, peer, credentials, spec, abandoned) {
+                        if let Some(outcome) =
+                            self.on_response(resp, peer, credentials, spec, abandoned)
+                        {
                             return outcome;
                         }
                     }
@@ -212,7 +240,14 @@ impl OutboundCall {
         }
     }
 
-    fn on_response(&mut self, resp: Response, peer: Peer, credentials: Option<&(String, String)>, spec: &DialSpec, abandoned: bool) -> Option<DialOutcome> {
+    fn on_response(
+        &mut self,
+        resp: Response,
+        peer: Peer,
+        credentials: Option<&(String, String)>,
+        spec: &DialSpec,
+        abandoned: bool,
+    ) -> Option<DialOutcome> {
         let Ok(cseq) = resp.cseq() else { return None };
         if cseq.method != Method::Invite || cseq.seq != self.cseq {
             return None;
@@ -244,7 +279,9 @@ impl OutboundCall {
                     id: dialog.id.clone(),
                 });
                 let ack = dialog.ack(self.cseq, &self.session.sip.via(&self.session.peer), None);
-                self.session.sip.request(self.session.call, ack, self.session.peer);
+                self.session
+                    .sip
+                    .request(self.session.call, ack, self.session.peer);
                 dialog.confirm();
                 self.session.dialog = Some(dialog);
                 self.apply_answer(&resp);
@@ -253,7 +290,11 @@ impl OutboundCall {
                     // so end it properly.
                     info!("200 OK crossed the CANCEL: ACK and BYE");
                     self.session.hangup();
-                    return Some(if abandoned { DialOutcome::Cancelled } else { DialOutcome::NoAnswer(487) });
+                    return Some(if abandoned {
+                        DialOutcome::Cancelled
+                    } else {
+                        DialOutcome::NoAnswer(487)
+                    });
                 }
                 self.answered = true;
                 info!("answered");
@@ -264,7 +305,9 @@ impl OutboundCall {
                 match credentials.and_then(|c| self.authorized_invite(&resp, c)) {
                     Some(invite) => {
                         info!("authenticating the INVITE");
-                        self.session.sip.request(self.session.call, invite.clone(), spec.peer);
+                        self.session
+                            .sip
+                            .request(self.session.call, invite.clone(), spec.peer);
                         self.invite = invite;
                         None
                     }
@@ -285,7 +328,9 @@ impl OutboundCall {
     }
 
     fn apply_answer(&mut self, resp: &Response) {
-        let Ok(sd) = SessionDescription::parse(&resp.body) else { return };
+        let Ok(sd) = SessionDescription::parse(&resp.body) else {
+            return;
+        };
         match sdp::read_answer(&sd) {
             Ok(params) => {
                 if let Some(leg) = self.session.leg.as_mut() {
@@ -300,7 +345,10 @@ impl OutboundCall {
     /// (RFC 3261 §22.2), a new branch and the next CSeq.
     fn authorized_invite(&mut self, resp: &Response, creds: &(String, String)) -> Option<Request> {
         let (header, out_header) = if resp.status == 407 {
-            (HeaderName::ProxyAuthenticate, HeaderName::ProxyAuthorization)
+            (
+                HeaderName::ProxyAuthenticate,
+                HeaderName::ProxyAuthorization,
+            )
         } else {
             (HeaderName::WwwAuthenticate, HeaderName::Authorization)
         };
@@ -311,7 +359,12 @@ impl OutboundCall {
             if !scheme.eq_ignore_ascii_case("Digest") {
                 return None;
             }
-            let alg = Algorithm::parse(params.iter().find(|(k, _)| k == "algorithm").map(|(_, v)| v.as_str()))?;
+            let alg = Algorithm::parse(
+                params
+                    .iter()
+                    .find(|(k, _)| k == "algorithm")
+                    .map(|(_, v)| v.as_str()),
+            )?;
             Some((params, alg))
         })?;
         let get = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
@@ -345,8 +398,12 @@ impl OutboundCall {
         }
         let mut invite = self.invite.clone();
         self.cseq += 1;
-        invite.headers.set(HeaderName::CSeq, format!("{} INVITE", self.cseq));
-        invite.headers.set(HeaderName::Via, self.session.sip.via(&self.session.peer));
+        invite
+            .headers
+            .set(HeaderName::CSeq, format!("{} INVITE", self.cseq));
+        invite
+            .headers
+            .set(HeaderName::Via, self.session.sip.via(&self.session.peer));
         invite.headers.remove(&out_header);
         invite.headers.push(out_header, value);
         self.branch = invite

@@ -91,8 +91,10 @@ impl InboundCall {
 
     fn response(&self, status: u16) -> Response {
         let mut r = Response::to_request(&self.invite, status, Some(&self.local_tag));
-        r.headers
-            .push(HeaderName::Server, self.session.sip.local.user_agent.clone());
+        r.headers.push(
+            HeaderName::Server,
+            self.session.sip.local.user_agent.clone(),
+        );
         r
     }
 
@@ -144,7 +146,11 @@ impl InboundCall {
             Ok(l) => l,
             Err(e) => {
                 warn!(error = %e, "no media for the call");
-                self.reject(503, Some("No media resources"), &[(HeaderName::RetryAfter, "5".into())]);
+                self.reject(
+                    503,
+                    Some("No media resources"),
+                    &[(HeaderName::RetryAfter, "5".into())],
+                );
                 return Err(EndReason::Failure);
             }
         };
@@ -156,7 +162,10 @@ impl InboundCall {
                 self.reject(
                     488,
                     None,
-                    &[(HeaderName::Warning, "304 callgate \"Media type not available\"".into())],
+                    &[(
+                        HeaderName::Warning,
+                        "304 callgate \"Media type not available\"".into(),
+                    )],
                 );
                 return Err(EndReason::Rejected(488));
             }
@@ -202,7 +211,11 @@ impl InboundCall {
         }
         let reason = self.session.ended.unwrap_or(EndReason::LocalHangup);
         self.session.release();
-        info!(reason = reason.as_str(), secs = self.session.started.elapsed().as_secs(), "call ended");
+        info!(
+            reason = reason.as_str(),
+            secs = self.session.started.elapsed().as_secs(),
+            "call ended"
+        );
         reason
     }
 }

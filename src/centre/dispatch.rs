@@ -2,7 +2,7 @@
 //! registrations, callbacks becoming routable or expiring) and turns its
 //! offers into calls to agents' phones.
 
-use super::{now_ms, offer, Centre};
+use super::{Centre, now_ms, offer};
 use crate::dialer::scheduler;
 use crate::routing::ContactKind;
 use crate::store::CallbackState;
@@ -26,7 +26,12 @@ async fn run(centre: Arc<Centre>) {
     // in the database once routable (the state a restart resumes from).
     let mut scheduled: HashSet<String> = HashSet::new();
     if let Ok(pending) = centre.store.pending_callbacks() {
-        scheduled.extend(pending.into_iter().filter(|c| c.state == CallbackState::Scheduled).map(|c| c.id));
+        scheduled.extend(
+            pending
+                .into_iter()
+                .filter(|c| c.state == CallbackState::Scheduled)
+                .map(|c| c.id),
+        );
     }
     loop {
         let now = now_ms();
@@ -56,7 +61,13 @@ async fn run(centre: Arc<Centre>) {
                 let agent = o.agent.clone();
                 let r = centre
                     .db(move |s| {
-                        s.transition(&id, &[CallbackState::Queued, CallbackState::Scheduled], CallbackState::Offered, &format!("offered to {agent}"), now)
+                        s.transition(
+                            &id,
+                            &[CallbackState::Queued, CallbackState::Scheduled],
+                            CallbackState::Offered,
+                            &format!("offered to {agent}"),
+                            now,
+                        )
                     })
                     .await;
                 if let Err(e) = r {
@@ -100,7 +111,15 @@ async fn mark_routable(centre: &Arc<Centre>, now: i64, scheduled: &mut HashSet<S
         scheduled.remove(&id);
         let cid = id.clone();
         let _ = centre
-            .db(move |s| s.transition(&cid, &[CallbackState::Scheduled], CallbackState::Queued, "initial delay over", now))
+            .db(move |s| {
+                s.transition(
+                    &cid,
+                    &[CallbackState::Scheduled],
+                    CallbackState::Queued,
+                    "initial delay over",
+                    now,
+                )
+            })
             .await;
     }
 }
@@ -120,7 +139,15 @@ async fn expire(centre: &Arc<Centre>, now: i64, scheduled: &mut HashSet<String>)
         if scheduler::is_expired(&cb, now) {
             let id = cb.id.clone();
             let r = centre
-                .db(move |s| s.transition(&id, &[CallbackState::Scheduled, CallbackState::Queued], CallbackState::Expired, "expired", now))
+                .db(move |s| {
+                    s.transition(
+                        &id,
+                        &[CallbackState::Scheduled, CallbackState::Queued],
+                        CallbackState::Expired,
+                        "expired",
+                        now,
+                    )
+                })
                 .await;
             if r.is_ok() {
                 info!(callback = %cb.id, number = %cb.number, "callback expired");

@@ -2,7 +2,7 @@
 //! in the queue with hold music or the queue's customer flow until an
 //! agent takes the call, then the caller's half of the bridge.
 
-use super::{now_ms, BridgeEvent, Centre, QueueSignal};
+use super::{BridgeEvent, Centre, QueueSignal, now_ms};
 use crate::call::uas::InboundCall;
 use crate::call::{EndReason, Session};
 use crate::flow::{Contact, FlowRun, Outcome};
@@ -55,7 +55,14 @@ pub async fn run(centre: Arc<Centre>, mut call: InboundCall, flow_name: &str) {
             match outcome {
                 Outcome::Queued { queue } => {
                     record.queue = Some(queue.clone());
-                    wait_in_queue(&centre, &mut call.session, &mut contact, &queue, &mut record).await
+                    wait_in_queue(
+                        &centre,
+                        &mut call.session,
+                        &mut contact,
+                        &queue,
+                        &mut record,
+                    )
+                    .await
                 }
                 Outcome::Ended(r) => r,
                 _ => {
@@ -68,7 +75,13 @@ pub async fn run(centre: Arc<Centre>, mut call: InboundCall, flow_name: &str) {
     record.queue = record.queue.or(contact.working_queue.clone());
     record.attributes = contact.attributes.clone();
     record.disconnected_ms = Some(now_ms());
-    record.disconnect_reason = Some(call.session.ended.map(|r| r.as_str()).unwrap_or(reason.as_str()).to_string());
+    record.disconnect_reason = Some(
+        call.session
+            .ended
+            .map(|r| r.as_str())
+            .unwrap_or(reason.as_str())
+            .to_string(),
+    );
     call.finish();
     centre.record(record).await;
 }
@@ -82,7 +95,12 @@ enum QueueEvent {
 
 /// Plays the queue's customer flow, or hold music, for as long as the
 /// caller waits.
-async fn queue_activity(centre: &Centre, session: &mut Session, contact: &mut Contact, queue: &str) -> Result<Outcome, EndReason> {
+async fn queue_activity(
+    centre: &Centre,
+    session: &mut Session,
+    contact: &mut Contact,
+    queue: &str,
+) -> Result<Outcome, EndReason> {
     let q = centre.queue(queue).cloned();
     let flow = q
         .as_ref()
@@ -111,7 +129,11 @@ async fn queue_activity(centre: &Centre, session: &mut Session, contact: &mut Co
     hold_music(centre, session, queue).await
 }
 
-async fn hold_music(centre: &Centre, session: &mut Session, queue: &str) -> Result<Outcome, EndReason> {
+async fn hold_music(
+    centre: &Centre,
+    session: &mut Session,
+    queue: &str,
+) -> Result<Outcome, EndReason> {
     let music = centre
         .queue(queue)
         .and_then(|q| centre.media.prompts.get(&q.hold_music))
@@ -123,7 +145,13 @@ async fn hold_music(centre: &Centre, session: &mut Session, queue: &str) -> Resu
     }
 }
 
-async fn wait_in_queue(centre: &Arc<Centre>, session: &mut Session, contact: &mut Contact, queue: &str, record: &mut ContactRecord) -> EndReason {
+async fn wait_in_queue(
+    centre: &Arc<Centre>,
+    session: &mut Session,
+    contact: &mut Contact,
+    queue: &str,
+    record: &mut ContactRecord,
+) -> EndReason {
     let now = now_ms();
     let qc = QueuedContact {
         id: contact.id.clone(),
@@ -140,7 +168,13 @@ async fn wait_in_queue(centre: &Arc<Centre>, session: &mut Session, contact: &mu
         info!(queue, error = %e, "queue full: reorder tone");
         let tone = centre.media.tones.get(Tone::Reorder);
         let token = session.play(vec![tone], true);
-        let _ = session.wait(token, false, Some(std::time::Instant::now() + Duration::from_secs(3))).await;
+        let _ = session
+            .wait(
+                token,
+                false,
+                Some(std::time::Instant::now() + Duration::from_secs(3)),
+            )
+            .await;
         session.hangup();
         return EndReason::LocalHangup;
     }
@@ -174,7 +208,11 @@ async fn wait_in_queue(centre: &Arc<Centre>, session: &mut Session, contact: &mu
             session.hangup();
             EndReason::Failure
         }
-        QueueEvent::Signal(Some(QueueSignal::Connect { agent, agent_events, reply })) => {
+        QueueEvent::Signal(Some(QueueSignal::Connect {
+            agent,
+            agent_events,
+            reply,
+        })) => {
             // Keep the music going while the agent hears the whisper.
             let music = centre
                 .queue(queue)

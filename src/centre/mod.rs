@@ -22,7 +22,7 @@ use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::SystemTime;
-use tokio::sync::{mpsc, oneshot, Notify};
+use tokio::sync::{Notify, mpsc, oneshot};
 use tracing::{info, warn};
 
 pub fn now_ms() -> i64 {
@@ -67,7 +67,14 @@ pub struct Centre {
 }
 
 impl Centre {
-    pub fn new(config: Arc<Config>, media: Arc<MediaEngine>, sip: SipHandle, bindings: Bindings, store: Arc<dyn Store>, flows: FlowSet) -> Centre {
+    pub fn new(
+        config: Arc<Config>,
+        media: Arc<MediaEngine>,
+        sip: SipHandle,
+        bindings: Bindings,
+        store: Arc<dyn Store>,
+        flows: FlowSet,
+    ) -> Centre {
         let now = now_ms();
         let mut router = Router::new(match config.routing.missed_available_after_s {
             0 => None,
@@ -90,10 +97,19 @@ impl Centre {
             );
         }
         for a in &config.agents {
-            router.add_agent(&a.user, a.routing_profile.as_deref(), (a.after_contact_work_s as i64) * 1000, now);
+            router.add_agent(
+                &a.user,
+                a.routing_profile.as_deref(),
+                (a.after_contact_work_s as i64) * 1000,
+                now,
+            );
         }
         Centre {
-            queues: config.queues.iter().map(|q| (q.name.clone(), q.clone())).collect(),
+            queues: config
+                .queues
+                .iter()
+                .map(|q| (q.name.clone(), q.clone()))
+                .collect(),
             dial_rules: DialRules {
                 allowed_prefixes: config.dialer.allowed_prefixes.clone(),
                 blocked_prefixes: config.dialer.blocked_prefixes.clone(),
@@ -116,7 +132,10 @@ impl Centre {
     }
 
     /// Runs a store operation on the blocking pool (SQLite fsyncs).
-    pub async fn db<T: Send + 'static>(&self, f: impl FnOnce(&dyn Store) -> Result<T, StoreError> + Send + 'static) -> Result<T, StoreError> {
+    pub async fn db<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&dyn Store) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
         let store = self.store.clone();
         tokio::task::spawn_blocking(move || f(store.as_ref()))
             .await
@@ -140,21 +159,47 @@ impl Centre {
         for cb in pending {
             let (rec, detail) = match scheduler::recover(&cb, &self.retry, now) {
                 Recovery::Expire => {
-                    self.store.transition(&cb.id, &CallbackState::PENDING, CallbackState::Expired, "expired (found at start-up)", now)?;
+                    self.store.transition(
+                        &cb.id,
+                        &CallbackState::PENDING,
+                        CallbackState::Expired,
+                        "expired (found at start-up)",
+                        now,
+                    )?;
                     continue;
                 }
                 Recovery::Requeue => (cb, None),
                 Recovery::OfferInterrupted => {
-                    let r = self.store.transition(&cb.id, &[CallbackState::Offered], CallbackState::Queued, "offer interrupted by a restart", now)?;
+                    let r = self.store.transition(
+                        &cb.id,
+                        &[CallbackState::Offered],
+                        CallbackState::Queued,
+                        "offer interrupted by a restart",
+                        now,
+                    )?;
                     (r, None)
                 }
                 Recovery::DialInterrupted(decision) => match decision {
                     scheduler::AfterAttempt::Retry { not_before, .. } => {
-                        let r = self.store.end_attempt(&cb.id, "interrupted by a restart", None, CallbackState::Queued, not_before, now)?;
+                        let r = self.store.end_attempt(
+                            &cb.id,
+                            "interrupted by a restart",
+                            None,
+                            CallbackState::Queued,
+                            not_before,
+                            now,
+                        )?;
                         (r, Some("dial interrupted: counted as an attempt"))
                     }
                     scheduler::AfterAttempt::Fail { .. } | scheduler::AfterAttempt::Connected => {
-                        self.store.end_attempt(&cb.id, "interrupted by a restart", None, CallbackState::Failed, cb.not_before_ms, now)?;
+                        self.store.end_attempt(
+                            &cb.id,
+                            "interrupted by a restart",
+                            None,
+                            CallbackState::Failed,
+                            cb.not_before_ms,
+                            now,
+                        )?;
                         continue;
                     }
                 },
@@ -173,7 +218,9 @@ impl Centre {
             };
             match self.router.lock().restore(qc) {
                 Ok(()) => restored += 1,
-                Err(e) => warn!(callback = %rec.id, queue = %rec.queue, error = %e, "callback not restored"),
+                Err(e) => {
+                    warn!(callback = %rec.id, queue = %rec.queue, error = %e, "callback not restored")
+                }
             }
         }
         Ok(restored)
@@ -222,7 +269,11 @@ impl Centre {
         self.db(move |s| {
             s.transition(
                 &id_owned,
-                &[CallbackState::Scheduled, CallbackState::Queued, CallbackState::Offered],
+                &[
+                    CallbackState::Scheduled,
+                    CallbackState::Queued,
+                    CallbackState::Offered,
+                ],
                 CallbackState::Stopped,
                 "stopped by API",
                 now,
@@ -246,7 +297,10 @@ impl ContactCenter for Centre {
         let s = r.snapshot(queue, now);
         let start = crate::flow::context::epoch_ms(contact.initial_start);
         let position = r.position(queue, start, &contact.id) as u64;
-        let oldest_age_s = s.oldest_initial_start.map(|o| ((now - o).max(0) / 1000) as u64).unwrap_or(0);
+        let oldest_age_s = s
+            .oldest_initial_start
+            .map(|o| ((now - o).max(0) / 1000) as u64)
+            .unwrap_or(0);
         // A simple estimate: position × (2 minutes per contact / agents).
         let per = 120 / (s.agents_online.max(1) as u64);
         QueueMetrics {
@@ -274,7 +328,10 @@ impl ContactCenter for Centre {
 
     async fn create_callback(&self, req: CallbackRequest) -> Result<String, CallbackRefusal> {
         let Some(q) = self.queue(&req.queue) else {
-            return Err(CallbackRefusal::Failed(format!("unknown queue {}", req.queue)));
+            return Err(CallbackRefusal::Failed(format!(
+                "unknown queue {}",
+                req.queue
+            )));
         };
         self.dial_rules
             .check(&req.number)

@@ -2,8 +2,8 @@
 //! answer, play the agent whisper, then either bridge the waiting caller
 //! or dial the customer back (the dialer half of a callback).
 
-use super::{now_ms, BridgeEvent, Centre, QueueSignal};
-use crate::call::uac::{asserted_identity, DialOutcome, DialSpec, OutboundCall};
+use super::{BridgeEvent, Centre, QueueSignal, now_ms};
+use crate::call::uac::{DialOutcome, DialSpec, OutboundCall, asserted_identity};
 use crate::call::{EndReason, Session};
 use crate::dialer::scheduler::{self, AfterAttempt};
 use crate::flow::{Contact, FlowRun, Outcome};
@@ -15,7 +15,7 @@ use crate::store::{CallbackState, ContactRecord};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 use tokio::sync::{mpsc, oneshot};
-use tracing::{info, warn, Instrument};
+use tracing::{Instrument, info, warn};
 
 pub fn spawn(centre: Arc<Centre>, offer: Offer) {
     let span = tracing::info_span!("offer", agent = %offer.agent, contact = %offer.contact, queue = %offer.queue);
@@ -57,8 +57,14 @@ async fn run(centre: Arc<Centre>, offer: Offer) {
         from_user: "callgate".into(),
         asserted_identity: None,
         extra_headers: vec![
-            (HeaderName::Other("X-Callgate-Contact".into()), offer.contact.clone()),
-            (HeaderName::Other("X-Callgate-Queue".into()), offer.queue.clone()),
+            (
+                HeaderName::Other("X-Callgate-Contact".into()),
+                offer.contact.clone(),
+            ),
+            (
+                HeaderName::Other("X-Callgate-Queue".into()),
+                offer.queue.clone(),
+            ),
         ],
         credentials: None,
     };
@@ -95,7 +101,10 @@ async fn run(centre: Arc<Centre>, offer: Offer) {
             return;
         }
     }
-    let accepted = centre.router.lock().offer_accepted(&offer.agent, &offer.contact, now_ms());
+    let accepted = centre
+        .router
+        .lock()
+        .offer_accepted(&offer.agent, &offer.contact, now_ms());
     let Some(contact) = accepted else {
         info!("contact gone by the time the agent answered");
         agent.hangup();
@@ -117,12 +126,23 @@ async fn run(centre: Arc<Centre>, offer: Offer) {
 /// The agent missed or declined; a callback goes back to queued with no
 /// attempt used.
 async fn offer_failed(centre: &Arc<Centre>, offer: &Offer, missed: bool) {
-    centre.router.lock().offer_failed(&offer.agent, &offer.contact, missed, now_ms());
+    centre
+        .router
+        .lock()
+        .offer_failed(&offer.agent, &offer.contact, missed, now_ms());
     if offer.kind == ContactKind::Callback {
         let (id, agent) = (offer.contact.clone(), offer.agent.clone());
         let now = now_ms();
         let r = centre
-            .db(move |s| s.transition(&id, &[CallbackState::Offered], CallbackState::Queued, &format!("{agent} did not take the offer"), now))
+            .db(move |s| {
+                s.transition(
+                    &id,
+                    &[CallbackState::Offered],
+                    CallbackState::Queued,
+                    &format!("{agent} did not take the offer"),
+                    now,
+                )
+            })
             .await;
         if let Err(e) = r {
             warn!(error = %e, "callback state not updated");
@@ -133,7 +153,13 @@ async fn offer_failed(centre: &Arc<Centre>, offer: &Offer, missed: bool) {
 
 /// The agent whisper: the queue's agent whisper flow, or the built-in one
 /// ("… who has been waiting N minutes").
-async fn whisper(centre: &Centre, session: &mut Session, flow: Option<&str>, default: &str, contact: &mut Contact) -> Result<(), EndReason> {
+async fn whisper(
+    centre: &Centre,
+    session: &mut Session,
+    flow: Option<&str>,
+    default: &str,
+    contact: &mut Contact,
+) -> Result<(), EndReason> {
     if let Some(flow) = flow.and_then(|f| centre.flows.get(f)) {
         let outcome = FlowRun {
             flow: &flow,
@@ -151,7 +177,11 @@ async fn whisper(centre: &Centre, session: &mut Session, flow: Option<&str>, def
             _ => Ok(()),
         };
     }
-    let items = vec![default.to_string(), "number:wait_minutes".into(), "minutes".into()];
+    let items = vec![
+        default.to_string(),
+        "number:wait_minutes".into(),
+        "minutes".into(),
+    ];
     let vars = crate::flow::speech::Variables {
         wait_minutes: contact.waited_secs(SystemTime::now()) / 60,
         queue_position: None,
@@ -175,7 +205,11 @@ fn contact_for_whisper(c: &QueuedContact) -> Contact {
 }
 
 /// Waits until one side of a bridge hangs up and ends the other.
-async fn bridged(session: &mut Session, other: &mpsc::UnboundedSender<BridgeEvent>, events: &mut mpsc::UnboundedReceiver<BridgeEvent>) {
+async fn bridged(
+    session: &mut Session,
+    other: &mpsc::UnboundedSender<BridgeEvent>,
+    events: &mut mpsc::UnboundedReceiver<BridgeEvent>,
+) {
     tokio::select! {
         _ = events.recv() => session.hangup(),
         _ = async { loop { if session.wait(None, false, None).await.is_err() { return; } } } => {
@@ -184,7 +218,12 @@ async fn bridged(session: &mut Session, other: &mpsc::UnboundedSender<BridgeEven
     }
 }
 
-async fn connect_caller(centre: &Arc<Centre>, agent: &mut OutboundCall, contact: &QueuedContact, queue: Option<&crate::config::QueueConfig>) {
+async fn connect_caller(
+    centre: &Arc<Centre>,
+    agent: &mut OutboundCall,
+    contact: &QueuedContact,
+    queue: Option<&crate::config::QueueConfig>,
+) {
     let Some(caller) = centre.take_waiting(&contact.id) else {
         info!("caller gone before the bridge");
         agent.hangup();
@@ -197,7 +236,11 @@ async fn connect_caller(centre: &Arc<Centre>, agent: &mut OutboundCall, contact:
         agent_events: atx,
         reply: reply_tx,
     });
-    let Ok(Some((caller_leg, caller_events))) = (if sent.is_ok() { reply_rx.await } else { Ok(None) }) else {
+    let Ok(Some((caller_leg, caller_events))) = (if sent.is_ok() {
+        reply_rx.await
+    } else {
+        Ok(None)
+    }) else {
         info!("caller gone before the bridge");
         agent.hangup();
         return;
@@ -231,7 +274,12 @@ fn agent_name(centre: &Centre, contact: &QueuedContact) -> String {
 }
 
 /// The dialer: the agent has accepted a callback; call the customer.
-async fn call_back(centre: &Arc<Centre>, agent: &mut OutboundCall, contact: QueuedContact, queue: Option<&crate::config::QueueConfig>) {
+async fn call_back(
+    centre: &Arc<Centre>,
+    agent: &mut OutboundCall,
+    contact: QueuedContact,
+    queue: Option<&crate::config::QueueConfig>,
+) {
     let agent_user = agent_name(centre, &contact);
     let id = contact.id.clone();
     let (cid, who) = (id.clone(), agent_user.clone());
@@ -261,7 +309,14 @@ async fn call_back(centre: &Arc<Centre>, agent: &mut OutboundCall, contact: Queu
     let mut whisper_contact = contact_for_whisper(&contact);
     whisper_contact.attributes = cb.attributes.clone();
     let flow = queue.and_then(|q| q.agent_whisper_flow.clone());
-    let whispered = whisper(centre, &mut agent.session, flow.as_deref(), "agent_whisper_callback", &mut whisper_contact).await;
+    let whispered = whisper(
+        centre,
+        &mut agent.session,
+        flow.as_deref(),
+        "agent_whisper_callback",
+        &mut whisper_contact,
+    )
+    .await;
     let outcome = if whispered.is_err() {
         // The agent hung up during the whisper: nobody was dialled.
         DialOutcome::Cancelled
@@ -278,14 +333,34 @@ async fn call_back(centre: &Arc<Centre>, agent: &mut OutboundCall, contact: Queu
     };
     let now = now_ms();
     let (next, not_before, text, status) = match &decision {
-        AfterAttempt::Connected => (CallbackState::Connected, cb.not_before_ms, "connected".to_string(), Some(200)),
-        AfterAttempt::Retry { not_before, outcome: o } => (CallbackState::Queued, *not_before, o.clone(), sip_status(outcome)),
-        AfterAttempt::Fail { outcome: o } => (CallbackState::Failed, cb.not_before_ms, o.clone(), sip_status(outcome)),
+        AfterAttempt::Connected => (
+            CallbackState::Connected,
+            cb.not_before_ms,
+            "connected".to_string(),
+            Some(200),
+        ),
+        AfterAttempt::Retry {
+            not_before,
+            outcome: o,
+        } => (
+            CallbackState::Queued,
+            *not_before,
+            o.clone(),
+            sip_status(outcome),
+        ),
+        AfterAttempt::Fail { outcome: o } => (
+            CallbackState::Failed,
+            cb.not_before_ms,
+            o.clone(),
+            sip_status(outcome),
+        ),
     };
     info!(callback = %id, decision = ?decision, "attempt finished");
     let cid = id.clone();
     let t = text.clone();
-    let updated = centre.db(move |s| s.end_attempt(&cid, &t, status, next, not_before, now)).await;
+    let updated = centre
+        .db(move |s| s.end_attempt(&cid, &t, status, next, not_before, now))
+        .await;
     match (&decision, updated) {
         (AfterAttempt::Retry { not_before, .. }, Ok(_)) => {
             let requeued = centre.router.lock().requeue(contact, *not_before, now);
@@ -309,7 +384,13 @@ fn sip_status(o: DialOutcome) -> Option<u16> {
     }
 }
 
-async fn dial_customer(centre: &Arc<Centre>, agent: &mut OutboundCall, cb: &crate::store::CallbackRecord, queue: Option<&crate::config::QueueConfig>, record: &mut ContactRecord) -> DialOutcome {
+async fn dial_customer(
+    centre: &Arc<Centre>,
+    agent: &mut OutboundCall,
+    cb: &crate::store::CallbackRecord,
+    queue: Option<&crate::config::QueueConfig>,
+    record: &mut ContactRecord,
+) -> DialOutcome {
     // The last line of defence against toll fraud: whatever put this
     // number here, only numbers passing the rules are dialled.
     if let Err(e) = centre.dial_rules.check(&cb.number) {
@@ -346,7 +427,9 @@ async fn dial_customer(centre: &Arc<Centre>, agent: &mut OutboundCall, cb: &crat
         credentials: cfg.auth_user.clone().zip(cfg.auth_password.clone()),
     };
     // Ringback for the agent while the customer's phone rings.
-    agent.session.play(vec![centre.media.tones.get(Tone::Ringback)], true);
+    agent
+        .session
+        .play(vec![centre.media.tones.get(Tone::Ringback)], true);
     let mut customer = match OutboundCall::dial(centre.sip.clone(), centre.media.clone(), &spec) {
         Ok(c) => c,
         Err(_) => {
@@ -366,7 +449,9 @@ async fn dial_customer(centre: &Arc<Centre>, agent: &mut OutboundCall, cb: &crat
                 }
             }
         };
-        customer.wait_answer(ring, agent_gone, creds.as_ref(), &spec).await
+        customer
+            .wait_answer(ring, agent_gone, creds.as_ref(), &spec)
+            .await
     };
     if outcome != DialOutcome::Answered {
         customer.finish();
@@ -406,7 +491,11 @@ async fn dial_customer(centre: &Arc<Centre>, agent: &mut OutboundCall, cb: &crat
             }
         }
         None => match centre.media.prompts.get("customer_whisper") {
-            Some(p) => customer.session.play_and_wait(vec![p], false).await.map(|_| ()),
+            Some(p) => customer
+                .session
+                .play_and_wait(vec![p], false)
+                .await
+                .map(|_| ()),
             None => Ok(()),
         },
     };

@@ -2,11 +2,11 @@
 //! to, checked against each other (numbers and queues name flows of the
 //! right type).
 
-use super::{load, ConfigError, ConfigErrors, Overrides};
+use super::{ConfigError, ConfigErrors, Overrides, load};
 use crate::config::Config;
-use crate::flow::load::{load_dir, References};
-use crate::flow::model::FlowType;
 use crate::flow::FlowSet;
+use crate::flow::load::{References, load_dir};
+use crate::flow::model::FlowType;
 use std::path::Path;
 
 pub struct Loaded {
@@ -24,24 +24,45 @@ pub fn load_all(path: &Path, overrides: &Overrides) -> Result<Loaded, ConfigErro
     };
     let needs_flows = !config.numbers.is_empty()
         || config.queues.iter().any(|q| {
-            q.customer_queue_flow.is_some() || q.agent_whisper_flow.is_some() || q.outbound_whisper_flow.is_some()
+            q.customer_queue_flow.is_some()
+                || q.agent_whisper_flow.is_some()
+                || q.outbound_whisper_flow.is_some()
         });
-    let flows = if config.flows.dir.is_dir() || needs_flows {
-        match load_dir(&config.flows.dir, &refs) {
+    let flows = match (&config.flows.dir, needs_flows) {
+        (Some(dir), _) => match load_dir(dir, &refs) {
             Ok(f) => f,
             Err(mut e) => {
                 errors.append(&mut e);
                 FlowSet::default()
             }
+        },
+        (None, true) => {
+            errors.push(ConfigError {
+                file: path.to_path_buf(),
+                line: 0,
+                column: 0,
+                key: "flows.dir".into(),
+                message: "numbers or queues refer to flows, but no flow directory is configured"
+                    .into(),
+            });
+            FlowSet::default()
         }
-    } else {
-        FlowSet::default()
+        (None, false) => FlowSet::default(),
     };
+    let flows_dir = config
+        .flows
+        .dir
+        .as_ref()
+        .map(|d| d.display().to_string())
+        .unwrap_or_default();
     let mut check = |key: String, name: &str, want: FlowType| {
         let problem = match flows.get(name) {
-            None if errors.is_empty() => Some(format!("no flow named {name:?} in {}", config.flows.dir.display())),
+            None if errors.is_empty() => Some(format!("no flow named {name:?} in {flows_dir}")),
             None => None,
-            Some(f) if f.flow_type != want => Some(format!("flow {name:?} is a {:?} flow, not {want:?}", f.flow_type)),
+            Some(f) if f.flow_type != want => Some(format!(
+                "flow {name:?} is a {:?} flow, not {want:?}",
+                f.flow_type
+            )),
             Some(_) => None,
         };
         if let Some(message) = problem {
@@ -60,13 +81,25 @@ pub fn load_all(path: &Path, overrides: &Overrides) -> Result<Loaded, ConfigErro
     }
     for (i, q) in config.queues.iter().enumerate() {
         if let Some(f) = &q.customer_queue_flow {
-            check(format!("queues[{i}].customer_queue_flow"), f, FlowType::CustomerQueue);
+            check(
+                format!("queues[{i}].customer_queue_flow"),
+                f,
+                FlowType::CustomerQueue,
+            );
         }
         if let Some(f) = &q.agent_whisper_flow {
-            check(format!("queues[{i}].agent_whisper_flow"), f, FlowType::AgentWhisper);
+            check(
+                format!("queues[{i}].agent_whisper_flow"),
+                f,
+                FlowType::AgentWhisper,
+            );
         }
         if let Some(f) = &q.outbound_whisper_flow {
-            check(format!("queues[{i}].outbound_whisper_flow"), f, FlowType::OutboundWhisper);
+            check(
+                format!("queues[{i}].outbound_whisper_flow"),
+                f,
+                FlowType::OutboundWhisper,
+            );
         }
     }
     for flow in flows.iter() {
@@ -74,8 +107,13 @@ pub fn load_all(path: &Path, overrides: &Overrides) -> Result<Loaded, ConfigErro
             if let crate::flow::model::Block::TransferToFlow { flow: target } = block {
                 let problem = match flows.get(target) {
                     None => Some(format!("block {name:?}: no flow named {target:?}")),
-                    Some(t) if t.flow_type != flow.flow_type && t.flow_type != FlowType::Inbound => {
-                        Some(format!("block {name:?}: flow {target:?} is a {:?} flow", t.flow_type))
+                    Some(t)
+                        if t.flow_type != flow.flow_type && t.flow_type != FlowType::Inbound =>
+                    {
+                        Some(format!(
+                            "block {name:?}: flow {target:?} is a {:?} flow",
+                            t.flow_type
+                        ))
                     }
                     Some(_) => None,
                 };

@@ -247,21 +247,21 @@ fn validate(c: &Config) -> Vec<(String, String)> {
                 "must be at least 1".into(),
             ));
         }
-        if let Some(n) = &q.caller_id_number {
-            if !is_dialable(n) {
-                p.push((
-                    format!("queues[{i}].caller_id_number"),
-                    "must be digits, optionally with a leading +".into(),
-                ));
-            }
+        if let Some(n) = &q.caller_id_number
+            && !is_dialable(n)
+        {
+            p.push((
+                format!("queues[{i}].caller_id_number"),
+                "must be digits, optionally with a leading +".into(),
+            ));
         }
-        if let Some(n) = &q.caller_id_name {
-            if n.contains(['"', '\\', '\r', '\n']) {
-                p.push((
-                    format!("queues[{i}].caller_id_name"),
-                    "must not contain quotes, backslashes or line breaks".into(),
-                ));
-            }
+        if let Some(n) = &q.caller_id_name
+            && n.contains(['"', '\\', '\r', '\n'])
+        {
+            p.push((
+                format!("queues[{i}].caller_id_name"),
+                "must not contain quotes, backslashes or line breaks".into(),
+            ));
         }
         check_prompt(c, &q.hold_music, &format!("queues[{i}].hold_music"), &mut p);
     }
@@ -367,13 +367,13 @@ fn validate(c: &Config) -> Vec<(String, String)> {
                 format!("duplicate agent {:?}", a.user),
             ));
         }
-        if let Some(rp) = &a.routing_profile {
-            if !profile_names.contains(rp) {
-                p.push((
-                    format!("agents[{i}].routing_profile"),
-                    format!("unknown routing profile {rp:?}"),
-                ));
-            }
+        if let Some(rp) = &a.routing_profile
+            && !profile_names.contains(rp)
+        {
+            p.push((
+                format!("agents[{i}].routing_profile"),
+                format!("unknown routing profile {rp:?}"),
+            ));
         }
         if a.secret.len() < 4 {
             p.push((

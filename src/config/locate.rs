@@ -138,7 +138,9 @@ fn walk_table(t: &dyn toml_edit::TableLike, offset: usize, path: &mut String) ->
 
 fn walk_item(item: &Item, offset: usize, path: &mut String) -> bool {
     match item {
-        Item::Table(t) => walk_table(t, offset, path),
+        // A table's own span is its header: an error about the table as a
+        // whole ("missing field") points there.
+        Item::Table(t) => walk_table(t, offset, path) || covers(t.span(), offset),
         Item::ArrayOfTables(a) => {
             for (i, t) in a.iter().enumerate() {
                 let len = path.len();

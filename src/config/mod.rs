@@ -7,7 +7,7 @@ pub mod error;
 pub mod load;
 pub mod locate;
 
-pub use bundle::{load_all, Loaded};
+pub use bundle::{Loaded, load_all};
 pub use error::{ConfigError, ConfigErrors};
 pub use load::{Overrides, load, load_str};
 
@@ -279,19 +279,12 @@ fn default_acw() -> u64 {
     10
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct FlowsConfig {
-    /// Directory whose `*.toml` files are flows.
-    pub dir: PathBuf,
-}
-
-impl Default for FlowsConfig {
-    fn default() -> Self {
-        FlowsConfig {
-            dir: PathBuf::from("config/flows"),
-        }
-    }
+    /// Directory whose `*.toml` files are flows (needed once numbers or
+    /// queues refer to flows).
+    pub dir: Option<PathBuf>,
 }
 
 /// A dialled number and the inbound flow it runs.
@@ -300,6 +293,9 @@ impl Default for FlowsConfig {
 pub struct NumberConfig {
     pub number: String,
     pub flow: String,
+    /// Let the caller hear ringing this long before answering.
+    #[serde(default)]
+    pub ring_s: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -20,8 +20,13 @@ pub struct RetryPolicy {
 pub enum AfterAttempt {
     Connected,
     /// Back to the queue, same place, not before this time.
-    Retry { not_before: Ms, outcome: String },
-    Fail { outcome: String },
+    Retry {
+        not_before: Ms,
+        outcome: String,
+    },
+    Fail {
+        outcome: String,
+    },
 }
 
 /// RFC-ish names of outcomes, as stored.
@@ -37,7 +42,12 @@ pub fn outcome_name(o: DialOutcome) -> String {
 
 /// `rec.attempts` already counts the attempt that just ended. "Maximum
 /// retries 2" means at most three dials: retry while attempts ≤ 2.
-pub fn after_attempt(rec: &CallbackRecord, outcome: DialOutcome, policy: &RetryPolicy, now: Ms) -> AfterAttempt {
+pub fn after_attempt(
+    rec: &CallbackRecord,
+    outcome: DialOutcome,
+    policy: &RetryPolicy,
+    now: Ms,
+) -> AfterAttempt {
     let name = outcome_name(outcome);
     let retryable = match outcome {
         DialOutcome::Answered => return AfterAttempt::Connected,
@@ -82,7 +92,9 @@ pub enum Recovery {
 
 pub fn recover(rec: &CallbackRecord, policy: &RetryPolicy, now: Ms) -> Recovery {
     match rec.state {
-        CallbackState::Dialing => Recovery::DialInterrupted(after_attempt(rec, DialOutcome::NoAnswer(0), policy, now)),
+        CallbackState::Dialing => {
+            Recovery::DialInterrupted(after_attempt(rec, DialOutcome::NoAnswer(0), policy, now))
+        }
         _ if now >= rec.expires_ms => Recovery::Expire,
         CallbackState::Offered => Recovery::OfferInterrupted,
         _ => Recovery::Requeue,
@@ -117,7 +129,9 @@ mod tests {
     }
 
     fn policy() -> RetryPolicy {
-        RetryPolicy { retry_statuses: vec![] }
+        RetryPolicy {
+            retry_statuses: vec![],
+        }
     }
 
     #[test]
@@ -125,16 +139,34 @@ mod tests {
         let now = 1_000_000;
         for attempts in 1..=2 {
             assert_eq!(
-                after_attempt(&rec(attempts, 2, CallbackState::Dialing), DialOutcome::NoAnswer(487), &policy(), now),
-                AfterAttempt::Retry { not_before: now + 600_000, outcome: "no answer (487)".into() }
+                after_attempt(
+                    &rec(attempts, 2, CallbackState::Dialing),
+                    DialOutcome::NoAnswer(487),
+                    &policy(),
+                    now
+                ),
+                AfterAttempt::Retry {
+                    not_before: now + 600_000,
+                    outcome: "no answer (487)".into()
+                }
             );
         }
         assert!(matches!(
-            after_attempt(&rec(3, 2, CallbackState::Dialing), DialOutcome::NoAnswer(480), &policy(), now),
+            after_attempt(
+                &rec(3, 2, CallbackState::Dialing),
+                DialOutcome::NoAnswer(480),
+                &policy(),
+                now
+            ),
             AfterAttempt::Fail { .. }
         ));
         assert!(matches!(
-            after_attempt(&rec(2, 1, CallbackState::Dialing), DialOutcome::NoAnswer(408), &policy(), now),
+            after_attempt(
+                &rec(2, 1, CallbackState::Dialing),
+                DialOutcome::NoAnswer(408),
+                &policy(),
+                now
+            ),
             AfterAttempt::Fail { .. }
         ));
     }
@@ -142,17 +174,36 @@ mod tests {
     #[test]
     fn busy_and_rejections_are_final_unless_configured() {
         let r = rec(1, 2, CallbackState::Dialing);
-        assert_eq!(after_attempt(&r, DialOutcome::Failed(486), &policy(), 0), AfterAttempt::Fail { outcome: "busy".into() });
-        assert!(matches!(after_attempt(&r, DialOutcome::Failed(404), &policy(), 0), AfterAttempt::Fail { .. }));
-        let lenient = RetryPolicy { retry_statuses: vec![486] };
-        assert!(matches!(after_attempt(&r, DialOutcome::Failed(486), &lenient, 0), AfterAttempt::Retry { .. }));
-        assert_eq!(after_attempt(&r, DialOutcome::Answered, &policy(), 0), AfterAttempt::Connected);
+        assert_eq!(
+            after_attempt(&r, DialOutcome::Failed(486), &policy(), 0),
+            AfterAttempt::Fail {
+                outcome: "busy".into()
+            }
+        );
+        assert!(matches!(
+            after_attempt(&r, DialOutcome::Failed(404), &policy(), 0),
+            AfterAttempt::Fail { .. }
+        ));
+        let lenient = RetryPolicy {
+            retry_statuses: vec![486],
+        };
+        assert!(matches!(
+            after_attempt(&r, DialOutcome::Failed(486), &lenient, 0),
+            AfterAttempt::Retry { .. }
+        ));
+        assert_eq!(
+            after_attempt(&r, DialOutcome::Answered, &policy(), 0),
+            AfterAttempt::Connected
+        );
     }
 
     #[test]
     fn no_retry_past_expiry() {
         let r = rec(1, 5, CallbackState::Dialing);
-        assert!(matches!(after_attempt(&r, DialOutcome::NoAnswer(487), &policy(), r.expires_ms), AfterAttempt::Fail { .. }));
+        assert!(matches!(
+            after_attempt(&r, DialOutcome::NoAnswer(487), &policy(), r.expires_ms),
+            AfterAttempt::Fail { .. }
+        ));
     }
 
     #[test]
@@ -160,13 +211,22 @@ mod tests {
         let q = rec(0, 2, CallbackState::Queued);
         assert!(!is_expired(&q, q.expires_ms - 1));
         assert!(is_expired(&q, q.expires_ms));
-        assert!(!is_expired(&rec(0, 2, CallbackState::Dialing), q.expires_ms), "not while dialling");
+        assert!(
+            !is_expired(&rec(0, 2, CallbackState::Dialing), q.expires_ms),
+            "not while dialling"
+        );
         assert_eq!(recover(&q, &policy(), 0), Recovery::Requeue);
-        assert_eq!(recover(&rec(0, 2, CallbackState::Offered), &policy(), 0), Recovery::OfferInterrupted);
+        assert_eq!(
+            recover(&rec(0, 2, CallbackState::Offered), &policy(), 0),
+            Recovery::OfferInterrupted
+        );
         assert_eq!(recover(&q, &policy(), q.expires_ms), Recovery::Expire);
         assert!(matches!(
             recover(&rec(1, 2, CallbackState::Dialing), &policy(), 5),
-            Recovery::DialInterrupted(AfterAttempt::Retry { not_before: 600_005, .. })
+            Recovery::DialInterrupted(AfterAttempt::Retry {
+                not_before: 600_005,
+                ..
+            })
         ));
         assert!(matches!(
             recover(&rec(3, 2, CallbackState::Dialing), &policy(), 5),

@@ -32,7 +32,12 @@ pub trait CallIo {
         barge_in: bool,
     ) -> Result<Option<char>, EndReason>;
     /// Plays (looping if asked) for at most `max`, ignoring keys.
-    async fn play_for(&mut self, prompts: Vec<Arc<Prompt>>, looping: bool, max: Duration) -> Result<(), EndReason>;
+    async fn play_for(
+        &mut self,
+        prompts: Vec<Arc<Prompt>>,
+        looping: bool,
+        max: Duration,
+    ) -> Result<(), EndReason>;
     /// The next key press within `timeout` (type-ahead first).
     async fn digit(&mut self, timeout: Duration) -> Result<Option<char>, EndReason>;
     /// Forgets key presses not yet consumed.
@@ -145,10 +150,7 @@ impl<Io: CallIo, Cc: ContactCenter> FlowRun<'_, Io, Cc> {
     /// Takes an optional error branch, or ends the call when there is none.
     fn error_branch(&mut self, block: &str, branch: &Option<String>, why: &str) -> Option<String> {
         warn!(flow = %self.flow.name, block, error = why, "block failed");
-        match branch {
-            Some(b) => Some(b.clone()),
-            None => None,
-        }
+        branch.clone()
     }
 
     /// Runs a whisper flow: reaching a Disconnect block (or any error)
@@ -173,7 +175,7 @@ impl<Io: CallIo, Cc: ContactCenter> FlowRun<'_, Io, Cc> {
                 self.io.disconnect();
                 return Outcome::Disconnected;
             };
-            info!(flow = %self.flow.name, block = %current, kind = block.kind(), "block");
+            info!(flow = %self.flow.name, block = %current, kind = %block.kind(), "block");
             if let Block::TransferToFlow { flow } = block {
                 let sub = self.flows.and_then(|f| f.get(flow));
                 let Some(sub) = sub.filter(|_| depth < MAX_DEPTH) else {
@@ -333,7 +335,9 @@ impl<Io: CallIo, Cc: ContactCenter> FlowRun<'_, Io, Cc> {
                 }
                 // The digits as typed, for reading back (the stored value
                 // may be normalised to E.164).
-                self.contact.attributes.insert(format!("{attribute}_keyed"), typed.clone());
+                self.contact
+                    .attributes
+                    .insert(format!("{attribute}_keyed"), typed.clone());
                 let value = match mode {
                     InputMode::Digits => typed,
                     InputMode::PhoneNumber => {
@@ -471,9 +475,16 @@ impl<Io: CallIo, Cc: ContactCenter> FlowRun<'_, Io, Cc> {
                     Ok(Some(done.clone()))
                 }
             }
-            Block::PlayTone { tone, seconds, next } => {
+            Block::PlayTone {
+                tone,
+                seconds,
+                next,
+            } => {
                 let t = self.tones.get(*tone);
-                self.io.play_for(vec![t], true, Duration::from_secs(*seconds)).await.map_err(Outcome::Ended)?;
+                self.io
+                    .play_for(vec![t], true, Duration::from_secs(*seconds))
+                    .await
+                    .map_err(Outcome::Ended)?;
                 Ok(Some(next.clone()))
             }
             Block::Disconnect {} | Block::TransferToFlow { .. } => Ok(None),

@@ -378,21 +378,17 @@ fn validate(flow: &Flow, refs: &References<'_>) -> Vec<(String, String)> {
             }
             Block::SetCallbackNumber {
                 source, attribute, ..
-            } => {
-                if *source == CallbackNumberSource::Attribute && attribute.is_none() {
-                    p.push((
-                        format!("blocks.{name}"),
-                        format!("block {name:?}: source = \"attribute\" needs attribute"),
-                    ));
-                }
+            } if *source == CallbackNumberSource::Attribute && attribute.is_none() => {
+                p.push((
+                    format!("blocks.{name}"),
+                    format!("block {name:?}: source = \"attribute\" needs attribute"),
+                ));
             }
-            Block::SetWorkingQueue { queue, .. } => {
-                if !refs.queues.contains(queue) {
-                    p.push((
-                        at("queue"),
-                        format!("block {name:?}: unknown queue {queue:?}"),
-                    ));
-                }
+            Block::SetWorkingQueue { queue, .. } if !refs.queues.contains(queue) => {
+                p.push((
+                    at("queue"),
+                    format!("block {name:?}: unknown queue {queue:?}"),
+                ));
             }
             Block::TransferToQueue {
                 mode,
@@ -410,10 +406,10 @@ fn validate(flow: &Flow, refs: &References<'_>) -> Vec<(String, String)> {
                     ));
                 }
                 for (k, q) in [("queue", queue), ("callback_queue", callback_queue)] {
-                    if let Some(q) = q {
-                        if !refs.queues.contains(q) {
-                            p.push((at(k), format!("block {name:?}: unknown queue {q:?}")));
-                        }
+                    if let Some(q) = q
+                        && !refs.queues.contains(q)
+                    {
+                        p.push((at(k), format!("block {name:?}: unknown queue {q:?}")));
                     }
                 }
                 if *mode == TransferMode::Callback {
@@ -437,36 +433,34 @@ fn validate(flow: &Flow, refs: &References<'_>) -> Vec<(String, String)> {
             Block::CheckQueueStatus {
                 queue, conditions, ..
             } => {
-                if let Some(q) = queue {
-                    if !refs.queues.contains(q) {
-                        p.push((at("queue"), format!("block {name:?}: unknown queue {q:?}")));
-                    }
+                if let Some(q) = queue
+                    && !refs.queues.contains(q)
+                {
+                    p.push((at("queue"), format!("block {name:?}: unknown queue {q:?}")));
                 }
                 if conditions.is_empty() {
                     p.push((at("conditions"), format!("block {name:?}: no conditions")));
                 }
             }
-            Block::Loop { count, .. } => {
-                if *count == 0 {
-                    p.push((
-                        at("count"),
-                        format!("block {name:?}: count must be at least 1"),
-                    ));
-                }
+            Block::Loop { count, .. } if *count == 0 => {
+                p.push((
+                    at("count"),
+                    format!("block {name:?}: count must be at least 1"),
+                ));
             }
             _ => {}
         }
     }
-    if p.is_empty() {
-        if let Some((cycle, first)) = inputless_cycle(flow) {
-            p.push((
-                format!("blocks.{first}"),
-                format!(
-                    "blocks {} form a loop that never waits for input",
-                    cycle.join(" → ")
-                ),
-            ));
-        }
+    if p.is_empty()
+        && let Some((cycle, first)) = inputless_cycle(flow)
+    {
+        p.push((
+            format!("blocks.{first}"),
+            format!(
+                "blocks {} form a loop that never waits for input",
+                cycle.join(" → ")
+            ),
+        ));
     }
     p
 }

@@ -190,11 +190,11 @@ impl Router {
     }
 
     fn set_status(&mut self, agent: &str, status: AgentStatus, now: Ms) {
-        if let Some(a) = self.agents.get_mut(agent) {
-            if a.status != status {
-                a.status = status;
-                a.since = now;
-            }
+        if let Some(a) = self.agents.get_mut(agent)
+            && a.status != status
+        {
+            a.status = status;
+            a.since = now;
         }
     }
 
@@ -241,11 +241,10 @@ impl Router {
     /// An agent it was being offered to is released as available.
     pub fn remove(&mut self, id: &str, now: Ms) -> Option<QueuedContact> {
         let c = self.contacts.remove(id)?;
-        if let Some(agent) = &c.offered_to {
-            if matches!(self.agents.get(agent).map(|a| &a.status), Some(AgentStatus::Reserved { contact }) if contact == id)
-            {
-                self.set_status(agent, AgentStatus::Available, now);
-            }
+        if let Some(agent) = &c.offered_to
+            && matches!(self.agents.get(agent).map(|a| &a.status), Some(AgentStatus::Reserved { contact }) if contact == id)
+        {
+            self.set_status(agent, AgentStatus::Available, now);
         }
         Some(c)
     }
@@ -390,10 +389,10 @@ impl Router {
     /// (marked missed); otherwise (their phone failed) they stay available.
     /// The contact goes back with its place: ordering is by initial start.
     pub fn offer_failed(&mut self, agent: &str, contact: &str, missed: bool, now: Ms) {
-        if let Some(c) = self.contacts.get_mut(contact) {
-            if c.offered_to.as_deref() == Some(agent) {
-                c.offered_to = None;
-            }
+        if let Some(c) = self.contacts.get_mut(contact)
+            && c.offered_to.as_deref() == Some(agent)
+        {
+            c.offered_to = None;
         }
         let status = if missed {
             AgentStatus::Missed {

@@ -6,16 +6,16 @@ pub mod bind;
 pub mod sip_core;
 
 use crate::app::App;
-use crate::centre::Centre;
-use crate::config::Loaded;
-use crate::flow::FlowSet;
-use crate::store::{SqliteStore, Store};
 use crate::call::{LocalSip, SipHandle};
+use crate::centre::Centre;
 use crate::config::Config;
+use crate::config::Loaded;
 use crate::endpoint::Endpoint;
+use crate::flow::FlowSet;
 use crate::media::engine::{MediaConfig, MediaEngine};
 use crate::media::prompt::PromptLibrary;
 use crate::registrar::Bindings;
+use crate::store::{SqliteStore, Store};
 use anyhow::Context;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -115,7 +115,14 @@ pub async fn start(loaded: Loaded) -> anyhow::Result<Running> {
     let sip = SipHandle::new(cmd_tx, endpoint.call_ids(), local);
     let config = Arc::new(config);
     let media = Arc::new(media);
-    let centre = Arc::new(Centre::new(config.clone(), media.clone(), sip.clone(), bindings.clone(), store, flows));
+    let centre = Arc::new(Centre::new(
+        config.clone(),
+        media.clone(),
+        sip.clone(),
+        bindings.clone(),
+        store,
+        flows,
+    ));
     let restored = centre.restore_callbacks().context("restoring callbacks")?;
     tracing::info!(restored, "callbacks restored from the database");
     crate::centre::dispatch::spawn(centre.clone());

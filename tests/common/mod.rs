@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod capture;
+pub mod centre;
 pub mod rtp;
 pub mod sipp;
 pub mod ua;

@@ -1,0 +1,163 @@
+//! A gateway configured as a contact centre for tests: queues, a routing
+//! profile, agents, numbers and flows (the shipped ones or a test's own).
+
+use super::{Gateway, base_config, repo_root};
+use std::path::{Path, PathBuf};
+
+/// Queues `support` (voice) and `callbacks`, one profile serving both,
+/// agents alice and bob on it, the dialer pointed at `trunk`.
+pub fn centre_config(flows_dir: &Path, trunk: &str, extra: &str) -> String {
+    format!(
+        r#"
+[prompts]
+dir = "{prompts}"
+
+[flows]
+dir = "{flows}"
+
+[[queues]]
+name = "support"
+max_contacts = 5
+caller_id_name = "Acme Support"
+caller_id_number = "+12015550000"
+
+[[queues]]
+name = "callbacks"
+max_contacts = 20
+caller_id_name = "Acme Callbacks"
+caller_id_number = "+12015550001"
+dedupe_callbacks = true
+
+[[routing_profiles]]
+name = "default"
+queues = [{{ queue = "support", priority = 1 }}, {{ queue = "callbacks", priority = 2 }}]
+
+[dialer]
+country = "US"
+allowed_prefixes = ["+1", "+44"]
+blocked_prefixes = ["+1900"]
+target = "{trunk}"
+uri_template = "sip:{{number}}@{trunk}"
+ring_timeout_s = 30
+
+{extra}
+"#,
+        prompts = repo_root().join("prompts").display(),
+        flows = flows_dir.display(),
+    )
+}
+
+/// Writes flow files into a fresh directory inside `dir`.
+pub fn write_flows(dir: &Path, flows: &[(&str, &str)]) -> PathBuf {
+    let d = dir.join("flows");
+    std::fs::create_dir_all(&d).expect("flows dir");
+    for (name, text) in flows {
+        std::fs::write(d.join(format!("{name}.toml")), text).expect("flow file");
+    }
+    d
+}
+
+/// Starts a gateway whose base config gets the agents' routing profile
+/// and the centre sections.
+pub fn start(flows: Option<&[(&str, &str)]>, trunk: &str, extra: &str) -> Gateway {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let flows_dir = match flows {
+        Some(f) => write_flows(dir.path(), f),
+        None => repo_root().join("config/flows"),
+    };
+    let base = base_config(&dir.path().join("data"))
+        .replace(
+            "secret = \"alice-secret\"\n",
+            "secret = \"alice-secret\"\nrouting_profile = \"default\"\nafter_contact_work_s = 0\n",
+        )
+        .replace(
+            "secret = \"bob-secret\"\n",
+            "secret = \"bob-secret\"\nrouting_profile = \"default\"\nafter_contact_work_s = 0\n",
+        );
+    let text = format!("{base}\n{}", centre_config(&flows_dir, trunk, extra));
+    Gateway::start_with_config(dir, &text)
+}
+
+/// The callbacks table, as (number, state, attempts, initial_start_ms,
+/// created_ms, not_before_ms, max_retries, retry_interval_s, queue).
+pub type CallbackRow = (String, String, u32, i64, i64, i64, u32, i64, String);
+
+pub fn callbacks(gw: &Gateway) -> Vec<CallbackRow> {
+    let path = gw.dir.path().join("data/callgate.sqlite3");
+    let Ok(conn) =
+        rusqlite::Connection::open_with_flags(&path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+    else {
+        return Vec::new();
+    };
+    let Ok(mut stmt) = conn.prepare(
+        "SELECT number, state, attempts, initial_start_ms, created_ms, not_before_ms, max_retries, retry_interval_s, queue FROM callbacks ORDER BY initial_start_ms, created_ms",
+    ) else {
+        return Vec::new();
+    };
+    stmt.query_map([], |r| {
+        Ok((
+            r.get(0)?,
+            r.get(1)?,
+            r.get(2)?,
+            r.get(3)?,
+            r.get(4)?,
+            r.get(5)?,
+            r.get(6)?,
+            r.get(7)?,
+            r.get(8)?,
+        ))
+    })
+    .map(|rows| rows.filter_map(Result::ok).collect())
+    .unwrap_or_default()
+}
+
+/// Contact records: (id, initial id, initiation, queue, agent, customer
+/// number, disconnect reason).
+pub type ContactRow = (
+    String,
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+);
+
+pub fn contacts(gw: &Gateway) -> Vec<ContactRow> {
+    let path = gw.dir.path().join("data/callgate.sqlite3");
+    let Ok(conn) =
+        rusqlite::Connection::open_with_flags(&path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+    else {
+        return Vec::new();
+    };
+    let Ok(mut stmt) = conn.prepare(
+        "SELECT id, initial_contact_id, initiation, queue, agent, customer_number, disconnect_reason FROM contacts ORDER BY initiated_ms",
+    ) else {
+        return Vec::new();
+    };
+    stmt.query_map([], |r| {
+        Ok((
+            r.get(0)?,
+            r.get(1)?,
+            r.get(2)?,
+            r.get(3)?,
+            r.get(4)?,
+            r.get(5)?,
+            r.get(6)?,
+        ))
+    })
+    .map(|rows| rows.filter_map(Result::ok).collect())
+    .unwrap_or_default()
+}
+
+/// Polls until `f` holds or the time runs out.
+pub fn eventually(timeout: std::time::Duration, mut f: impl FnMut() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + timeout;
+    while std::time::Instant::now() < deadline {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    f()
+}

@@ -1,0 +1,435 @@
+//! Inbound calls and contact flows over real SIP and RTP: every block's
+//! branches, with the shipped example flow run by SIPp.
+
+mod common;
+
+use common::centre::{callbacks, contacts, eventually, start};
+use common::rtp::RtpPeer;
+use common::ua::{Ua, UaCall};
+use common::{Gateway, sipp};
+use std::net::SocketAddr;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+const TRUNK: &str = "127.0.0.1:5999";
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+struct Caller {
+    ua: Ua,
+    rtp: RtpPeer,
+    call: UaCall,
+    to: SocketAddr,
+}
+
+impl Caller {
+    fn dial(gw: &Gateway, number: &str) -> Caller {
+        let mut ua = Ua::udp(gw.udp);
+        let rtp = RtpPeer::new();
+        let call = ua
+            .call(number, &rtp.offer(&[(0, "PCMU"), (101, "telephone-event")]))
+            .expect("answered");
+        let sd = callgate::media::sdp::SessionDescription::parse(&call.answer.body).expect("sdp");
+        let to = SocketAddr::new(sd.connection.expect("c="), sd.media[0].port);
+        Caller { ua, rtp, call, to }
+    }
+
+    fn keys(&mut self, digits: &str) {
+        for d in digits.chars() {
+            let ev = match d {
+                '*' => 10,
+                '#' => 11,
+                d => d.to_digit(10).expect("digit") as u8,
+            };
+            self.rtp.press(self.to, 101, ev, false, false);
+            self.rtp.send_silence(self.to, 3);
+        }
+    }
+
+    fn silence(&mut self, ms: u64) {
+        self.rtp.send_silence(self.to, (ms / 20) as usize);
+    }
+
+    /// Waits for the gateway's BYE (answering it).
+    fn expect_bye(&mut self, timeout: Duration) -> bool {
+        let deadline = std::time::Instant::now() + timeout;
+        while std::time::Instant::now() < deadline {
+            if let Some(r) = self.ua.recv_request(Duration::from_millis(200)) {
+                self.ua.respond_to(&r, 200);
+                if r.method == callgate::sip::message::Method::Bye {
+                    return true;
+                }
+            }
+            self.rtp.send_silence(self.to, 1);
+        }
+        false
+    }
+}
+
+/// A flow that asks for a number and schedules a callback at once.
+fn number_flow(format: &str, country: &str) -> String {
+    format!(
+        r#"
+type = "inbound"
+start = "ask"
+
+[blocks.ask]
+type = "store_input"
+prompts = ["enter_number"]
+attribute = "n"
+mode = "phone_number"
+format = "{format}"
+{country}
+timeout_s = 3
+inter_digit_timeout_s = 2
+next = "set"
+on_invalid = "invalid"
+on_timeout = "timeout"
+
+[blocks.set]
+type = "set_callback_number"
+attribute = "n"
+next = "schedule"
+on_invalid = "not_allowed"
+
+[blocks.schedule]
+type = "transfer_to_queue"
+mode = "callback"
+queue = "callbacks"
+initial_delay_s = 3600
+max_retries = 2
+retry_interval_s = 600
+next = "bye"
+on_at_capacity = "bye"
+on_duplicate = "duplicate"
+
+[blocks.invalid]
+type = "set_contact_attributes"
+attributes = {{ result = "invalid" }}
+next = "bye"
+
+[blocks.not_allowed]
+type = "set_contact_attributes"
+attributes = {{ result = "not_allowed" }}
+next = "bye"
+
+[blocks.timeout]
+type = "set_contact_attributes"
+attributes = {{ result = "timeout" }}
+next = "bye"
+
+[blocks.duplicate]
+type = "play_prompt"
+prompts = ["already_scheduled"]
+next = "bye"
+
+[blocks.bye]
+type = "disconnect"
+"#
+    )
+}
+
+fn numbers(flow: &str) -> String {
+    format!("[[numbers]]\nnumber = \"2000\"\nflow = \"{flow}\"\n")
+}
+
+#[test]
+fn local_and_e164_numbers_are_normalised_and_scheduled() {
+    let local = number_flow("local", "country = \"US\"");
+    let e164 = number_flow("e164", "");
+    let gw = start(
+        Some(&[("local", &local), ("e164", &e164)]),
+        TRUNK,
+        "[[numbers]]\nnumber = \"2000\"\nflow = \"local\"\n[[numbers]]\nnumber = \"2001\"\nflow = \"e164\"\n",
+    );
+    let start_ms = now_ms();
+    let mut c = Caller::dial(&gw, "2000");
+    c.silence(300);
+    c.keys("2015550123#");
+    assert!(c.expect_bye(Duration::from_secs(10)), "flow did not end");
+    let mut c = Caller::dial(&gw, "2001");
+    c.silence(300);
+    c.keys("442079460000#");
+    assert!(c.expect_bye(Duration::from_secs(10)));
+    assert!(eventually(Duration::from_secs(3), || callbacks(&gw).len() == 2));
+    let rows = callbacks(&gw);
+    let numbers: Vec<&str> = rows.iter().map(|r| r.0.as_str()).collect();
+    assert_eq!(numbers, vec!["+12015550123", "+442079460000"]);
+    for r in &rows {
+        assert_eq!(r.1, "scheduled");
+        assert_eq!((r.6, r.7), (2, 600), "retry settings");
+        assert!(
+            r.3 >= start_ms - 1000 && r.3 <= r.4,
+            "initial start is the call's start"
+        );
+        assert_eq!(r.5 - r.4, 3_600_000, "initial delay");
+        assert_eq!(r.8, "callbacks");
+    }
+}
+
+#[test]
+fn invalid_timeout_not_allowed_and_duplicate_branches() {
+    let local = number_flow("local", "country = \"US\"");
+    let gw = start(Some(&[("local", &local)]), TRUNK, &numbers("local"));
+    // Not a number: 7 digits.
+    let mut c = Caller::dial(&gw, "2000");
+    c.silence(300);
+    c.keys("5551234#");
+    assert!(c.expect_bye(Duration::from_secs(10)));
+    // Nothing typed.
+    let mut c = Caller::dial(&gw, "2000");
+    assert!(c.expect_bye(Duration::from_secs(15)));
+    // A valid number the dial rules block (premium rate).
+    let mut c = Caller::dial(&gw, "2000");
+    c.silence(300);
+    c.keys("9005550123#");
+    assert!(c.expect_bye(Duration::from_secs(10)));
+    assert!(eventually(Duration::from_secs(3), || contacts(&gw).len() == 3));
+    let logs = gw.logs();
+    assert!(logs.contains("invalid phone number"), "invalid branch");
+    assert!(logs.contains("block=timeout"), "timeout branch");
+    assert!(logs.contains("callback number refused"), "dial rules");
+    assert!(callbacks(&gw).is_empty(), "nothing scheduled");
+    // Dedupe: the same number twice → the duplicate branch.
+    for _ in 0..2 {
+        let mut c = Caller::dial(&gw, "2000");
+        c.silence(300);
+        c.keys("2015550123#");
+        assert!(c.expect_bye(Duration::from_secs(15)));
+    }
+    assert!(eventually(Duration::from_secs(3), || gw
+        .logs()
+        .contains("block=duplicate")));
+    assert_eq!(callbacks(&gw).len(), 1);
+}
+
+#[test]
+fn menu_reprompts_twice_then_ends_politely() {
+    let flow = r#"
+type = "inbound"
+start = "tries"
+
+[blocks.tries]
+type = "loop"
+count = 3
+body = "menu"
+done = "goodbye"
+
+[blocks.menu]
+type = "get_input"
+prompts = ["goodbye"]
+timeout_s = 1
+conditions = { "1" = "one", "2" = "two" }
+on_timeout = "tries"
+on_no_match = "tries"
+
+[blocks.one]
+type = "set_contact_attributes"
+attributes = { choice = "one" }
+next = "goodbye"
+
+[blocks.two]
+type = "set_contact_attributes"
+attributes = { choice = "two" }
+next = "goodbye"
+
+[blocks.goodbye]
+type = "play_prompt"
+prompts = ["goodbye"]
+next = "end"
+
+[blocks.end]
+type = "disconnect"
+"#;
+    let gw = start(Some(&[("menu", flow)]), TRUNK, &numbers("menu"));
+    let mut c = Caller::dial(&gw, "2000");
+    assert!(
+        c.expect_bye(Duration::from_secs(15)),
+        "ended after the re-prompts"
+    );
+    let tries = gw
+        .logs()
+        .lines()
+        .filter(|l| l.contains("block=menu") && l.contains("kind=get_input"))
+        .count();
+    assert_eq!(tries, 3, "asked three times");
+    // A wrong key is a no-match; a right one takes its branch.
+    let mut c = Caller::dial(&gw, "2000");
+    c.silence(200);
+    c.keys("9");
+    c.silence(300);
+    c.keys("2");
+    assert!(c.expect_bye(Duration::from_secs(10)));
+    let records = contacts(&gw);
+    assert_eq!(records.len(), 2);
+    assert!(gw.logs().contains("block=two"));
+}
+
+#[test]
+fn caller_hanging_up_mid_prompt_ends_the_flow_and_is_recorded() {
+    let flow = r#"
+type = "inbound"
+start = "long"
+
+[blocks.long]
+type = "play_prompt"
+prompts = ["hold_music"]
+next = "end"
+
+[blocks.end]
+type = "disconnect"
+"#;
+    let gw = start(Some(&[("long", flow)]), TRUNK, &numbers("long"));
+    let mut c = Caller::dial(&gw, "2000");
+    c.silence(500);
+    assert_eq!(
+        c.ua.in_dialog(&mut c.call, "BYE", None).map(|r| r.status),
+        Some(200)
+    );
+    assert!(eventually(Duration::from_secs(3), || contacts(&gw)
+        .iter()
+        .any(|r| r.6.as_deref() == Some("remote hung up"))));
+    assert!(
+        !gw.logs().contains("block=end"),
+        "flow stopped at the hang-up"
+    );
+}
+
+#[test]
+fn cancel_before_answer_gets_487() {
+    let flow = "type = \"inbound\"\nstart = \"end\"\n[blocks.end]\ntype = \"disconnect\"\n";
+    let gw = start(
+        Some(&[("f", flow)]),
+        TRUNK,
+        "[[numbers]]\nnumber = \"2000\"\nflow = \"f\"\nring_s = 5\n",
+    );
+    if sipp::available() {
+        let run = sipp::run(
+            "caller_hangup_early.xml",
+            gw.udp,
+            &[
+                "-s",
+                "2000",
+                "-m",
+                "1",
+                "-recv_timeout",
+                "10000",
+                "-set",
+                "ring",
+                "300",
+                "-set",
+                "strict",
+                "1",
+            ],
+        );
+        assert!(run.ok(), "{}\n{}", run.errors, run.stdout);
+        assert!(run.messages.contains("SIP/2.0 487"), "487 for the INVITE");
+    }
+    // And with the Rust UA.
+    let mut ua = Ua::udp(gw.udp);
+    let rtp = RtpPeer::new();
+    let text = ua.invite_text("2000", &rtp.offer(&[(0, "PCMU")]), "cancel-test", "ct1");
+    ua.send(&text);
+    let ringing = ua.final_response(Duration::from_millis(10)).is_none();
+    assert!(ringing);
+    let inv =
+        callgate::sip::message::parse_datagram(text.replace('\n', "\r\n").as_bytes()).unwrap();
+    let callgate::sip::message::SipMessage::Request(inv) = inv else {
+        panic!()
+    };
+    std::thread::sleep(Duration::from_millis(300));
+    ua.send_raw(&inv.cancel().encode());
+    let mut statuses = Vec::new();
+    while let Some(r) = ua.recv_response(Duration::from_secs(2)) {
+        statuses.push((
+            r.status,
+            callgate::sip::message::MessageExt::cseq(&r)
+                .unwrap()
+                .method
+                .to_string(),
+        ));
+        if r.status == 487 {
+            break;
+        }
+    }
+    assert!(
+        statuses.contains(&(200, "CANCEL".to_string())),
+        "{statuses:?}"
+    );
+    assert!(
+        statuses.contains(&(487, "INVITE".to_string())),
+        "{statuses:?}"
+    );
+}
+
+#[test]
+fn shipped_example_flow_run_by_sipp_schedules_the_callback() {
+    if !sipp::available() {
+        return;
+    }
+    let gw = start(
+        None,
+        TRUNK,
+        "[[numbers]]\nnumber = \"1000\"\nflow = \"main\"\n",
+    );
+    let t0 = now_ms();
+    let run = sipp::run(
+        "caller_callback.xml",
+        gw.udp,
+        &[
+            "-s",
+            "1000",
+            "-m",
+            "1",
+            "-recv_timeout",
+            "15000",
+            "-set",
+            "greet",
+            "4500",
+            "-set",
+            "prompt",
+            "1500",
+            "-set",
+            "gap",
+            "300",
+            "-set",
+            "confirm",
+            "2500",
+            "-set",
+            "wait",
+            "15000",
+        ],
+    );
+    assert!(run.ok(), "sipp: {}\n{}", run.errors, run.stdout);
+    assert!(
+        eventually(Duration::from_secs(3), || !callbacks(&gw).is_empty()),
+        "{}",
+        gw.logs()
+    );
+    let rows = callbacks(&gw);
+    assert_eq!(rows.len(), 1);
+    let r = &rows[0];
+    assert_eq!(r.0, "+12015550123", "normalised to E.164");
+    assert_eq!(r.1, "scheduled");
+    assert_eq!((r.6, r.7), (2, 600), "max retries 2, 10 minutes apart");
+    assert_eq!(r.5 - r.4, 99_000, "initial delay 99 s");
+    assert!(
+        r.3 >= t0 - 500 && r.3 < r.4,
+        "keeps the original call's start time"
+    );
+    let recs = contacts(&gw);
+    let inbound = recs
+        .iter()
+        .find(|c| c.2 == "inbound")
+        .expect("inbound record");
+    let cb = recs
+        .iter()
+        .find(|c| c.2 == "callback")
+        .expect("callback record");
+    assert_eq!(cb.1, inbound.0, "callback linked to the inbound contact");
+    assert_eq!(cb.5.as_deref(), Some("+12015550123"));
+}
