@@ -136,10 +136,11 @@ mod tests {
             normalize_keyed("442079460000", PhoneFormat::E164, None).as_deref(),
             Ok("+442079460000")
         );
+        // ("2015550123" would be +20 15550123, a valid Egyptian number.)
         assert_eq!(
-            normalize_keyed("2015550123", PhoneFormat::E164, None),
+            normalize_keyed("12345", PhoneFormat::E164, None),
             Err(PhoneError::Invalid),
-            "no country code"
+            "too short for any country"
         );
         assert_eq!(
             normalize_keyed("02079460000", PhoneFormat::Local, country("GB")).as_deref(),
