@@ -21,6 +21,7 @@ pub struct App {
     pub media: Arc<MediaEngine>,
     pub sip: SipHandle,
     pub centre: Arc<Centre>,
+    pub stats: Arc<crate::endpoint::Stats>,
 }
 
 /// Prompts the built-in whispers and read-backs use when a queue has no

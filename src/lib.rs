@@ -7,6 +7,7 @@ pub mod config;
 pub mod dialer;
 pub mod endpoint;
 pub mod flow;
+pub mod http;
 pub mod media;
 pub mod phone;
 pub mod registrar;

@@ -60,6 +60,12 @@ pub fn normalize_signalled(raw: &str, default_country: Option<Id>) -> Option<Str
     phonenumber::is_valid(&parsed).then(|| e164(&parsed))
 }
 
+/// Parses one number so the numbering database (a large table parsed on
+/// first use, ~1 s in debug builds) is ready before the first caller.
+pub fn warm_up() {
+    let _ = normalize_signalled("+12015550100", None);
+}
+
 /// Which E.164 numbers may be dialled: callgate must never become an open
 /// relay for toll fraud, whatever a flow or an API call asks for.
 #[derive(Debug, Clone, Default)]

@@ -49,6 +49,9 @@ pub enum DialOutcome {
     Cancelled,
 }
 
+/// How long to wait for the 487 after sending CANCEL.
+const CANCEL_GRACE: Duration = Duration::from_secs(4);
+
 pub struct OutboundCall {
     pub session: Session,
     invite: Request,
@@ -189,9 +192,16 @@ impl OutboundCall {
     ) -> DialOutcome {
         tokio::pin!(abandon);
         let mut abandoned = false;
+        let mut cancelled_at: Option<Instant> = None;
         loop {
-            let deadline = match (self.ringing_since, self.cancelled) {
-                (Some(t), false) => Some(t + ring_timeout),
+            if self.cancelled && cancelled_at.is_none() {
+                cancelled_at = Some(Instant::now());
+            }
+            // After a CANCEL the far end owes us a 487; a broken one that
+            // never sends it must not hold an agent for 32 s (Timer B).
+            let deadline = match (self.ringing_since, cancelled_at) {
+                (_, Some(t)) => Some(t + CANCEL_GRACE),
+                (Some(t), None) => Some(t + ring_timeout),
                 _ => None,
             };
             let waited = if abandoned {
@@ -209,6 +219,14 @@ impl OutboundCall {
             };
             match waited {
                 Err(_) => return DialOutcome::Failed(500),
+                Ok(Waited::Timeout) if cancelled_at.is_some() => {
+                    warn!("no final response after CANCEL: giving up");
+                    return if abandoned {
+                        DialOutcome::Cancelled
+                    } else {
+                        DialOutcome::NoAnswer(487)
+                    };
+                }
                 Ok(Waited::Timeout) => {
                     info!(
                         secs = ring_timeout.as_secs(),

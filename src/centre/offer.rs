@@ -22,8 +22,12 @@ pub fn spawn(centre: Arc<Centre>, offer: Offer) {
     tokio::spawn(async move { run(centre, offer).await }.instrument(span));
 }
 
-/// Where to reach an agent: the most recently registered binding, over
-/// the path its REGISTER came in on (right through NAT).
+/// Where to reach an agent: the most recently registered binding. The
+/// Request-URI is the Contact exactly as registered; where the INVITE goes
+/// depends on what the REGISTER showed: over TCP, or with RFC 5626 `ob`,
+/// or when the Contact names a private address the REGISTER did not come
+/// from (a phone behind NAT), back the way the REGISTER came; otherwise to
+/// the Contact's own address.
 fn agent_target(centre: &Centre, agent: &str) -> Option<(Uri, Peer)> {
     let now = std::time::Instant::now();
     let b = centre
@@ -31,7 +35,28 @@ fn agent_target(centre: &Centre, agent: &str) -> Option<(Uri, Peer)> {
         .of(agent, now)
         .into_iter()
         .max_by_key(|b| b.registered_at)?;
-    Some((b.contact.uri.clone(), b.source))
+    let uri = b.contact.uri.clone();
+    Some((uri.clone(), binding_peer(&uri, &b.source)))
+}
+
+pub fn binding_peer(uri: &Uri, source: &Peer) -> Peer {
+    if source.kind == TransportKind::Tcp || uri.params.has("ob") {
+        return *source;
+    }
+    let Some(ip) = uri.host.as_ref().and_then(|h| h.ip()) else {
+        // A name we would have to resolve: the source is reachable.
+        return *source;
+    };
+    let private = match ip {
+        std::net::IpAddr::V4(v4) => v4.is_private() || v4.is_link_local() || v4.is_unspecified(),
+        std::net::IpAddr::V6(v6) => {
+            v6.is_unique_local() || v6.is_unicast_link_local() || v6.is_unspecified()
+        }
+    };
+    if ip != source.addr.ip() && private {
+        return *source;
+    }
+    Peer::udp(std::net::SocketAddr::new(ip, uri.port.unwrap_or(5060)))
 }
 
 async fn run(centre: Arc<Centre>, offer: Offer) {
@@ -519,4 +544,40 @@ async fn dial_customer(
     }
     customer.finish();
     DialOutcome::Answered
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn peer(s: &str) -> Peer {
+        Peer::udp(s.parse().unwrap())
+    }
+
+    #[test]
+    fn agent_reached_at_contact_unless_behind_nat() {
+        let src = peer("203.0.113.5:40000");
+        let nat = Uri::parse("sip:alice@192.168.1.10:5060").unwrap();
+        assert_eq!(
+            binding_peer(&nat, &src),
+            src,
+            "private contact from elsewhere: NAT"
+        );
+        let direct = Uri::parse("sip:alice@198.51.100.7:5062").unwrap();
+        assert_eq!(
+            binding_peer(&direct, &src).addr,
+            "198.51.100.7:5062".parse().unwrap()
+        );
+        let same = Uri::parse("sip:alice@127.0.0.1:5090").unwrap();
+        assert_eq!(
+            binding_peer(&same, &peer("127.0.0.1:5070")).addr,
+            "127.0.0.1:5090".parse().unwrap()
+        );
+        let ob = Uri::parse("sip:alice@198.51.100.7:5062;ob").unwrap();
+        assert_eq!(binding_peer(&ob, &src), src, "RFC 5626 outbound flow");
+        let name = Uri::parse("sip:alice@phone.example.com").unwrap();
+        assert_eq!(binding_peer(&name, &src), src);
+        let tcp = Peer::tcp("203.0.113.5:40000".parse().unwrap(), Some(3));
+        assert_eq!(binding_peer(&direct, &tcp), tcp, "TCP: same connection");
+    }
 }

@@ -59,15 +59,21 @@ struct CallRoutes {
     dialogs: Vec<DialogId>,
 }
 
-/// Counters for metrics and tests.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// Counters for metrics, shared with the HTTP side.
+#[derive(Debug, Default)]
 pub struct Stats {
-    pub received: u64,
-    pub malformed: u64,
-    pub rejected: u64,
-    pub rate_limited: u64,
-    pub banned_dropped: u64,
-    pub oversized: u64,
+    pub received: AtomicU64,
+    pub malformed: AtomicU64,
+    pub rejected: AtomicU64,
+    pub rate_limited: AtomicU64,
+    pub banned_dropped: AtomicU64,
+    pub oversized: AtomicU64,
+    pub calls_active: AtomicU64,
+    pub calls_total: AtomicU64,
+}
+
+fn bump(c: &AtomicU64) {
+    c.fetch_add(1, Ordering::Relaxed);
 }
 
 pub struct Endpoint {
@@ -82,7 +88,7 @@ pub struct Endpoint {
     rate: RateLimiter,
     max_message: usize,
     server_header: String,
-    stats: Stats,
+    stats: Arc<Stats>,
 }
 
 impl Endpoint {
@@ -109,12 +115,12 @@ impl Endpoint {
             rate: RateLimiter::new(config.security.max_requests_per_source_per_s, trusted),
             max_message: config.sip.max_message_bytes,
             server_header: config.sip.user_agent.clone(),
-            stats: Stats::default(),
+            stats: Arc::new(Stats::default()),
         }
     }
 
-    pub fn stats(&self) -> &Stats {
-        &self.stats
+    pub fn stats(&self) -> Arc<Stats> {
+        self.stats.clone()
     }
 
     /// The allocator of call ids, shared with outbound call creation.
@@ -142,19 +148,19 @@ impl Endpoint {
     }
 
     fn on_bytes(&mut self, data: &[u8], peer: Peer, now: Instant, datagram: bool) -> Vec<Output> {
-        self.stats.received += 1;
+        bump(&self.stats.received);
         let mut out = Vec::new();
         if data.len() > self.max_message {
-            self.stats.oversized += 1;
+            bump(&self.stats.oversized);
             debug!(%peer, len = data.len(), "dropping oversized message");
             return out;
         }
         if !self.rate.allow(peer.addr.ip(), now) {
-            self.stats.rate_limited += 1;
+            bump(&self.stats.rate_limited);
             return out;
         }
         if self.registrar.is_banned(&peer, now) {
-            self.stats.banned_dropped += 1;
+            bump(&self.stats.banned_dropped);
             return out;
         }
         let parsed = if datagram {
@@ -169,7 +175,7 @@ impl Endpoint {
                 let via = req.top_via().ok();
                 let reply_to = response_peer(via.as_ref(), peer);
                 if let Err(rej) = validate_request(&req) {
-                    self.stats.rejected += 1;
+                    bump(&self.stats.rejected);
                     debug!(%peer, status = rej.status, reason = %rej.reason, "request rejected");
                     if req.method != Method::Ack {
                         self.stateless(&req.headers, &rej, reply_to, &mut out);
@@ -188,7 +194,7 @@ impl Endpoint {
     }
 
     fn on_malformed(&mut self, bad: BadMessage, peer: Peer, out: &mut Vec<Output>) {
-        self.stats.malformed += 1;
+        bump(&self.stats.malformed);
         debug!(%peer, reason = %bad.reason, "malformed message");
         let Some(headers) = bad.request_headers else {
             return;
@@ -264,6 +270,17 @@ impl Endpoint {
                 }
                 TxOutput::Response { tx, response, peer } => {
                     if let Some((call, _)) = self.client_owner.get(&tx) {
+                        // A 2xx to an INVITE creates the dialog now, not when
+                        // the call task gets round to it: a far end may send
+                        // BYE right behind its 200.
+                        let invite_ok = (200..300).contains(&response.status)
+                            && response.cseq().is_ok_and(|c| c.method == Method::Invite);
+                        if let Some(id) = DialogId::for_response(&response).filter(|_| invite_ok)
+                            && !self.dialogs.contains_key(&id)
+                        {
+                            self.dialogs.insert(id.clone(), *call);
+                            self.calls.entry(*call).or_default().dialogs.push(id);
+                        }
                         out.push(Output::ToCall {
                             call: *call,
                             event: CallEvent::Response { response, peer },
@@ -344,13 +361,17 @@ impl Endpoint {
                         });
                         return;
                     }
-                    None => Response::to_request(&req, 481, Some(&tag)),
+                    None => {
+                        debug!(method = %req.method, call_id = req.call_id().unwrap_or_default(), "no dialog for an in-dialog request: 481");
+                        Response::to_request(&req, 481, Some(&tag))
+                    }
                 }
             }
             Method::Invite => match capabilities::check_offer_content(&req) {
                 Err(rej) => capabilities::rejection_response(&req, &tag, rej),
                 Ok(()) => {
                     let call = CallRef(self.call_ids.fetch_add(1, Ordering::Relaxed));
+                    bump(&self.stats.calls_total);
                     self.server_owner.insert(tx, call);
                     self.calls.insert(
                         call,
@@ -434,8 +455,9 @@ impl Endpoint {
                 }
             }
             Command::DialogUp { call, id } => {
-                self.dialogs.insert(id.clone(), call);
-                self.calls.entry(call).or_default().dialogs.push(id);
+                if self.dialogs.insert(id.clone(), call).is_none() {
+                    self.calls.entry(call).or_default().dialogs.push(id);
+                }
             }
             Command::Ended { call } => {
                 if let Some(routes) = self.calls.remove(&call) {

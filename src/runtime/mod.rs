@@ -26,6 +26,7 @@ use std::time::{Duration, Instant};
 pub struct Bound {
     pub sip_udp: Vec<SocketAddr>,
     pub sip_tcp: Vec<SocketAddr>,
+    pub http: Option<SocketAddr>,
 }
 
 impl Bound {
@@ -38,9 +39,10 @@ impl Bound {
                 .join(",")
         };
         format!(
-            "callgate ready sip_udp={} sip_tcp={}",
+            "callgate ready sip_udp={} sip_tcp={} http={}",
             join(&self.sip_udp),
-            join(&self.sip_tcp)
+            join(&self.sip_tcp),
+            self.http.map(|a| a.to_string()).unwrap_or_default()
         )
     }
 }
@@ -66,6 +68,7 @@ pub fn load_prompts(config: &Config, flows: &FlowSet) -> anyhow::Result<PromptLi
 pub async fn start(loaded: Loaded) -> anyhow::Result<Running> {
     let Loaded { config, flows } = loaded;
     let prompts = load_prompts(&config, &flows)?;
+    crate::phone::warm_up();
     let store: Arc<dyn Store> = Arc::new(
         SqliteStore::open(&config.data.dir)
             .with_context(|| format!("opening the database in {}", config.data.dir.display()))?,
@@ -92,7 +95,11 @@ pub async fn start(loaded: Loaded) -> anyhow::Result<Running> {
     .context("starting the media engine")?;
     let sockets = bind::bind_sip(&config).await?;
     let bindings = Bindings::new();
+    let http = tokio::net::TcpListener::bind(config.http.listen)
+        .await
+        .with_context(|| format!("binding HTTP on {}", config.http.listen))?;
     let bound = Bound {
+        http: http.local_addr().ok(),
         sip_udp: sockets
             .udp
             .iter()
@@ -131,7 +138,9 @@ pub async fn start(loaded: Loaded) -> anyhow::Result<Running> {
         media,
         sip,
         centre,
+        stats: endpoint.stats(),
     });
+    crate::http::spawn(app.clone(), http);
     let core = sip_core::spawn(&config, sockets, endpoint, cmd_rx, app.clone());
     Ok(Running {
         bound,

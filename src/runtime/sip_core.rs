@@ -111,6 +111,10 @@ impl Core {
                 }
             };
             self.dispatch(outputs).await;
+            self.app.stats.calls_active.store(
+                self.calls.len() as u64,
+                std::sync::atomic::Ordering::Relaxed,
+            );
         }
     }
 

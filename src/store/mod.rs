@@ -59,6 +59,14 @@ pub trait Store: Send + Sync {
         not_before_ms: i64,
         now_ms: i64,
     ) -> Result<CallbackRecord, StoreError>;
+    /// Callbacks, newest first, optionally of one state.
+    fn all_callbacks(
+        &self,
+        state: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<CallbackRecord>, StoreError>;
+    /// Number of callbacks in each state.
+    fn callback_counts(&self) -> Result<Vec<(String, u64)>, StoreError>;
     fn attempts(&self, id: &str) -> Result<Vec<Attempt>, StoreError>;
     /// State transitions of a callback: (time, state, detail).
     fn history(&self, id: &str) -> Result<Vec<(i64, String, String)>, StoreError>;

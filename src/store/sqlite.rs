@@ -333,6 +333,40 @@ impl Store for SqliteStore {
         Ok(rec)
     }
 
+    fn all_callbacks(
+        &self,
+        state: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<CallbackRecord>, StoreError> {
+        let conn = self.conn.lock();
+        let limit = limit as i64;
+        match state {
+            Some(st) => {
+                let mut stmt = conn.prepare(
+                    "SELECT * FROM callbacks WHERE state = ?1 ORDER BY created_ms DESC LIMIT ?2",
+                )?;
+                let rows = stmt.query_map(params![st, limit], callback_from_row)?;
+                Ok(rows.collect::<Result<Vec<_>, _>>()?)
+            }
+            None => {
+                let mut stmt =
+                    conn.prepare("SELECT * FROM callbacks ORDER BY created_ms DESC LIMIT ?1")?;
+                let rows = stmt.query_map(params![limit], callback_from_row)?;
+                Ok(rows.collect::<Result<Vec<_>, _>>()?)
+            }
+        }
+    }
+
+    fn callback_counts(&self) -> Result<Vec<(String, u64)>, StoreError> {
+        let conn = self.conn.lock();
+        let mut stmt =
+            conn.prepare("SELECT state, COUNT(*) FROM callbacks GROUP BY state ORDER BY state")?;
+        let rows = stmt.query_map([], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?.max(0) as u64))
+        })?;
+        Ok(rows.collect::<Result<Vec<_>, _>>()?)
+    }
+
     fn attempts(&self, id: &str) -> Result<Vec<Attempt>, StoreError> {
         let conn = self.conn.lock();
         let mut stmt = conn.prepare("SELECT n, agent, started_ms, ended_ms, outcome, sip_status FROM attempts WHERE callback_id = ?1 ORDER BY n")?;

@@ -4,9 +4,15 @@
 use super::{Gateway, base_config, repo_root};
 use std::path::{Path, PathBuf};
 
-/// Queues `support` (voice) and `callbacks`, one profile serving both,
+/// Queues `support` and `sales` (voice, equal priority) and `callbacks`
+/// (lower priority), one profile serving all three,
 /// agents alice and bob on it, the dialer pointed at `trunk`.
 pub fn centre_config(flows_dir: &Path, trunk: &str, extra: &str) -> String {
+    let support_max = if extra.contains("support_max_1") {
+        1
+    } else {
+        5
+    };
     format!(
         r#"
 [prompts]
@@ -17,9 +23,13 @@ dir = "{flows}"
 
 [[queues]]
 name = "support"
-max_contacts = 5
+max_contacts = {support_max}
 caller_id_name = "Acme Support"
 caller_id_number = "+12015550000"
+
+[[queues]]
+name = "sales"
+max_contacts = 5
 
 [[queues]]
 name = "callbacks"
@@ -30,7 +40,7 @@ dedupe_callbacks = true
 
 [[routing_profiles]]
 name = "default"
-queues = [{{ queue = "support", priority = 1 }}, {{ queue = "callbacks", priority = 2 }}]
+queues = [{{ queue = "support", priority = 1 }}, {{ queue = "sales", priority = 1 }}, {{ queue = "callbacks", priority = 2 }}]
 
 [dialer]
 country = "US"

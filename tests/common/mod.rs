@@ -3,8 +3,10 @@
 //! SIP user agent.
 #![allow(dead_code)]
 
+pub mod agent;
 pub mod capture;
 pub mod centre;
+pub mod http;
 pub mod rtp;
 pub mod sipp;
 pub mod ua;
@@ -66,6 +68,7 @@ pub struct Gateway {
     /// Every address of the ready line (IPv4 and IPv6 listeners).
     pub udp_all: Vec<SocketAddr>,
     pub tcp_all: Vec<SocketAddr>,
+    pub http: Option<SocketAddr>,
     logs: Arc<Mutex<String>>,
     pub dir: tempfile::TempDir,
     pub config_path: PathBuf,
@@ -157,6 +160,7 @@ impl Gateway {
             udp: field("sip_udp"),
             tcp: field("sip_tcp"),
             udp_all: all("sip_udp"),
+            http: all("http").first().copied(),
             tcp_all: all("sip_tcp"),
             child,
             logs,

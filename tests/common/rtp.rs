@@ -33,6 +33,16 @@ impl RtpPeer {
         }
     }
 
+    /// A sender on a clone of `sock` (another thread can send while this
+    /// one receives).
+    pub fn sender(&self) -> RtpPeer {
+        RtpPeer {
+            sock: self.sock.try_clone().expect("clone"),
+            seq: 5000,
+            ts: 900_000,
+        }
+    }
+
     pub fn addr(&self) -> SocketAddr {
         self.sock.local_addr().expect("addr")
     }
@@ -103,6 +113,17 @@ impl RtpPeer {
             std::thread::sleep(Duration::from_millis(20));
         }
         self.ts = self.ts.wrapping_add(800 + 160 * 3);
+    }
+
+    /// Sends `pcm` as audio at `pt`, paced at 20 ms.
+    pub fn send_audio(&mut self, to: SocketAddr, pt: u8, law: Law, pcm: &[i16]) {
+        for chunk in pcm.chunks(160) {
+            let payload: Vec<u8> = chunk.iter().map(|&s| law.encode(s)).collect();
+            let ts = self.ts;
+            self.send(to, false, pt, ts, &payload);
+            self.ts = self.ts.wrapping_add(160);
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// Receives for `dur`, returning the packets.
@@ -186,4 +207,16 @@ pub fn best_correlation(hay: &[i16], needle: &[i16]) -> (f64, usize) {
         }
     }
     (ncc(&hay[best.1..best.1 + n], needle), best.1)
+}
+
+/// A test signal: a chirp from `f0` to `f1` Hz over `n` samples.
+pub fn chirp(n: usize, f0: f64, f1: f64) -> Vec<i16> {
+    let dur = n as f64 / 8000.0;
+    (0..n)
+        .map(|i| {
+            let t = i as f64 / 8000.0;
+            let f = f0 + (f1 - f0) * t / (2.0 * dur);
+            (9000.0 * (2.0 * std::f64::consts::PI * f * t).sin()) as i16
+        })
+        .collect()
 }

@@ -181,11 +181,15 @@ impl Ua {
         }
     }
 
+    /// The next response, skipping any request that arrives meanwhile.
     pub fn recv_response(&mut self, timeout: Duration) -> Option<Response> {
-        let raw = self.recv_raw(timeout)?;
-        match parse_datagram(&raw) {
-            Ok(SipMessage::Response(r)) => Some(r),
-            _ => None,
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.checked_duration_since(Instant::now())?;
+            let raw = self.recv_raw(left)?;
+            if let Ok(SipMessage::Response(r)) = parse_datagram(&raw) {
+                return Some(r);
+            }
         }
     }
 

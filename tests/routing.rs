@@ -1,0 +1,358 @@
+//! Queues, routing profiles and agents over real SIP/RTP: callers wait,
+//! agents register and are offered contacts in the right order, hear the
+//! whisper, and are bridged with the caller (audio checked both ways).
+
+mod common;
+
+use callgate::media::g711::Law;
+use callgate::sip::message::{HeaderName, Method};
+use common::agent::{Agent, Answer};
+use common::centre::{contacts, eventually, start};
+use common::http::get_json;
+use common::rtp::{RtpPeer, best_correlation, chirp, decode, read_wav};
+use common::ua::{Ua, UaCall};
+use common::{Gateway, repo_root};
+use std::net::SocketAddr;
+use std::time::Duration;
+
+const TRUNK: &str = "127.0.0.1:5998";
+
+fn voice_flow(queue: &str) -> String {
+    format!(
+        "type = \"inbound\"\nstart = \"q\"\n[blocks.q]\ntype = \"transfer_to_queue\"\nmode = \"voice\"\nqueue = \"{queue}\"\non_at_capacity = \"full\"\n[blocks.full]\ntype = \"play_tone\"\ntone = \"reorder\"\nseconds = 2\nnext = \"end\"\n[blocks.end]\ntype = \"disconnect\"\n"
+    )
+}
+
+fn gateway(extra: &str) -> Gateway {
+    let support = voice_flow("support");
+    let sales = voice_flow("sales");
+    start(
+        Some(&[("to_support", &support), ("to_sales", &sales)]),
+        TRUNK,
+        &format!(
+            "[[numbers]]\nnumber = \"3001\"\nflow = \"to_support\"\n[[numbers]]\nnumber = \"3002\"\nflow = \"to_sales\"\n{extra}"
+        ),
+    )
+}
+
+struct Caller {
+    ua: Ua,
+    rtp: RtpPeer,
+    call: UaCall,
+    to: SocketAddr,
+}
+
+fn dial(gw: &Gateway, number: &str) -> Caller {
+    let mut ua = Ua::udp(gw.udp);
+    let rtp = RtpPeer::new();
+    let call = ua
+        .call(number, &rtp.offer(&[(0, "PCMU"), (101, "telephone-event")]))
+        .expect("answered");
+    let sd = callgate::media::sdp::SessionDescription::parse(&call.answer.body).expect("sdp");
+    let to = SocketAddr::new(sd.connection.expect("c="), sd.media[0].port);
+    Caller { ua, rtp, call, to }
+}
+
+fn waiting(gw: &Gateway) -> Vec<(String, String)> {
+    get_json(gw.http.expect("http"), "/api/contacts")
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .map(|c| {
+            (
+                c["queue"].as_str().unwrap_or_default().to_string(),
+                c["state"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect()
+}
+
+fn agent_state(gw: &Gateway, user: &str) -> String {
+    get_json(gw.http.expect("http"), "/api/agents")
+        .as_array()
+        .and_then(|a| a.iter().find(|x| x["user"] == user).cloned())
+        .and_then(|a| a["state"].as_str().map(str::to_string))
+        .unwrap_or_default()
+}
+
+#[test]
+fn older_caller_first_whisper_then_audio_both_ways() {
+    let gw = gateway("");
+    // The sales caller arrives first, then the support caller: equal
+    // priority, so the older one is offered first whatever the queue.
+    let mut a = dial(&gw, "3002");
+    a.rtp.send_silence(a.to, 10);
+    let mut b = dial(&gw, "3001");
+    b.rtp.send_silence(b.to, 5);
+    assert!(eventually(Duration::from_secs(3), || waiting(&gw).len() == 2));
+    let queues = get_json(gw.http.unwrap(), "/api/queues");
+    let sales = queues
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|q| q["name"] == "sales")
+        .unwrap()
+        .clone();
+    assert_eq!(sales["calls_waiting"], 1);
+    assert_eq!(waiting(&gw)[0].0, "sales", "line order: oldest first");
+
+    let mut alice = Agent::register(gw.udp, "alice", "alice-secret");
+    let offer = alice
+        .offer(Duration::from_secs(5), Answer::Accept(8))
+        .expect("offer");
+    assert_eq!(
+        offer
+            .invite
+            .headers
+            .get(&HeaderName::Other("X-Callgate-Queue".into())),
+        Some("sales")
+    );
+    // The agent hears the whisper first (PCMA as answered).
+    let heard = alice.rtp.receive(Duration::from_millis(2600));
+    let whisper = read_wav(&repo_root().join("prompts/agent_whisper_inbound.wav"));
+    let audio = decode(&heard, 8, Law::Alaw);
+    let (corr, _) = best_correlation(&audio, &whisper[..whisper.len().min(16000)]);
+    assert!(corr > 0.9, "agent whisper correlation {corr}");
+    assert!(
+        gw.wait_for_log(&["caller and agent bridged"], Duration::from_secs(8)),
+        "{}",
+        gw.logs()
+    );
+    assert_eq!(agent_state(&gw, "alice"), "on_contact");
+
+    // Caller → agent: a chirp sent as PCMU arrives as PCMA.
+    let _ = alice.rtp.receive(Duration::from_millis(100));
+    let probe = chirp(8000, 300.0, 2500.0);
+    let sender = {
+        let mut r = a.rtp.sender();
+        let to = a.to;
+        let probe = probe.clone();
+        std::thread::spawn(move || r.send_audio(to, 0, Law::Ulaw, &probe))
+    };
+    let got = alice.rtp.receive(Duration::from_millis(1400));
+    sender.join().unwrap();
+    let (corr, _) = best_correlation(&decode(&got, 8, Law::Alaw), &probe[800..7200]);
+    assert!(corr > 0.95, "caller→agent correlation {corr}");
+    // Agent → caller: a chirp sent as PCMA arrives as PCMU.
+    let _ = a.rtp.receive(Duration::from_millis(100));
+    let probe2 = chirp(8000, 2000.0, 400.0);
+    let sender = {
+        let mut r = alice.rtp.sender();
+        let to = offer.media;
+        let probe2 = probe2.clone();
+        std::thread::spawn(move || r.send_audio(to, 8, Law::Alaw, &probe2))
+    };
+    let got = a.rtp.receive(Duration::from_millis(1400));
+    sender.join().unwrap();
+    let (corr, _) = best_correlation(&decode(&got, 0, Law::Ulaw), &probe2[800..7200]);
+    assert!(corr > 0.95, "agent→caller correlation {corr}");
+
+    // The caller hangs up: the agent's leg ends too, and the agent is then
+    // offered the support caller.
+    assert_eq!(
+        a.ua.in_dialog(&mut a.call, "BYE", None).map(|r| r.status),
+        Some(200)
+    );
+    assert!(
+        alice
+            .expect(Method::Bye, Duration::from_secs(3), None)
+            .is_some(),
+        "agent gets BYE"
+    );
+    let next = alice
+        .offer(Duration::from_secs(5), Answer::Accept(0))
+        .expect("second offer");
+    assert_eq!(
+        next.invite
+            .headers
+            .get(&HeaderName::Other("X-Callgate-Queue".into())),
+        Some("support")
+    );
+    assert!(gw.wait_for_log(&["caller and agent bridged"], Duration::from_secs(8)));
+    // Agent hangs up this time: the caller gets BYE.
+    alice.hang_up(&next);
+    // (right behind the 200: the dialog must already be known)
+    assert_eq!(
+        alice
+            .ua
+            .recv_response(Duration::from_secs(2))
+            .map(|r| r.status),
+        Some(200)
+    );
+    let bye =
+        b.ua.recv_request(Duration::from_secs(3))
+            .expect("caller gets BYE");
+    assert_eq!(bye.method, Method::Bye);
+    b.ua.respond_to(&bye, 200);
+    assert!(
+        eventually(Duration::from_secs(3), || {
+            let recs = contacts(&gw);
+            recs.len() == 2 && recs.iter().all(|r| r.4.as_deref() == Some("alice"))
+        }),
+        "contact records name the agent"
+    );
+}
+
+#[test]
+fn full_queue_gives_reorder_tone_and_releases() {
+    let gw = gateway("# support_max_1");
+    let mut first = dial(&gw, "3001");
+    first.rtp.send_silence(first.to, 5);
+    assert!(eventually(Duration::from_secs(3), || waiting(&gw).len() == 1));
+    let second = dial(&gw, "3001");
+    let pkts = second.rtp.receive(Duration::from_millis(1500));
+    let audio = decode(&pkts, 0, Law::Ulaw);
+    // Reorder: 480+620 Hz, 250 ms on, 250 ms off.
+    let loud = audio
+        .chunks(400)
+        .filter(|c| c.iter().map(|s| i64::from(*s).abs()).max().unwrap_or(0) > 3000)
+        .count();
+    let quiet = audio
+        .chunks(400)
+        .filter(|c| c.iter().all(|s| s.abs() < 100))
+        .count();
+    assert!(
+        loud >= 4 && quiet >= 4,
+        "reorder cadence: {loud} loud, {quiet} quiet 50 ms chunks"
+    );
+    let mut second = second;
+    let bye = second
+        .ua
+        .recv_request(Duration::from_secs(4))
+        .expect("released");
+    assert_eq!(bye.method, Method::Bye);
+    second.ua.respond_to(&bye, 200);
+    assert!(gw.logs().contains("queue at capacity"));
+    assert_eq!(waiting(&gw).len(), 1, "the first caller still waits");
+}
+
+#[test]
+fn declined_offer_goes_to_the_next_agent() {
+    let gw = gateway("");
+    let mut alice = Agent::register(gw.udp, "alice", "alice-secret");
+    std::thread::sleep(Duration::from_millis(300));
+    let mut bob = Agent::register(gw.udp, "bob", "bob-secret");
+    let mut c = dial(&gw, "3001");
+    c.rtp.send_silence(c.to, 5);
+    // alice has been idle longest: she is offered first, and declines.
+    assert!(
+        alice
+            .offer(Duration::from_secs(5), Answer::Decline)
+            .is_none()
+    );
+    let o = bob
+        .offer(Duration::from_secs(5), Answer::Accept(0))
+        .expect("bob is offered the contact");
+    assert_eq!(
+        o.invite
+            .headers
+            .get(&HeaderName::Other("X-Callgate-Queue".into())),
+        Some("support")
+    );
+    assert_eq!(agent_state(&gw, "alice"), "missed");
+    assert!(gw.wait_for_log(&["caller and agent bridged"], Duration::from_secs(8)));
+    bob.hang_up(&o);
+    let _ = c.ua.recv_request(Duration::from_secs(3));
+}
+
+#[test]
+fn caller_hanging_up_while_agent_rings_cancels_the_offer() {
+    let gw = gateway("");
+    let mut alice = Agent::register(gw.udp, "alice", "alice-secret");
+    let mut c = dial(&gw, "3001");
+    c.rtp.send_silence(c.to, 5);
+    // alice's phone rings (180) but she doesn't answer…
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let invite = loop {
+        let r = alice.ua.recv_request(Duration::from_millis(500));
+        if let Some(r) = r.filter(|r| r.method == Method::Invite) {
+            break r;
+        }
+        assert!(std::time::Instant::now() < deadline, "no offer");
+    };
+    let ringing = callgate::sip::message::Response::to_request(&invite, 180, Some("agr"));
+    alice.ua.send_raw(&ringing.encode());
+    std::thread::sleep(Duration::from_millis(300));
+    // …and the caller gives up.
+    assert_eq!(
+        c.ua.in_dialog(&mut c.call, "BYE", None).map(|r| r.status),
+        Some(200)
+    );
+    assert!(
+        alice
+            .expect(Method::Cancel, Duration::from_secs(3), Some(&invite))
+            .is_some(),
+        "offer cancelled"
+    );
+    assert!(eventually(Duration::from_secs(3), || agent_state(
+        &gw, "alice"
+    ) == "available"));
+    assert!(waiting(&gw).is_empty());
+}
+
+#[test]
+fn unanswered_offer_times_out_and_the_agent_is_missed() {
+    let gw = gateway("[routing]\noffer_timeout_s = 2\nmissed_available_after_s = 60\n");
+    let mut alice = Agent::register(gw.udp, "alice", "alice-secret");
+    let mut c = dial(&gw, "3002");
+    c.rtp.send_silence(c.to, 5);
+    assert!(alice.offer(Duration::from_secs(5), Answer::Ring).is_none());
+    let invite_seen = alice.expect(Method::Cancel, Duration::from_secs(4), None);
+    assert!(invite_seen.is_some(), "CANCEL after the offer timeout");
+    // This phone never sends its 487: callgate gives up waiting for it.
+    assert!(eventually(Duration::from_secs(8), || agent_state(
+        &gw, "alice"
+    ) == "missed"));
+    assert_eq!(
+        waiting(&gw),
+        vec![("sales".to_string(), "queued".to_string())],
+        "contact back in the queue"
+    );
+    // The API can make her available again.
+    let (status, _) = common::http::request(
+        gw.http.unwrap(),
+        "PUT",
+        "/api/agents/alice/state",
+        Some("test-token"),
+        Some("{\"state\":\"available\"}"),
+    );
+    assert_eq!(status, 200);
+    assert!(
+        alice
+            .offer(Duration::from_secs(5), Answer::Accept(0))
+            .is_some(),
+        "offered again"
+    );
+}
+
+#[test]
+fn api_requires_a_token_except_health() {
+    let gw = gateway("");
+    let http = gw.http.unwrap();
+    assert_eq!(
+        common::http::request(http, "GET", "/health", None, None).0,
+        200
+    );
+    assert_eq!(
+        common::http::request(http, "GET", "/api/queues", None, None).0,
+        401
+    );
+    assert_eq!(
+        common::http::request(http, "GET", "/api/queues", Some("wrong"), None).0,
+        401
+    );
+    assert_eq!(
+        common::http::request(http, "GET", "/metrics", None, None).0,
+        401
+    );
+    let (s, body) = common::http::request(http, "GET", "/metrics", Some("test-token"), None);
+    assert_eq!(s, 200);
+    assert!(
+        body.contains("callgate_queue_contacts{queue=\"support\"} 0"),
+        "{body}"
+    );
+    let (s, page) = common::http::request(http, "GET", "/dashboard", None, None);
+    assert_eq!(s, 200);
+    assert!(page.contains("/api/queues"));
+}
