@@ -356,3 +356,89 @@ fn api_requires_a_token_except_health() {
     assert_eq!(s, 200);
     assert!(page.contains("/api/queues"));
 }
+
+/// The same with a SIPp agent (registered by one SIPp, answering with
+/// another), checking what each side receives on the wire.
+#[test]
+fn sipp_agent_gets_the_older_caller_whisper_and_both_way_audio() {
+    if !common::sipp::available() || !common::capture::available() {
+        return;
+    }
+    let gw = gateway("");
+    let mut a = dial(&gw, "3002");
+    a.rtp.send_silence(a.to, 10);
+    let mut b = dial(&gw, "3001");
+    b.rtp.send_silence(b.to, 5);
+    assert!(eventually(Duration::from_secs(3), || waiting(&gw).len() == 2));
+    let agent_media = common::even_udp_port();
+    let pcap = gw.dir.path().join("agent.pcap");
+    let cap = common::capture::Capture::start_ports(&pcap, &[agent_media]);
+    // The agent speaks (plays g711a.pcap) 5 s after answering: after the
+    // whisper, once bridged.
+    let mut agent = common::sipp::sipp_agent_on(&gw, 1, 9000, agent_media, 5000);
+    assert!(
+        gw.wait_for_log(&["caller and agent bridged"], Duration::from_secs(10)),
+        "{}",
+        gw.logs()
+    );
+    // Caller A talks (a chirp) while the agent is connected.
+    let probe = chirp(8000, 300.0, 2500.0);
+    let _ = a.rtp.receive(Duration::from_millis(50));
+    let sender = {
+        let mut r = a.rtp.sender();
+        let to = a.to;
+        let probe = probe.clone();
+        std::thread::spawn(move || r.send_audio(to, 0, Law::Ulaw, &probe))
+    };
+    let heard_by_a = a.rtp.receive(Duration::from_millis(6000));
+    sender.join().unwrap();
+    assert_eq!(
+        agent.answer.wait(Duration::from_secs(15)),
+        Some(0),
+        "agent scenario failed"
+    );
+    let wire = cap.stop();
+    // (After the agent hangs up, the support caller may be offered next.)
+    let invites = agent.answer.received("INVITE");
+    assert!(!invites.is_empty());
+    assert!(
+        invites[0].1.contains("X-Callgate-Queue: sales"),
+        "older caller offered first: {}",
+        invites[0].1
+    );
+    // What the agent received: the whisper, then the caller's chirp.
+    let mut pkts: Vec<(u16, Vec<u8>)> = wire
+        .iter()
+        .filter_map(|p| {
+            callgate::media::rtp_packet::parse(p)
+                .filter(|r| r.payload_type == 8)
+                .map(|r| (r.seq, r.payload.to_vec()))
+        })
+        .collect();
+    pkts.sort_by_key(|p| p.0);
+    let agent_heard: Vec<i16> = pkts
+        .iter()
+        .flat_map(|p| p.1.iter().map(|&c| Law::Alaw.decode(c)))
+        .collect();
+    let whisper = read_wav(&repo_root().join("prompts/agent_whisper_inbound.wav"));
+    let (cw, _) = best_correlation(&agent_heard, &whisper);
+    assert!(cw > 0.9, "agent whisper: {cw}");
+    let (cc, _) = best_correlation(&agent_heard, &probe[800..7200]);
+    assert!(cc > 0.95, "caller → agent: {cc}");
+    // What caller A received: the agent's recorded voice, transcoded.
+    let pcap_audio: Vec<i16> = {
+        let mut p: Vec<(u16, Vec<u8>)> = common::capture::udp_payloads(
+            &std::fs::read("/usr/share/sip-tester/g711a.pcap").unwrap(),
+        )
+        .iter()
+        .filter_map(|x| callgate::media::rtp_packet::parse(x).map(|r| (r.seq, r.payload.to_vec())))
+        .collect();
+        p.sort_by_key(|x| x.0);
+        p.iter()
+            .flat_map(|x| x.1.iter().map(|&c| Law::Alaw.decode(c)))
+            .collect()
+    };
+    let (ca, _) = best_correlation(&decode(&heard_by_a, 0, Law::Ulaw), &pcap_audio[..16000]);
+    assert!(ca > 0.8, "agent → caller: {ca}");
+    let _ = b.ua.in_dialog(&mut b.call, "BYE", None);
+}

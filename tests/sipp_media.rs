@@ -27,25 +27,13 @@ fn digits_in_log(gw: &Gateway) -> String {
         .collect()
 }
 
-fn even_free_port() -> u16 {
-    loop {
-        let p = common::free_udp_port();
-        if p.is_multiple_of(2)
-            && p < 65000
-            && std::net::UdpSocket::bind(("127.0.0.1", p + 1)).is_ok()
-        {
-            return p;
-        }
-    }
-}
-
 #[test]
 fn sipp_hears_the_prompt_and_its_pcap_dtmf_is_heard_once_per_press() {
     if !sipp::available() || !capture::available() {
         return;
     }
     let gw = gateway();
-    let media_port = even_free_port();
+    let media_port = common::even_udp_port();
     let pcap = gw.dir.path().join("sipp-rx.pcap");
     let cap = capture::Capture::start(&pcap, media_port);
     let run = sipp::run(
@@ -104,7 +92,7 @@ fn sipp_dtmf_at_payload_type_96_is_heard() {
         return;
     }
     let gw = gateway();
-    let media_port = even_free_port();
+    let media_port = common::even_udp_port();
     let run = sipp::run(
         "caller_dtmf96.xml",
         gw.udp,

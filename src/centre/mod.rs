@@ -362,7 +362,7 @@ impl ContactCenter for Centre {
             initial_start_ms,
             created_ms: now,
             not_before_ms: now + req.initial_delay.as_millis() as i64,
-            expires_ms: now + (self.config.dialer.expiry_days as i64) * 86_400_000,
+            expires_ms: now + (self.config.dialer.expiry_s as i64) * 1000,
             max_retries: req.max_retries,
             retry_interval_s: req.retry_interval.as_secs(),
             attributes: req.contact.attributes.clone(),

@@ -298,7 +298,9 @@ fn agent_name(centre: &Centre, contact: &QueuedContact) -> String {
         .unwrap_or_default()
 }
 
-/// The dialer: the agent has accepted a callback; call the customer.
+/// The dialer: the agent has accepted a callback; after the agent whisper,
+/// call the customer. Only the dial counts as an attempt: an agent who
+/// hangs up during the whisper leaves the callback as it was.
 async fn call_back(
     centre: &Arc<Centre>,
     agent: &mut OutboundCall,
@@ -307,6 +309,50 @@ async fn call_back(
 ) {
     let agent_user = agent_name(centre, &contact);
     let id = contact.id.clone();
+    let cid = id.clone();
+    let cb = match centre.db(move |s| s.callback(&cid)).await {
+        Ok(Some(cb)) => cb,
+        other => {
+            warn!(result = ?other.map(|_| ()), "callback record unavailable");
+            agent.hangup();
+            return;
+        }
+    };
+    let mut whisper_contact = contact_for_whisper(&contact);
+    whisper_contact.attributes = cb.attributes.clone();
+    let flow = queue.and_then(|q| q.agent_whisper_flow.clone());
+    if whisper(
+        centre,
+        &mut agent.session,
+        flow.as_deref(),
+        "agent_whisper_callback",
+        &mut whisper_contact,
+    )
+    .await
+    .is_err()
+    {
+        info!(callback = %id, "agent hung up during the whisper: callback back in the queue");
+        let now = now_ms();
+        let cid = id.clone();
+        let r = centre
+            .db(move |s| {
+                s.transition(
+                    &cid,
+                    &[CallbackState::Offered],
+                    CallbackState::Queued,
+                    "agent hung up before the customer was dialled",
+                    now,
+                )
+            })
+            .await;
+        if r.is_ok() {
+            let requeued = centre.router.lock().requeue(contact, now, now);
+            if let Err(e) = requeued {
+                warn!(error = %e, "callback not requeued");
+            }
+        }
+        return;
+    }
     let (cid, who) = (id.clone(), agent_user.clone());
     let now = now_ms();
     let cb = match centre.db(move |s| s.begin_attempt(&cid, &who, now)).await {
@@ -331,31 +377,8 @@ async fn call_back(
         attributes: cb.attributes.clone(),
         ..ContactRecord::default()
     };
-    let mut whisper_contact = contact_for_whisper(&contact);
-    whisper_contact.attributes = cb.attributes.clone();
-    let flow = queue.and_then(|q| q.agent_whisper_flow.clone());
-    let whispered = whisper(
-        centre,
-        &mut agent.session,
-        flow.as_deref(),
-        "agent_whisper_callback",
-        &mut whisper_contact,
-    )
-    .await;
-    let outcome = if whispered.is_err() {
-        // The agent hung up during the whisper: nobody was dialled.
-        DialOutcome::Cancelled
-    } else {
-        dial_customer(centre, agent, &cb, queue, &mut record).await
-    };
-    let decision = if whispered.is_err() {
-        AfterAttempt::Retry {
-            not_before: now_ms(),
-            outcome: "agent hung up before dialling".into(),
-        }
-    } else {
-        scheduler::after_attempt(&cb, outcome, &centre.retry, now_ms())
-    };
+    let outcome = dial_customer(centre, agent, &cb, queue, &mut record).await;
+    let decision = scheduler::after_attempt(&cb, outcome, &centre.retry, now_ms());
     let now = now_ms();
     let (next, not_before, text, status) = match &decision {
         AfterAttempt::Connected => (

@@ -337,11 +337,11 @@ fn validate(c: &Config) -> Vec<(String, String)> {
             "must be an IP address and port, e.g. \"127.0.0.1:5080\"".into(),
         ));
     }
-    if c.dialer.ring_timeout_s == 0 || c.dialer.expiry_days == 0 {
-        p.push((
-            "dialer.ring_timeout_s".into(),
-            "ring_timeout_s and expiry_days must be at least 1".into(),
-        ));
+    if c.dialer.ring_timeout_s == 0 {
+        p.push(("dialer.ring_timeout_s".into(), "must be at least 1".into()));
+    }
+    if c.dialer.expiry_s == 0 {
+        p.push(("dialer.expiry_s".into(), "must be at least 1".into()));
     }
     if c.routing.offer_timeout_s == 0 {
         p.push((

@@ -396,8 +396,9 @@ pub struct DialerConfig {
     pub ring_timeout_s: u64,
     /// SIP statuses that count as "no answer" (retried).
     pub retry_statuses: Vec<u16>,
-    /// Callbacks not connected this long after creation expire.
-    pub expiry_days: u64,
+    /// Callbacks not connected this long after creation expire (seconds;
+    /// 7 days by default).
+    pub expiry_s: u64,
     /// Digest credentials if the trunk challenges (401/407).
     pub auth_user: Option<String>,
     pub auth_password: Option<String>,
@@ -414,7 +415,7 @@ impl Default for DialerConfig {
             transport: Transport::Udp,
             ring_timeout_s: 30,
             retry_statuses: vec![408, 480, 487],
-            expiry_days: 7,
+            expiry_s: 7 * 86_400,
             auth_user: None,
             auth_password: None,
         }

@@ -26,10 +26,20 @@ pub struct Capture {
 impl Capture {
     /// Captures UDP packets to `port` on loopback into `file`.
     pub fn start(file: &Path, port: u16) -> Capture {
+        Self::start_ports(file, &[port])
+    }
+
+    /// Captures UDP packets to any of `ports`.
+    pub fn start_ports(file: &Path, ports: &[u16]) -> Capture {
+        let filter = ports
+            .iter()
+            .map(|p| format!("dst port {p}"))
+            .collect::<Vec<_>>()
+            .join(" or ");
         let mut child = Command::new("tcpdump")
             .args(["-i", "lo", "-U", "-n", "-w"])
             .arg(file)
-            .arg(format!("udp and dst port {port}"))
+            .arg(format!("udp and ({filter})"))
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -57,7 +67,12 @@ impl Capture {
     }
 
     /// Stops the capture and returns the UDP payloads captured.
-    pub fn stop(mut self) -> Vec<Vec<u8>> {
+    pub fn stop(self) -> Vec<Vec<u8>> {
+        self.stop_by_port().into_iter().map(|(_, p)| p).collect()
+    }
+
+    /// Stops the capture; (destination port, UDP payload) of each packet.
+    pub fn stop_by_port(mut self) -> Vec<(u16, Vec<u8>)> {
         std::thread::sleep(Duration::from_millis(200));
         // SIGINT makes tcpdump flush and close the file.
         let _ = Command::new("kill")
@@ -65,7 +80,7 @@ impl Capture {
             .arg(self.child.id().to_string())
             .status();
         let _ = self.child.wait();
-        udp_payloads(&std::fs::read(&self.file).unwrap_or_default())
+        udp_packets(&std::fs::read(&self.file).unwrap_or_default())
     }
 }
 
@@ -78,6 +93,11 @@ impl Drop for Capture {
 
 /// UDP payloads of every IPv4 packet in a pcap file.
 pub fn udp_payloads(data: &[u8]) -> Vec<Vec<u8>> {
+    udp_packets(data).into_iter().map(|(_, p)| p).collect()
+}
+
+/// (destination port, UDP payload) of every IPv4 packet in a pcap file.
+pub fn udp_packets(data: &[u8]) -> Vec<(u16, Vec<u8>)> {
     let mut out = Vec::new();
     if data.len() < 24 {
         return out;
@@ -119,9 +139,9 @@ pub fn udp_payloads(data: &[u8]) -> Vec<Vec<u8>> {
             continue;
         }
         if let Some(udp) = ip.get(ihl..)
-            && let Some(payload) = udp.get(8..)
+            && let (Some(port), Some(payload)) = (udp.get(2..4), udp.get(8..))
         {
-            out.push(payload.to_vec());
+            out.push((u16::from_be_bytes([port[0], port[1]]), payload.to_vec()));
         }
     }
     out

@@ -7,12 +7,29 @@ use std::path::{Path, PathBuf};
 /// Queues `support` and `sales` (voice, equal priority) and `callbacks`
 /// (lower priority), one profile serving all three,
 /// agents alice and bob on it, the dialer pointed at `trunk`.
+/// Knobs of the test contact centre.
+#[derive(Default, Clone)]
+pub struct Opts<'a> {
+    pub support_max: Option<usize>,
+    pub callbacks_max: Option<usize>,
+    /// Extra keys for the `[dialer]` table.
+    pub dialer: &'a str,
+    pub ring_timeout_s: Option<u64>,
+}
+
 pub fn centre_config(flows_dir: &Path, trunk: &str, extra: &str) -> String {
-    let support_max = if extra.contains("support_max_1") {
+    centre_config_opts(flows_dir, trunk, extra, &Opts::default())
+}
+
+pub fn centre_config_opts(flows_dir: &Path, trunk: &str, extra: &str, o: &Opts<'_>) -> String {
+    let support_max = o.support_max.unwrap_or(if extra.contains("support_max_1") {
         1
     } else {
         5
-    };
+    });
+    let callbacks_max = o.callbacks_max.unwrap_or(20);
+    let dialer_extra = o.dialer;
+    let ring = o.ring_timeout_s.unwrap_or(30);
     format!(
         r#"
 [prompts]
@@ -33,7 +50,7 @@ max_contacts = 5
 
 [[queues]]
 name = "callbacks"
-max_contacts = 20
+max_contacts = {callbacks_max}
 caller_id_name = "Acme Callbacks"
 caller_id_number = "+12015550001"
 dedupe_callbacks = true
@@ -48,7 +65,8 @@ allowed_prefixes = ["+1", "+44"]
 blocked_prefixes = ["+1900"]
 target = "{trunk}"
 uri_template = "sip:{{number}}@{trunk}"
-ring_timeout_s = 30
+ring_timeout_s = {ring}
+{dialer_extra}
 
 {extra}
 "#,
@@ -70,6 +88,15 @@ pub fn write_flows(dir: &Path, flows: &[(&str, &str)]) -> PathBuf {
 /// Starts a gateway whose base config gets the agents' routing profile
 /// and the centre sections.
 pub fn start(flows: Option<&[(&str, &str)]>, trunk: &str, extra: &str) -> Gateway {
+    start_opts(flows, trunk, extra, &Opts::default())
+}
+
+pub fn start_opts(
+    flows: Option<&[(&str, &str)]>,
+    trunk: &str,
+    extra: &str,
+    o: &Opts<'_>,
+) -> Gateway {
     let dir = tempfile::tempdir().expect("tempdir");
     let flows_dir = match flows {
         Some(f) => write_flows(dir.path(), f),
@@ -84,7 +111,10 @@ pub fn start(flows: Option<&[(&str, &str)]>, trunk: &str, extra: &str) -> Gatewa
             "secret = \"bob-secret\"\n",
             "secret = \"bob-secret\"\nrouting_profile = \"default\"\nafter_contact_work_s = 0\n",
         );
-    let text = format!("{base}\n{}", centre_config(&flows_dir, trunk, extra));
+    let text = format!(
+        "{base}\n{}",
+        centre_config_opts(&flows_dir, trunk, extra, o)
+    );
     Gateway::start_with_config(dir, &text)
 }
 

@@ -206,6 +206,20 @@ impl Drop for Gateway {
     }
 }
 
+/// An even UDP port (RTP) that was free a moment ago, with the odd one
+/// above it free too.
+pub fn even_udp_port() -> u16 {
+    loop {
+        let p = free_udp_port();
+        if p.is_multiple_of(2)
+            && p < 60000
+            && std::net::UdpSocket::bind(("127.0.0.1", p + 1)).is_ok()
+        {
+            return p;
+        }
+    }
+}
+
 /// A UDP port that was free a moment ago (for SIPp's `-p`).
 pub fn free_udp_port() -> u16 {
     std::net::UdpSocket::bind("127.0.0.1:0")

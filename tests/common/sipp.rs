@@ -72,3 +72,182 @@ pub fn run(scenario: &str, target: SocketAddr, args: &[&str]) -> SippRun {
         messages: std::fs::read_to_string(&msg_file).unwrap_or_default(),
     }
 }
+
+/// A SIPp instance running in the background (a UAS, or a UAC that must
+/// outlive the code that started it).
+pub struct Background {
+    child: std::process::Child,
+    pub messages: std::path::PathBuf,
+    pub errors: std::path::PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Background {
+    /// Starts `sipp -sf <scenario> [target] -p <port> <args>`.
+    pub fn start(
+        scenario: &str,
+        target: Option<SocketAddr>,
+        port: u16,
+        args: &[&str],
+    ) -> Background {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let messages = dir.path().join("messages.log");
+        let errors = dir.path().join("errors.log");
+        let mut cmd = Command::new("sipp");
+        cmd.arg("-sf")
+            .arg(repo_root().join("sipp-scenarios").join(scenario));
+        if let Some(t) = target {
+            cmd.arg(t.to_string());
+        }
+        cmd.args([
+            "-i",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "-nostdin",
+            "-trace_err",
+            "-trace_msg",
+        ])
+        .arg("-message_file")
+        .arg(&messages)
+        .arg("-error_file")
+        .arg(&errors)
+        .args(args)
+        .current_dir(repo_root().join("sipp-scenarios"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+        let child = cmd.spawn().expect("spawn sipp");
+        Background {
+            child,
+            messages,
+            errors,
+            _dir: dir,
+        }
+    }
+
+    pub fn messages(&self) -> String {
+        std::fs::read_to_string(&self.messages).unwrap_or_default()
+    }
+
+    /// Waits for the exit status (None if still running at the deadline).
+    pub fn wait(&mut self, timeout: Duration) -> Option<i32> {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            if let Ok(Some(s)) = self.child.try_wait() {
+                return Some(s.code().unwrap_or(-1));
+            }
+            if std::time::Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Received requests of `method` in the message trace, with the trace's
+    /// timestamp (seconds) of each.
+    pub fn received(&self, method: &str) -> Vec<(f64, String)> {
+        let text = self.messages();
+        let mut out = Vec::new();
+        let mut stamp = 0.0;
+        let mut blocks = text.split("----------------------------------------------- ");
+        let _ = blocks.next();
+        for b in blocks {
+            let mut lines = b.lines();
+            if let Some(first) = lines.next() {
+                // "2026-11-25 23:41:38.155681"
+                if let Some(t) = first.split_whitespace().nth(1) {
+                    let parts: Vec<f64> = t.split(':').filter_map(|x| x.parse().ok()).collect();
+                    if parts.len() == 3 {
+                        stamp = parts[0] * 3600.0 + parts[1] * 60.0 + parts[2];
+                    }
+                }
+            }
+            let body: Vec<&str> = lines.collect();
+            if body.first().is_some_and(|l| l.contains("message received")) {
+                let msg = body.iter().skip(2).copied().collect::<Vec<_>>().join("\n");
+                if msg.starts_with(&format!("{method} ")) {
+                    out.push((stamp, msg));
+                }
+            }
+        }
+        out
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The agent side with SIPp: one instance registers (with its Contact
+/// pointing at the other), one answers offers.
+pub struct SippAgent {
+    pub register: Background,
+    pub answer: Background,
+    pub media_port: u16,
+}
+
+pub fn sipp_agent(gw: &super::Gateway, offers: usize, talk_ms: u64) -> SippAgent {
+    sipp_agent_on(gw, offers, talk_ms, super::even_udp_port(), 0)
+}
+
+pub fn sipp_agent_on(
+    gw: &super::Gateway,
+    offers: usize,
+    talk_ms: u64,
+    media_port: u16,
+    speak_after_ms: u64,
+) -> SippAgent {
+    let answer_port = super::free_udp_port();
+    let answer = Background::start(
+        "agent_answer.xml",
+        None,
+        answer_port,
+        &[
+            "-m",
+            &offers.to_string(),
+            "-mp",
+            &media_port.to_string(),
+            "-set",
+            "ring",
+            "200",
+            "-set",
+            "talk",
+            &talk_ms.to_string(),
+            "-set",
+            "speak_after",
+            &speak_after_ms.to_string(),
+        ],
+    );
+    let csv = gw.dir.path().join(format!("agent{answer_port}.csv"));
+    std::fs::write(&csv, format!("SEQUENTIAL\nalice;[authentication username=alice password=alice-secret];{answer_port}\n")).unwrap();
+    let register = Background::start(
+        "agent_register.xml",
+        Some(gw.udp),
+        super::free_udp_port(),
+        &[
+            "-m",
+            "1",
+            "-inf",
+            csv.to_str().unwrap(),
+            "-set",
+            "stay",
+            "300000",
+        ],
+    );
+    assert!(
+        gw.wait_for_log(
+            &["binding added", "agent=alice", &format!(":{answer_port}")],
+            Duration::from_secs(5)
+        ),
+        "{}",
+        gw.logs()
+    );
+    SippAgent {
+        register,
+        answer,
+        media_port,
+    }
+}
