@@ -5,9 +5,8 @@ mod common;
 
 use common::centre::{callbacks, contacts, eventually, start};
 use common::rtp::RtpPeer;
-use common::ua::{Ua, UaCall};
-use common::{Gateway, sipp};
-use std::net::SocketAddr;
+use common::sipp;
+use common::ua::Ua;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 const TRUNK: &str = "127.0.0.1:5999";
@@ -17,57 +16,6 @@ fn now_ms() -> i64 {
         .duration_since(UNIX_EPOCH)
         .unwrap()
         .as_millis() as i64
-}
-
-struct Caller {
-    ua: Ua,
-    rtp: RtpPeer,
-    call: UaCall,
-    to: SocketAddr,
-}
-
-impl Caller {
-    fn dial(gw: &Gateway, number: &str) -> Caller {
-        let mut ua = Ua::udp(gw.udp);
-        let rtp = RtpPeer::new();
-        let call = ua
-            .call(number, &rtp.offer(&[(0, "PCMU"), (101, "telephone-event")]))
-            .expect("answered");
-        let sd = callgate::media::sdp::SessionDescription::parse(&call.answer.body).expect("sdp");
-        let to = SocketAddr::new(sd.connection.expect("c="), sd.media[0].port);
-        Caller { ua, rtp, call, to }
-    }
-
-    fn keys(&mut self, digits: &str) {
-        for d in digits.chars() {
-            let ev = match d {
-                '*' => 10,
-                '#' => 11,
-                d => d.to_digit(10).expect("digit") as u8,
-            };
-            self.rtp.press(self.to, 101, ev, false, false);
-            self.rtp.send_silence(self.to, 3);
-        }
-    }
-
-    fn silence(&mut self, ms: u64) {
-        self.rtp.send_silence(self.to, (ms / 20) as usize);
-    }
-
-    /// Waits for the gateway's BYE (answering it).
-    fn expect_bye(&mut self, timeout: Duration) -> bool {
-        let deadline = std::time::Instant::now() + timeout;
-        while std::time::Instant::now() < deadline {
-            if let Some(r) = self.ua.recv_request(Duration::from_millis(200)) {
-                self.ua.respond_to(&r, 200);
-                if r.method == callgate::sip::message::Method::Bye {
-                    return true;
-                }
-            }
-            self.rtp.send_silence(self.to, 1);
-        }
-        false
-    }
 }
 
 /// A flow that asks for a number and schedules a callback at once.
@@ -147,11 +95,11 @@ fn local_and_e164_numbers_are_normalised_and_scheduled() {
         "[[numbers]]\nnumber = \"2000\"\nflow = \"local\"\n[[numbers]]\nnumber = \"2001\"\nflow = \"e164\"\n",
     );
     let start_ms = now_ms();
-    let mut c = Caller::dial(&gw, "2000");
+    let mut c = common::caller::Caller::dial(&gw, "2000");
     c.silence(300);
     c.keys("2015550123#");
     assert!(c.expect_bye(Duration::from_secs(10)), "flow did not end");
-    let mut c = Caller::dial(&gw, "2001");
+    let mut c = common::caller::Caller::dial(&gw, "2001");
     c.silence(300);
     c.keys("442079460000#");
     assert!(c.expect_bye(Duration::from_secs(10)));
@@ -176,15 +124,15 @@ fn invalid_timeout_not_allowed_and_duplicate_branches() {
     let local = number_flow("local", "country = \"US\"");
     let gw = start(Some(&[("local", &local)]), TRUNK, &numbers("local"));
     // Not a number: 7 digits.
-    let mut c = Caller::dial(&gw, "2000");
+    let mut c = common::caller::Caller::dial(&gw, "2000");
     c.silence(300);
     c.keys("5551234#");
     assert!(c.expect_bye(Duration::from_secs(10)));
     // Nothing typed.
-    let mut c = Caller::dial(&gw, "2000");
+    let mut c = common::caller::Caller::dial(&gw, "2000");
     assert!(c.expect_bye(Duration::from_secs(15)));
     // A valid number the dial rules block (premium rate).
-    let mut c = Caller::dial(&gw, "2000");
+    let mut c = common::caller::Caller::dial(&gw, "2000");
     c.silence(300);
     c.keys("9005550123#");
     assert!(c.expect_bye(Duration::from_secs(10)));
@@ -196,7 +144,7 @@ fn invalid_timeout_not_allowed_and_duplicate_branches() {
     assert!(callbacks(&gw).is_empty(), "nothing scheduled");
     // Dedupe: the same number twice → the duplicate branch.
     for _ in 0..2 {
-        let mut c = Caller::dial(&gw, "2000");
+        let mut c = common::caller::Caller::dial(&gw, "2000");
         c.silence(300);
         c.keys("2015550123#");
         assert!(c.expect_bye(Duration::from_secs(15)));
@@ -246,7 +194,7 @@ next = "end"
 type = "disconnect"
 "#;
     let gw = start(Some(&[("menu", flow)]), TRUNK, &numbers("menu"));
-    let mut c = Caller::dial(&gw, "2000");
+    let mut c = common::caller::Caller::dial(&gw, "2000");
     assert!(
         c.expect_bye(Duration::from_secs(15)),
         "ended after the re-prompts"
@@ -258,7 +206,7 @@ type = "disconnect"
         .count();
     assert_eq!(tries, 3, "asked three times");
     // A wrong key is a no-match; a right one takes its branch.
-    let mut c = Caller::dial(&gw, "2000");
+    let mut c = common::caller::Caller::dial(&gw, "2000");
     c.silence(200);
     c.keys("9");
     c.silence(300);
@@ -283,7 +231,7 @@ next = "end"
 type = "disconnect"
 "#;
     let gw = start(Some(&[("long", flow)]), TRUNK, &numbers("long"));
-    let mut c = Caller::dial(&gw, "2000");
+    let mut c = common::caller::Caller::dial(&gw, "2000");
     c.silence(500);
     assert_eq!(
         c.ua.in_dialog(&mut c.call, "BYE", None).map(|r| r.status),

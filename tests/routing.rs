@@ -7,12 +7,11 @@ mod common;
 use callgate::media::g711::Law;
 use callgate::sip::message::{HeaderName, Method};
 use common::agent::{Agent, Answer};
+use common::caller::Caller;
 use common::centre::{contacts, eventually, start};
 use common::http::get_json;
-use common::rtp::{RtpPeer, best_correlation, chirp, decode, read_wav};
-use common::ua::{Ua, UaCall};
+use common::rtp::{best_correlation, chirp, decode, read_wav};
 use common::{Gateway, repo_root};
-use std::net::SocketAddr;
 use std::time::Duration;
 
 const TRUNK: &str = "127.0.0.1:5998";
@@ -35,22 +34,8 @@ fn gateway(extra: &str) -> Gateway {
     )
 }
 
-struct Caller {
-    ua: Ua,
-    rtp: RtpPeer,
-    call: UaCall,
-    to: SocketAddr,
-}
-
 fn dial(gw: &Gateway, number: &str) -> Caller {
-    let mut ua = Ua::udp(gw.udp);
-    let rtp = RtpPeer::new();
-    let call = ua
-        .call(number, &rtp.offer(&[(0, "PCMU"), (101, "telephone-event")]))
-        .expect("answered");
-    let sd = callgate::media::sdp::SessionDescription::parse(&call.answer.body).expect("sdp");
-    let to = SocketAddr::new(sd.connection.expect("c="), sd.media[0].port);
-    Caller { ua, rtp, call, to }
+    Caller::dial(gw, number)
 }
 
 fn waiting(gw: &Gateway) -> Vec<(String, String)> {

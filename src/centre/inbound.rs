@@ -5,7 +5,7 @@
 use super::{BridgeEvent, Centre, QueueSignal, now_ms};
 use crate::call::uas::InboundCall;
 use crate::call::{EndReason, Session};
-use crate::flow::{Contact, FlowRun, Outcome};
+use crate::flow::{Contact, Outcome};
 use crate::media::tones::Tone;
 use crate::routing::{ContactKind, QueuedContact};
 use crate::store::ContactRecord;
@@ -40,17 +40,9 @@ pub async fn run(centre: Arc<Centre>, mut call: InboundCall, flow_name: &str) {
     let reason = match call.answer() {
         Err(r) => r,
         Ok(()) => {
-            let outcome = FlowRun {
-                flow: &flow,
-                io: &mut call.session,
-                cc: centre.as_ref(),
-                prompts: &centre.media.prompts,
-                tones: &centre.media.tones,
-                flows: Some(&centre.flows),
-                contact: &mut contact,
-            }
-            .run()
-            .await;
+            let outcome = centre
+                .run_flow(&flow, &mut call.session, &mut contact, false)
+                .await;
             info!(contact = %contact.id, ?outcome, "flow finished");
             match outcome {
                 Outcome::Queued { queue } => {
@@ -107,17 +99,7 @@ async fn queue_activity(
         .and_then(|q| q.customer_queue_flow.as_deref())
         .and_then(|f| centre.flows.get(f));
     if let Some(flow) = flow {
-        let outcome = FlowRun {
-            flow: &flow,
-            io: session,
-            cc: centre,
-            prompts: &centre.media.prompts,
-            tones: &centre.media.tones,
-            flows: Some(&centre.flows),
-            contact,
-        }
-        .run()
-        .await;
+        let outcome = centre.run_flow(&flow, session, contact, false).await;
         return match outcome {
             Outcome::Ended(r) => Err(r),
             // A voice transfer to the queue the caller is already in:
@@ -134,12 +116,7 @@ async fn hold_music(
     session: &mut Session,
     queue: &str,
 ) -> Result<Outcome, EndReason> {
-    let music = centre
-        .queue(queue)
-        .and_then(|q| centre.media.prompts.get(&q.hold_music))
-        .map(|p| vec![p])
-        .unwrap_or_default();
-    session.play(music, true);
+    session.play(centre.hold_music(queue), true);
     loop {
         session.wait(None, false, None).await?;
     }
@@ -214,12 +191,7 @@ async fn wait_in_queue(
             reply,
         })) => {
             // Keep the music going while the agent hears the whisper.
-            let music = centre
-                .queue(queue)
-                .and_then(|q| centre.media.prompts.get(&q.hold_music))
-                .map(|p| vec![p])
-                .unwrap_or_default();
-            session.play(music, true);
+            session.play(centre.hold_music(queue), true);
             let link = session.leg.as_ref().map(|l| l.link());
             let (btx, mut brx) = mpsc::unbounded_channel();
             if reply.send(link.map(|l| (l, btx))).is_err() {

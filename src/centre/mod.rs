@@ -288,6 +288,38 @@ impl Centre {
     pub fn queue(&self, name: &str) -> Option<&QueueConfig> {
         self.queues.get(name)
     }
+
+    /// Runs a flow on a call's session, with this centre's services.
+    pub async fn run_flow(
+        &self,
+        flow: &crate::flow::Flow,
+        io: &mut crate::call::Session,
+        contact: &mut Contact,
+        whisper: bool,
+    ) -> crate::flow::Outcome {
+        let mut run = crate::flow::FlowRun {
+            flow,
+            io,
+            cc: self,
+            prompts: &self.media.prompts,
+            tones: &self.media.tones,
+            flows: Some(&self.flows),
+            contact,
+        };
+        if whisper {
+            run.run_whisper().await
+        } else {
+            run.run().await
+        }
+    }
+
+    /// The queue's hold music (empty when it has none loaded).
+    pub fn hold_music(&self, queue: &str) -> Vec<std::sync::Arc<crate::media::prompt::Prompt>> {
+        self.queue(queue)
+            .and_then(|q| self.media.prompts.get(&q.hold_music))
+            .map(|p| vec![p])
+            .unwrap_or_default()
+    }
 }
 
 impl ContactCenter for Centre {

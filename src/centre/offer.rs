@@ -6,7 +6,7 @@ use super::{BridgeEvent, Centre, QueueSignal, now_ms};
 use crate::call::uac::{DialOutcome, DialSpec, OutboundCall, asserted_identity};
 use crate::call::{EndReason, Session};
 use crate::dialer::scheduler::{self, AfterAttempt};
-use crate::flow::{Contact, FlowRun, Outcome};
+use crate::flow::{Contact, Outcome};
 use crate::media::tones::Tone;
 use crate::routing::{ContactKind, Offer, QueuedContact};
 use crate::sip::message::{HeaderName, Uri};
@@ -186,17 +186,7 @@ async fn whisper(
     contact: &mut Contact,
 ) -> Result<(), EndReason> {
     if let Some(flow) = flow.and_then(|f| centre.flows.get(f)) {
-        let outcome = FlowRun {
-            flow: &flow,
-            io: session,
-            cc: centre,
-            prompts: &centre.media.prompts,
-            tones: &centre.media.tones,
-            flows: Some(&centre.flows),
-            contact,
-        }
-        .run_whisper()
-        .await;
+        let outcome = centre.run_flow(&flow, session, contact, true).await;
         return match outcome {
             Outcome::Ended(r) => Err(r),
             _ => Ok(()),
@@ -522,17 +512,9 @@ async fn dial_customer(
     let flow = queue.and_then(|q| q.outbound_whisper_flow.clone());
     let whispered = match flow.as_deref().and_then(|f| centre.flows.get(f)) {
         Some(flow) => {
-            match (FlowRun {
-                flow: &flow,
-                io: &mut customer.session,
-                cc: centre.as_ref(),
-                prompts: &centre.media.prompts,
-                tones: &centre.media.tones,
-                flows: Some(&centre.flows),
-                contact: &mut c,
-            })
-            .run_whisper()
-            .await
+            match centre
+                .run_flow(&flow, &mut customer.session, &mut c, true)
+                .await
             {
                 Outcome::Ended(r) => Err(r),
                 _ => Ok(()),

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod agent;
+pub mod caller;
 pub mod capture;
 pub mod centre;
 pub mod http;
