@@ -346,7 +346,7 @@ fn api_requires_a_token_except_health() {
 /// another), checking what each side receives on the wire.
 #[test]
 fn sipp_agent_gets_the_older_caller_whisper_and_both_way_audio() {
-    if !common::sipp::available() || !common::capture::available() {
+    if !common::sipp::available_with_pcap() || !common::capture::available() {
         return;
     }
     let gw = gateway("");

@@ -14,8 +14,9 @@ pub fn available() -> bool {
     }
     if !found {
         eprintln!("SKIPPED: tcpdump not installed");
+        return false;
     }
-    found
+    super::raw_sockets("tcpdump")
 }
 
 pub struct Capture {

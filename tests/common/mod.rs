@@ -207,6 +207,37 @@ impl Drop for Gateway {
     }
 }
 
+/// Whether `tool` may open raw sockets (SIPp's pcap playback, tcpdump):
+/// running as root, or the binary carries CAP_NET_RAW. Under `CI=true`
+/// a missing privilege is a failure, otherwise the test is skipped.
+pub fn raw_sockets(tool: &str) -> bool {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    if unsafe { libc::geteuid() } == 0 {
+        return true;
+    }
+    let path = std::process::Command::new("sh")
+        .args(["-c", &format!("command -v {tool}")])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default();
+    let caps = std::process::Command::new("getcap")
+        .arg(&path)
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).to_string())
+        .unwrap_or_default();
+    if caps.contains("cap_net_raw") {
+        return true;
+    }
+    let msg = format!(
+        "{tool} needs raw sockets: run the tests as root or `sudo setcap cap_net_raw,cap_net_admin+eip {path}`"
+    );
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("{msg}");
+    }
+    eprintln!("SKIPPED: {msg}");
+    false
+}
+
 /// An even UDP port (RTP) that was free a moment ago, with the odd one
 /// above it free too.
 pub fn even_udp_port() -> u16 {

@@ -18,6 +18,11 @@ pub fn available() -> bool {
     found
 }
 
+/// sipp is installed and may play pcaps (raw sockets).
+pub fn available_with_pcap() -> bool {
+    available() && super::raw_sockets("sipp")
+}
+
 pub struct SippRun {
     pub code: i32,
     pub stdout: String,
