@@ -1,4 +1,4 @@
-//! Torture and fuzz messages from `../shared/corpus` sent to the real
+//! Torture and fuzz messages from `tests/corpus` sent to the real
 //! binary. Each RFC 4475 / RFC 5118 message must get the handling its
 //! README names; every PROTOS case must leave the gateway alive and
 //! answering.
