@@ -4,7 +4,7 @@
 //! packet interval from 20 ms (the jitter a receiver sees), and CPU used by
 //! the pacer threads and the whole process.
 //!
-//! cargo bench --bench rtp_pacing [-- STREAMS... [--seconds S] [--pacers P] [--sink drain|drop]]
+//! cargo bench --bench rtp_pacing [-- STREAMS... [--seconds S] [--pacers P] [--sink drain|drop] [--realtime]]
 
 use callgate::media::engine::{MediaConfig, MediaEngine};
 use callgate::media::g711::Law;
@@ -57,12 +57,14 @@ fn main() {
         .map(|n| n.get())
         .unwrap_or(2);
     let mut drain = true;
+    let mut realtime = false;
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
             "--seconds" => seconds = it.next().and_then(|v| v.parse().ok()).unwrap_or(seconds),
             "--pacers" => pacers = it.next().and_then(|v| v.parse().ok()).unwrap_or(pacers),
             "--sink" => drain = it.next().map(|v| v != "drop").unwrap_or(true),
+            "--realtime" => realtime = true,
             n => {
                 if let Ok(n) = n.parse::<usize>() {
                     counts.push(n)
@@ -118,6 +120,7 @@ fn main() {
             port_max: 39999,
             rtp_timeout: Duration::from_secs(3600),
             pacer_threads: pacers,
+            realtime_pacer: realtime,
         },
         PromptLibrary::default(),
     )
@@ -129,10 +132,11 @@ fn main() {
     let hz = clk_tck();
 
     println!(
-        "cores: {}, pacer threads: {pacers}, sink: {}, {seconds} s per run",
+        "cores: {}, pacer threads: {pacers}{}, sink: {}, {seconds} s per run",
         std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(0),
+        if realtime { " (SCHED_FIFO)" } else { "" },
         if drain {
             "drained by 4 reader threads"
         } else {

@@ -19,6 +19,7 @@ fn engine() -> MediaEngine {
             port_max: 42999,
             rtp_timeout: Duration::from_secs(2),
             pacer_threads: 1,
+            realtime_pacer: false,
         },
         PromptLibrary::default(),
     )

@@ -124,6 +124,9 @@ pub struct RtpConfig {
     pub timeout_s: u64,
     /// Threads pacing outgoing RTP; 0 = one per core.
     pub pacer_threads: usize,
+    /// Give the pacing threads real-time priority (SCHED_FIFO; needs root
+    /// or CAP_SYS_NICE): steadier packet timing on a busy host.
+    pub realtime_pacer: bool,
 }
 
 impl Default for RtpConfig {
@@ -134,6 +137,7 @@ impl Default for RtpConfig {
             address: "127.0.0.1".into(),
             timeout_s: 60,
             pacer_threads: 0,
+            realtime_pacer: false,
         }
     }
 }

@@ -21,6 +21,8 @@ pub struct MediaConfig {
     pub port_max: u16,
     pub rtp_timeout: Duration,
     pub pacer_threads: usize,
+    /// Run the pacers with real-time priority (needs root/CAP_SYS_NICE).
+    pub realtime_pacer: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -46,7 +48,7 @@ impl MediaEngine {
     pub fn new(config: MediaConfig, prompts: PromptLibrary) -> std::io::Result<MediaEngine> {
         let threads = config.pacer_threads.max(1);
         let pacers = (0..threads)
-            .map(|i| Pacer::spawn(format!("rtp-pacer-{i}")).map(Arc::new))
+            .map(|i| Pacer::spawn(format!("rtp-pacer-{i}"), config.realtime_pacer).map(Arc::new))
             .collect::<std::io::Result<Vec<_>>>()?;
         Ok(MediaEngine {
             ports: PortPool::new(config.address, config.port_min, config.port_max),

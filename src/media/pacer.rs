@@ -141,13 +141,13 @@ struct Entry {
 }
 
 impl Pacer {
-    pub fn spawn(name: String) -> std::io::Result<Pacer> {
+    pub fn spawn(name: String, realtime: bool) -> std::io::Result<Pacer> {
         let (tx, rx) = mpsc::channel::<Arc<LegShared>>();
         let stats = Arc::new(PacerStats::default());
         let s = stats.clone();
         std::thread::Builder::new()
             .name(name)
-            .spawn(move || run(rx, s))?;
+            .spawn(move || run(rx, s, realtime))?;
         Ok(Pacer { tx, stats })
     }
 
@@ -166,8 +166,26 @@ fn tighten_timer_slack() {
     }
 }
 
-fn run(rx: mpsc::Receiver<Arc<LegShared>>, stats: Arc<PacerStats>) {
+/// Asks for real-time (SCHED_FIFO) scheduling, so that bursts of other
+/// work on the host do not delay packets. Needs root or CAP_SYS_NICE;
+/// without them the thread stays a normal one.
+fn try_realtime() -> bool {
+    #[cfg(target_os = "linux")]
+    {
+        let param = libc::sched_param { sched_priority: 10 };
+        // SAFETY: sched_setscheduler on the calling thread (pid 0) with a
+        // valid, initialised parameter struct.
+        unsafe { libc::sched_setscheduler(0, libc::SCHED_FIFO, &param) == 0 }
+    }
+    #[cfg(not(target_os = "linux"))]
+    false
+}
+
+fn run(rx: mpsc::Receiver<Arc<LegShared>>, stats: Arc<PacerStats>, realtime: bool) {
     tighten_timer_slack();
+    if realtime && !try_realtime() {
+        tracing::warn!("real-time scheduling for the RTP pacer refused; running as a normal thread");
+    }
     let origin = Instant::now();
     let mut entries: HashMap<u64, Entry> = HashMap::new();
     let mut heap: BinaryHeap<Reverse<(Instant, u64)>> = BinaryHeap::new();

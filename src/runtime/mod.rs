@@ -83,6 +83,7 @@ pub async fn start(loaded: Loaded) -> anyhow::Result<Running> {
             port_min: config.rtp.port_min,
             port_max: config.rtp.port_max,
             rtp_timeout: Duration::from_secs(config.rtp.timeout_s),
+            realtime_pacer: config.rtp.realtime_pacer,
             pacer_threads: match config.rtp.pacer_threads {
                 0 => std::thread::available_parallelism()
                     .map(|n| n.get())
