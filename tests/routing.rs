@@ -427,3 +427,86 @@ fn sipp_agent_gets_the_older_caller_whisper_and_both_way_audio() {
     assert!(ca > 0.8, "agent → caller: {ca}");
     let _ = b.ua.in_dialog(&mut b.call, "BYE", None);
 }
+
+/// The shipped flows with SIPp on both sides: a caller presses 2 and waits
+/// (hearing the queue flow), a SIPp agent is offered the call, and the
+/// caller hanging up ends the agent's leg.
+#[test]
+fn sipp_caller_stays_in_queue_and_is_answered_by_a_sipp_agent() {
+    if !common::sipp::available_with_pcap() {
+        return;
+    }
+    let gw = start(
+        None,
+        TRUNK,
+        "[[numbers]]\nnumber = \"1000\"\nflow = \"main\"\n",
+    );
+    let mut caller = common::sipp::Background::start(
+        "caller_stay.xml",
+        Some(gw.udp),
+        common::free_udp_port(),
+        &[
+            "-s",
+            "1000",
+            "-m",
+            "1",
+            "-mp",
+            &common::even_udp_port().to_string(),
+            "-recv_timeout",
+            "15000",
+            "-set",
+            "greet",
+            "4500",
+            "-set",
+            "hold",
+            "16000",
+        ],
+    );
+    assert!(
+        eventually(Duration::from_secs(12), || waiting(&gw)
+            == vec![("support".to_string(), "queued".to_string())]),
+        "{}",
+        gw.logs()
+    );
+    let mut agent = common::sipp::sipp_agent(&gw, 1, 30000);
+    assert!(
+        gw.wait_for_log(&["caller and agent bridged"], Duration::from_secs(12)),
+        "{}",
+        gw.logs()
+    );
+    assert_eq!(
+        caller.wait(Duration::from_secs(30)),
+        Some(0),
+        "caller: {}",
+        std::fs::read_to_string(&caller.errors).unwrap_or_default()
+    );
+    assert_eq!(
+        agent.answer.wait(Duration::from_secs(10)),
+        Some(0),
+        "agent: {}",
+        std::fs::read_to_string(&agent.answer.errors).unwrap_or_default()
+    );
+    assert!(eventually(Duration::from_secs(3), || contacts(&gw)
+        .iter()
+        .any(|c| c.2 == "inbound" && c.4.as_deref() == Some("alice"))));
+}
+
+/// An agent registered over TCP is offered contacts over that connection.
+#[test]
+fn agent_on_tcp_gets_offers_on_its_connection() {
+    let gw = gateway("");
+    let mut alice = Agent::register_tcp(gw.tcp, "alice", "alice-secret");
+    let mut c = dial(&gw, "3001");
+    c.rtp.send_silence(c.to, 5);
+    let o = alice
+        .offer(Duration::from_secs(5), Answer::Accept(0))
+        .expect("offer over TCP");
+    assert!(
+        o.invite
+            .headers
+            .get(&HeaderName::Via)
+            .unwrap_or_default()
+            .starts_with("SIP/2.0/TCP")
+    );
+    assert!(gw.wait_for_log(&["caller and agent bridged"], Duration::from_secs(8)));
+}

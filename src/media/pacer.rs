@@ -184,7 +184,9 @@ fn try_realtime() -> bool {
 fn run(rx: mpsc::Receiver<Arc<LegShared>>, stats: Arc<PacerStats>, realtime: bool) {
     tighten_timer_slack();
     if realtime && !try_realtime() {
-        tracing::warn!("real-time scheduling for the RTP pacer refused; running as a normal thread");
+        tracing::warn!(
+            "real-time scheduling for the RTP pacer refused; running as a normal thread"
+        );
     }
     let origin = Instant::now();
     let mut entries: HashMap<u64, Entry> = HashMap::new();

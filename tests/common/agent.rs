@@ -33,7 +33,15 @@ pub enum Answer {
 
 impl Agent {
     pub fn register(target: SocketAddr, user: &str, secret: &str) -> Agent {
-        let mut ua = Ua::udp(target);
+        Self::register_on(Ua::udp(target), user, secret)
+    }
+
+    /// Registers over a TCP connection (kept open for the offers).
+    pub fn register_tcp(target: SocketAddr, user: &str, secret: &str) -> Agent {
+        Self::register_on(Ua::tcp(target), user, secret)
+    }
+
+    fn register_on(mut ua: Ua, user: &str, secret: &str) -> Agent {
         let mut reg = Registration::new(&mut ua, user, secret);
         let r = reg.register(&mut ua, 600).expect("register answered");
         assert_eq!(r.status, 200, "{user} registers");
