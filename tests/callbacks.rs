@@ -519,3 +519,122 @@ fn thousand_callbacks_survive_kill_9_and_the_one_in_flight_is_not_redialled() {
     let queued = get_json(gw2.http.unwrap(), "/api/contacts");
     assert_eq!(queued.as_array().unwrap().len(), 1000, "all routable again");
 }
+
+/// A trunk played by the test UA: challenges the INVITE with digest, then
+/// answers; and a 200 that crosses callgate's CANCEL.
+#[test]
+fn trunk_digest_challenge_and_ok_crossing_cancel() {
+    let trunk_sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let trunk_addr = trunk_sock.local_addr().unwrap();
+    drop(trunk_sock);
+    let flow = ani_flow(0, 2, 1);
+    let gw = start_opts(
+        Some(&[("ani", &flow)]),
+        &trunk_addr.to_string(),
+        "[[numbers]]\nnumber = \"4000\"\nflow = \"ani\"\n",
+        &Opts {
+            dialer: "auth_user = \"gw\"\nauth_password = \"trunk-pass\"",
+            ring_timeout_s: Some(2),
+            ..Opts::default()
+        },
+    );
+    let mut trunk = Ua::udp_from(&trunk_addr.to_string(), gw.udp);
+    let mut alice = common::agent::Agent::register(gw.udp, "alice", "alice-secret");
+    request_callback(&gw, "+12015550182");
+    // The agent answers the offer; callgate then dials the trunk.
+    let _offer = alice
+        .offer(Duration::from_secs(5), common::agent::Answer::Accept(0))
+        .expect("offer");
+    let first = trunk
+        .recv_request(Duration::from_secs(10))
+        .expect("INVITE to the trunk");
+    assert_eq!(first.method, callgate::sip::message::Method::Invite);
+    let challenge = callgate::sip::message::Response::to_request(&first, 407, Some("tr1"))
+        .with_header(
+            callgate::sip::message::HeaderName::ProxyAuthenticate,
+            "Digest realm=\"trunk\", nonce=\"abc123\", qop=\"auth\", algorithm=MD5",
+        );
+    trunk.send_raw(&challenge.encode());
+    // ACK for the 407, then the INVITE again with credentials.
+    let mut second = None;
+    for _ in 0..3 {
+        let r = trunk.recv_request(Duration::from_secs(5)).expect("request");
+        if r.method == callgate::sip::message::Method::Invite {
+            second = Some(r);
+            break;
+        }
+    }
+    let second = second.expect("authenticated INVITE");
+    let auth = second
+        .headers
+        .get(&callgate::sip::message::HeaderName::ProxyAuthorization)
+        .expect("Proxy-Authorization")
+        .to_string();
+    let field = |k: &str| {
+        auth.split(&format!("{k}="))
+            .nth(1)
+            .map(|v| {
+                v.trim_start_matches('"')
+                    .split(['"', ','])
+                    .next()
+                    .unwrap_or_default()
+                    .to_string()
+            })
+            .unwrap_or_default()
+    };
+    let uri = field("uri");
+    let (nc, cnonce) = (field("nc"), field("cnonce"));
+    let ha1 = common::ua::hash("MD5", "gw:trunk:trunk-pass");
+    let ha2 = common::ua::hash("MD5", &format!("INVITE:{uri}"));
+    let expect = common::ua::hash("MD5", &format!("{ha1}:abc123:{nc}:{cnonce}:auth:{ha2}"));
+    assert_eq!(
+        field("response"),
+        expect,
+        "digest response computed right: {auth}"
+    );
+    assert_eq!(field("username"), "gw");
+    assert!(
+        callgate::sip::message::MessageExt::cseq(&second)
+            .unwrap()
+            .seq
+            > 1
+    );
+    // Ringing, and a 200 sent only after callgate's CANCEL (ring timeout 2 s).
+    let ringing = callgate::sip::message::Response::to_request(&second, 180, Some("tr2"));
+    trunk.send_raw(&ringing.encode());
+    let cancel = trunk
+        .recv_request(Duration::from_secs(5))
+        .expect("CANCEL after the ring timeout");
+    assert_eq!(cancel.method, callgate::sip::message::Method::Cancel);
+    let sdp = common::rtp::RtpPeer::new().offer(&[(0, "PCMU")]);
+    let ok = callgate::sip::message::Response::to_request(&second, 200, Some("tr2"))
+        .with_header(
+            callgate::sip::message::HeaderName::Contact,
+            format!("<sip:trunk@{trunk_addr}>"),
+        )
+        .with_body("application/sdp", bytes::Bytes::from(sdp));
+    trunk.send_raw(&ok.encode());
+    let cancel_ok = callgate::sip::message::Response::to_request(&cancel, 200, Some("tr2"));
+    trunk.send_raw(&cancel_ok.encode());
+    // callgate ACKs the 200 and hangs up at once.
+    let mut seen = Vec::new();
+    while let Some(r) = trunk.recv_request(Duration::from_secs(3)) {
+        seen.push(r.method.to_string());
+        if r.method == callgate::sip::message::Method::Bye {
+            trunk.respond_to(&r, 200);
+            break;
+        }
+    }
+    assert_eq!(
+        seen,
+        vec!["ACK", "BYE"],
+        "ACK then BYE for the crossing 200"
+    );
+    assert!(
+        eventually(Duration::from_secs(5), || callbacks(&gw)
+            .first()
+            .is_some_and(|c| c.1 == "queued" && c.2 == 1)),
+        "counted as a ring-no-answer: {:?}",
+        callbacks(&gw)
+    );
+}

@@ -254,3 +254,35 @@ fn silent_caller_is_hung_up_after_the_rtp_timeout() {
         gw.logs()
     );
 }
+
+#[test]
+fn over_capacity_gets_503_with_retry_after() {
+    let gw = Gateway::start_patched(
+        "[sip]\n",
+        "[sip]\nmax_calls = 1\n",
+        &format!(
+            "[prompts]\ndir = \"{}\"\n{TEST_NUMBERS}",
+            repo_root().join("prompts").display()
+        ),
+    );
+    let mut ua = Ua::udp(gw.udp);
+    let rtp = RtpPeer::new();
+    let mut call = ua
+        .call("7000", &rtp.offer(&[(0, "PCMU")]))
+        .expect("first call answered");
+    let mut ua2 = Ua::udp(gw.udp);
+    let r = ua2
+        .call("7000", &rtp.offer(&[(0, "PCMU")]))
+        .unwrap_err()
+        .expect("a response");
+    assert_eq!(r.status, 503);
+    assert!(r.header(&HeaderName::RetryAfter).is_some());
+    assert_eq!(
+        ua.in_dialog(&mut call, "BYE", None).map(|r| r.status),
+        Some(200)
+    );
+    // Capacity comes back.
+    std::thread::sleep(Duration::from_millis(1500));
+    let mut ua3 = Ua::udp(gw.udp);
+    assert!(ua3.call("7000", &rtp.offer(&[(0, "PCMU")])).is_ok());
+}
