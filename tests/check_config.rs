@@ -218,3 +218,40 @@ fn numbers_must_name_inbound_flows() {
         "{stderr}"
     );
 }
+
+#[test]
+fn config_and_flow_problems_are_reported_together() {
+    let dir = tempfile::tempdir().unwrap();
+    let flows = dir.path().join("flows");
+    std::fs::create_dir_all(&flows).unwrap();
+    std::fs::write(
+        flows.join("f.toml"),
+        "type = \"inbound\"\nstart = \"a\"\n[blocks.a]\ntype = \"set_working_queue\"\nqueue = \"sales\"\nnext = \"b\"\n[blocks.b]\ntype = \"disconnect\"\n",
+    )
+    .unwrap();
+    let cfg = dir.path().join("c.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[prompts]\ndir = \"{}\"\n[flows]\ndir = \"{}\"\n[[queues]]\nname = \"support\"\n[[numbers]]\nnumber = \"1000\"\nflow = \"f\"\n[[agents]]\nuser = \"a\"\nsecret = \"secret\"\nrouting_profile = \"night\"\n",
+            common::repo_root().join("prompts").display(),
+            flows.display()
+        ),
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_callgate"))
+        .arg("check-config")
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("agents[0].routing_profile: unknown routing profile \"night\""),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("f.toml:5:1: blocks.a.queue: block \"a\": unknown queue \"sales\""),
+        "{stderr}"
+    );
+}

@@ -337,6 +337,16 @@ fn api_requires_a_token_except_health() {
         body.contains("callgate_queue_contacts{queue=\"support\"} 0"),
         "{body}"
     );
+    // Valid exposition format: every family names a type Prometheus knows.
+    let types: Vec<&str> = body.lines().filter(|l| l.starts_with("# TYPE ")).collect();
+    assert!(types.len() >= 10);
+    for t in types {
+        let kind = t.split_whitespace().nth(3).unwrap_or_default();
+        assert!(
+            ["counter", "gauge", "summary"].contains(&kind),
+            "bad TYPE line: {t}"
+        );
+    }
     let (s, page) = common::http::request(http, "GET", "/dashboard", None, None);
     assert_eq!(s, 200);
     assert!(page.contains("/api/queues"));

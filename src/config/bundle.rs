@@ -2,7 +2,7 @@
 //! to, checked against each other (numbers and queues name flows of the
 //! right type).
 
-use super::{ConfigError, ConfigErrors, Overrides, load};
+use super::{ConfigError, ConfigErrors, Overrides, load::load_lenient};
 use crate::config::Config;
 use crate::flow::FlowSet;
 use crate::flow::load::{References, load_dir};
@@ -15,9 +15,10 @@ pub struct Loaded {
 }
 
 pub fn load_all(path: &Path, overrides: &Overrides) -> Result<Loaded, ConfigErrors> {
-    let config = load(path, overrides)?;
+    // Problems in the main file do not stop the flows being checked: an
+    // operator gets every problem in one run.
+    let (config, mut errors) = load_lenient(path, overrides)?;
     let text = std::fs::read_to_string(path).unwrap_or_default();
-    let mut errors = Vec::new();
     let refs = References {
         prompt_dir: &config.prompts.dir,
         queues: config.queues.iter().map(|q| q.name.clone()).collect(),

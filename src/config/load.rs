@@ -29,6 +29,20 @@ pub fn load(path: &Path, overrides: &Overrides) -> Result<Config, ConfigErrors> 
 }
 
 pub fn load_str(text: &str, path: &Path, overrides: &Overrides) -> Result<Config, ConfigErrors> {
+    let (config, problems) = check_str(text, path, overrides)?;
+    if problems.is_empty() {
+        Ok(config)
+    } else {
+        Err(ConfigErrors(problems))
+    }
+}
+
+/// Parses (fatal errors) and validates (problems returned with the config).
+fn check_str(
+    text: &str,
+    path: &Path,
+    overrides: &Overrides,
+) -> Result<(Config, Vec<ConfigError>), ConfigErrors> {
     let mut config: Config = toml::from_str(text).map_err(|e| {
         let (line, column) = e.span().map(|s| line_col(text, s.start)).unwrap_or((0, 0));
         let key = e
@@ -60,25 +74,39 @@ pub fn load_str(text: &str, path: &Path, overrides: &Overrides) -> Result<Config
         config.rtp.port_min = a;
         config.rtp.port_max = b;
     }
-    let problems = validate(&config);
-    if problems.is_empty() {
-        return Ok(config);
-    }
-    Err(ConfigErrors(
-        problems
-            .into_iter()
-            .map(|(key, message)| {
-                let (line, column) = locate(text, &key).unwrap_or((0, 0));
-                ConfigError {
-                    file: path.to_path_buf(),
-                    line,
-                    column,
-                    key,
-                    message,
-                }
-            })
-            .collect(),
-    ))
+    let problems: Vec<ConfigError> = validate(&config)
+        .into_iter()
+        .map(|(key, message)| {
+            let (line, column) = locate(text, &key).unwrap_or((0, 0));
+            ConfigError {
+                file: path.to_path_buf(),
+                line,
+                column,
+                key,
+                message,
+            }
+        })
+        .collect();
+    Ok((config, problems))
+}
+
+/// Like `load`, but semantic problems come back alongside the config, so
+/// that the files it points to (flows, prompts) can be checked too and
+/// every problem reported in one run. Syntax errors are still fatal.
+pub fn load_lenient(
+    path: &Path,
+    overrides: &Overrides,
+) -> Result<(Config, Vec<ConfigError>), ConfigErrors> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        ConfigErrors(vec![ConfigError {
+            file: path.to_path_buf(),
+            line: 0,
+            column: 0,
+            key: String::new(),
+            message: format!("cannot read: {e}"),
+        }])
+    })?;
+    check_str(&text, path, overrides)
 }
 
 /// Dialled numbers as they appear in a Request-URI user part.

@@ -10,7 +10,19 @@ use std::fmt::Write as _;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-fn family(out: &mut String, name: &str, kind: &str, help: &str) {
+#[derive(Clone, Copy)]
+enum Kind {
+    Counter,
+    Gauge,
+    Summary,
+}
+
+fn family(out: &mut String, name: &str, kind: Kind, help: &str) {
+    let kind = match kind {
+        Kind::Counter => "counter",
+        Kind::Gauge => "gauge",
+        Kind::Summary => "summary",
+    };
     let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
 }
 
@@ -64,7 +76,7 @@ pub async fn render(State(app): State<Arc<App>>) -> Response {
             }),
         ];
         for (name, help, f) in gauges {
-            family(&mut out, name, "gauge", help);
+            family(&mut out, name, Kind::Gauge, help);
             for s in &snaps {
                 let _ = writeln!(out, "{name}{{queue=\"{}\"}} {}", label(&s.name), f(s));
             }
@@ -72,8 +84,8 @@ pub async fn render(State(app): State<Arc<App>>) -> Response {
         family(
             &mut out,
             "callgate_queue_oldest_contact_age_seconds",
+            Kind::Gauge,
             "Age of the oldest contact by its original start time.",
-            "gauge",
         );
         for s in &snaps {
             let age = s
@@ -86,7 +98,7 @@ pub async fn render(State(app): State<Arc<App>>) -> Response {
                 label(&s.name)
             );
         }
-        family(&mut out, "callgate_agents", "Agents by state.", "gauge");
+        family(&mut out, "callgate_agents", Kind::Gauge, "Agents by state.");
         for state in [
             "offline",
             "available",
@@ -103,8 +115,8 @@ pub async fn render(State(app): State<Arc<App>>) -> Response {
         family(
             &mut out,
             "callgate_callbacks",
+            Kind::Gauge,
             "Callbacks in the database by state.",
-            "gauge",
         );
         for (state, n) in counts {
             let _ = writeln!(out, "callgate_callbacks{{state=\"{}\"}} {n}", label(&state));
@@ -148,14 +160,14 @@ pub async fn render(State(app): State<Arc<App>>) -> Response {
             &st.calls_total,
         ),
     ] {
-        family(&mut out, name, "counter", help);
+        family(&mut out, name, Kind::Counter, help);
         let _ = writeln!(out, "{name} {}", v.load(Ordering::Relaxed));
     }
     family(
         &mut out,
         "callgate_calls_active",
+        Kind::Gauge,
         "Calls in progress (inbound and outbound legs).",
-        "gauge",
     );
     let _ = writeln!(
         out,
@@ -166,16 +178,16 @@ pub async fn render(State(app): State<Arc<App>>) -> Response {
     family(
         &mut out,
         "callgate_rtp_packets_sent_total",
+        Kind::Counter,
         "RTP packets sent by the pacers.",
-        "counter",
     );
     let sent: u64 = pacers.iter().map(|p| p.sent.load(Ordering::Relaxed)).sum();
     let _ = writeln!(out, "callgate_rtp_packets_sent_total {sent}");
     family(
         &mut out,
         "callgate_rtp_send_lateness_seconds",
+        Kind::Summary,
         "Lateness of RTP sends against their schedule since start.",
-        "summary",
     );
     for q in [0.5, 0.99, 0.999] {
         let worst = pacers
@@ -190,4 +202,16 @@ pub async fn render(State(app): State<Arc<App>>) -> Response {
         );
     }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn type_lines_name_a_type() {
+        let mut out = String::new();
+        family(&mut out, "m", Kind::Gauge, "Help text.");
+        assert_eq!(out, "# HELP m Help text.\n# TYPE m gauge\n");
+    }
 }
