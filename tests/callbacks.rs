@@ -95,33 +95,7 @@ fn callback_end_to_end_with_caller_id_whispers_and_bridge() {
         "[[numbers]]\nnumber = \"1000\"\nflow = \"main\"\n",
     );
     // SIPp caller: presses 1, keys 2015550123#, confirms.
-    let run = sipp::run(
-        "caller_callback.xml",
-        gw.udp,
-        &[
-            "-s",
-            "1000",
-            "-m",
-            "1",
-            "-recv_timeout",
-            "15000",
-            "-set",
-            "greet",
-            "4500",
-            "-set",
-            "prompt",
-            "1500",
-            "-set",
-            "gap",
-            "300",
-            "-set",
-            "confirm",
-            "2500",
-            "-set",
-            "wait",
-            "15000",
-        ],
-    );
+    let run = sipp::callback_caller(gw.udp, "1000");
     assert!(run.ok(), "caller: {}\n{}", run.errors, run.stdout);
     assert_eq!(callbacks(&gw).len(), 1);
 

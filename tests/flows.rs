@@ -324,33 +324,7 @@ fn shipped_example_flow_run_by_sipp_schedules_the_callback() {
         "[[numbers]]\nnumber = \"1000\"\nflow = \"main\"\n",
     );
     let t0 = now_ms();
-    let run = sipp::run(
-        "caller_callback.xml",
-        gw.udp,
-        &[
-            "-s",
-            "1000",
-            "-m",
-            "1",
-            "-recv_timeout",
-            "15000",
-            "-set",
-            "greet",
-            "4500",
-            "-set",
-            "prompt",
-            "1500",
-            "-set",
-            "gap",
-            "300",
-            "-set",
-            "confirm",
-            "2500",
-            "-set",
-            "wait",
-            "15000",
-        ],
-    );
+    let run = sipp::callback_caller(gw.udp, "1000");
     assert!(run.ok(), "sipp: {}\n{}", run.errors, run.stdout);
     assert!(
         eventually(Duration::from_secs(3), || !callbacks(&gw).is_empty()),

@@ -122,33 +122,45 @@ pub fn start_opts(
 /// created_ms, not_before_ms, max_retries, retry_interval_s, queue).
 pub type CallbackRow = (String, String, u32, i64, i64, i64, u32, i64, String);
 
-pub fn callbacks(gw: &Gateway) -> Vec<CallbackRow> {
+/// Rows of a read-only query on the gateway's database (empty while the
+/// database does not exist yet).
+fn query<T>(
+    gw: &Gateway,
+    sql: &str,
+    row: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+) -> Vec<T> {
     let path = gw.dir.path().join("data/callgate.sqlite3");
     let Ok(conn) =
         rusqlite::Connection::open_with_flags(&path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
     else {
         return Vec::new();
     };
-    let Ok(mut stmt) = conn.prepare(
-        "SELECT number, state, attempts, initial_start_ms, created_ms, not_before_ms, max_retries, retry_interval_s, queue FROM callbacks ORDER BY initial_start_ms, created_ms",
-    ) else {
+    let Ok(mut stmt) = conn.prepare(sql) else {
         return Vec::new();
     };
-    stmt.query_map([], |r| {
-        Ok((
-            r.get(0)?,
-            r.get(1)?,
-            r.get(2)?,
-            r.get(3)?,
-            r.get(4)?,
-            r.get(5)?,
-            r.get(6)?,
-            r.get(7)?,
-            r.get(8)?,
-        ))
-    })
-    .map(|rows| rows.filter_map(Result::ok).collect())
-    .unwrap_or_default()
+    stmt.query_map([], row)
+        .map(|rows| rows.filter_map(Result::ok).collect())
+        .unwrap_or_default()
+}
+
+pub fn callbacks(gw: &Gateway) -> Vec<CallbackRow> {
+    query(
+        gw,
+        "SELECT number, state, attempts, initial_start_ms, created_ms, not_before_ms, max_retries, retry_interval_s, queue FROM callbacks ORDER BY initial_start_ms, created_ms",
+        |r| {
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+                r.get(5)?,
+                r.get(6)?,
+                r.get(7)?,
+                r.get(8)?,
+            ))
+        },
+    )
 }
 
 /// Contact records: (id, initial id, initiation, queue, agent, customer
@@ -164,30 +176,21 @@ pub type ContactRow = (
 );
 
 pub fn contacts(gw: &Gateway) -> Vec<ContactRow> {
-    let path = gw.dir.path().join("data/callgate.sqlite3");
-    let Ok(conn) =
-        rusqlite::Connection::open_with_flags(&path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
-    else {
-        return Vec::new();
-    };
-    let Ok(mut stmt) = conn.prepare(
+    query(
+        gw,
         "SELECT id, initial_contact_id, initiation, queue, agent, customer_number, disconnect_reason FROM contacts ORDER BY initiated_ms",
-    ) else {
-        return Vec::new();
-    };
-    stmt.query_map([], |r| {
-        Ok((
-            r.get(0)?,
-            r.get(1)?,
-            r.get(2)?,
-            r.get(3)?,
-            r.get(4)?,
-            r.get(5)?,
-            r.get(6)?,
-        ))
-    })
-    .map(|rows| rows.filter_map(Result::ok).collect())
-    .unwrap_or_default()
+        |r| {
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+                r.get(5)?,
+                r.get(6)?,
+            ))
+        },
+    )
 }
 
 /// Polls until `f` holds or the time runs out.

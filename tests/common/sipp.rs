@@ -23,6 +23,38 @@ pub fn available_with_pcap() -> bool {
     available() && super::raw_sockets("sipp")
 }
 
+/// A SIPp caller through the shipped example flow: presses 1 after the
+/// welcome, keys 2015550123#, confirms with 1, expects the gateway's BYE.
+pub fn callback_caller(target: SocketAddr, number: &str) -> SippRun {
+    run(
+        "caller_callback.xml",
+        target,
+        &[
+            "-s",
+            number,
+            "-m",
+            "1",
+            "-recv_timeout",
+            "15000",
+            "-set",
+            "greet",
+            "4500",
+            "-set",
+            "prompt",
+            "1500",
+            "-set",
+            "gap",
+            "300",
+            "-set",
+            "confirm",
+            "2500",
+            "-set",
+            "wait",
+            "15000",
+        ],
+    )
+}
+
 pub struct SippRun {
     pub code: i32,
     pub stdout: String,
