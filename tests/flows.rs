@@ -354,3 +354,62 @@ fn shipped_example_flow_run_by_sipp_schedules_the_callback() {
     assert_eq!(cb.1, inbound.0, "callback linked to the inbound contact");
     assert_eq!(cb.5.as_deref(), Some("+12015550123"));
 }
+
+#[test]
+fn check_queue_status_branches_on_metrics_and_hours() {
+    let check = |queue: &str| {
+        format!(
+            r#"
+type = "inbound"
+start = "check"
+[blocks.check]
+type = "check_queue_status"
+queue = "{queue}"
+conditions = [
+  {{ metric = "open", op = "=", value = 0, next = "closed" }},
+  {{ metric = "contacts_in_queue", op = ">=", value = 1, next = "busy" }},
+]
+on_no_match = "quiet"
+[blocks.closed]
+type = "set_contact_attributes"
+attributes = {{ status = "closed" }}
+next = "end"
+[blocks.busy]
+type = "set_contact_attributes"
+attributes = {{ status = "busy" }}
+next = "end"
+[blocks.quiet]
+type = "set_contact_attributes"
+attributes = {{ status = "quiet" }}
+next = "end"
+[blocks.end]
+type = "disconnect"
+"#
+        )
+    };
+    let (support, sales) = (check("support"), check("sales"));
+    let wait = "type = \"inbound\"\nstart = \"q\"\n[blocks.q]\ntype = \"transfer_to_queue\"\nmode = \"voice\"\nqueue = \"support\"\non_at_capacity = \"e\"\n[blocks.e]\ntype = \"disconnect\"\n";
+    let gw = start(
+        Some(&[("support", &support), ("sales", &sales), ("wait", wait)]),
+        TRUNK,
+        "[[numbers]]\nnumber = \"2000\"\nflow = \"support\"\n[[numbers]]\nnumber = \"2001\"\nflow = \"sales\"\n[[numbers]]\nnumber = \"2002\"\nflow = \"wait\"\n",
+    );
+    let mut c = common::caller::Caller::dial(&gw, "2000");
+    assert!(c.expect_bye(Duration::from_secs(5)));
+    let mut c = common::caller::Caller::dial(&gw, "2001");
+    assert!(c.expect_bye(Duration::from_secs(5)));
+    let mut waiting = common::caller::Caller::dial(&gw, "2002");
+    waiting.silence(300);
+    let mut c = common::caller::Caller::dial(&gw, "2000");
+    assert!(c.expect_bye(Duration::from_secs(5)));
+    let order: Vec<&str> = ["block=quiet", "block=closed", "block=busy"].to_vec();
+    let logs = gw.logs();
+    let positions: Vec<usize> = order
+        .iter()
+        .map(|b| logs.find(b).unwrap_or_else(|| panic!("{b} not taken")))
+        .collect();
+    assert!(
+        positions.windows(2).all(|w| w[0] < w[1]),
+        "branches in call order: {positions:?}"
+    );
+}

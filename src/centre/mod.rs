@@ -289,6 +289,19 @@ impl Centre {
         self.queues.get(name)
     }
 
+    /// Within the queue's hours of operation (always, without hours).
+    pub fn is_open(&self, queue: &str) -> bool {
+        let Some(q) = self.queue(queue) else {
+            return false;
+        };
+        let spans = q
+            .hours
+            .iter()
+            .filter_map(|h| crate::routing::hours::Span::parse(h).ok())
+            .collect();
+        crate::routing::hours::Hours::new(spans, q.utc_offset_minutes).is_open(SystemTime::now())
+    }
+
     /// Runs a flow on a call's session, with this centre's services.
     pub async fn run_flow(
         &self,
@@ -343,6 +356,7 @@ impl ContactCenter for Centre {
             estimated_wait_s: position * per,
             agents_available: s.agents_available as u64,
             agents_online: s.agents_online as u64,
+            open: self.is_open(queue),
         }
     }
 

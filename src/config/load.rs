@@ -292,6 +292,17 @@ fn validate(c: &Config) -> Vec<(String, String)> {
             ));
         }
         check_prompt(c, &q.hold_music, &format!("queues[{i}].hold_music"), &mut p);
+        for (j, h) in q.hours.iter().enumerate() {
+            if let Err(e) = crate::routing::hours::Span::parse(h) {
+                p.push((format!("queues[{i}].hours[{j}]"), e));
+            }
+        }
+        if q.utc_offset_minutes.abs() > 14 * 60 {
+            p.push((
+                format!("queues[{i}].utc_offset_minutes"),
+                "must be within ±840".into(),
+            ));
+        }
     }
     let mut profile_names = HashSet::new();
     for (i, rp) in c.routing_profiles.iter().enumerate() {

@@ -329,6 +329,13 @@ pub struct QueueConfig {
     /// Refuse a second pending callback for the same number.
     #[serde(default)]
     pub dedupe_callbacks: bool,
+    /// Hours of operation, e.g. ["mon-fri 09:00-17:00"]; empty = always
+    /// open. Flows test them with Check queue status (metric "open").
+    #[serde(default)]
+    pub hours: Vec<String>,
+    /// The hours' time zone as a fixed offset from UTC, in minutes.
+    #[serde(default)]
+    pub utc_offset_minutes: i32,
 }
 
 fn default_max_contacts() -> usize {

@@ -55,6 +55,7 @@ pub struct QueueMetrics {
     pub estimated_wait_s: u64,
     pub agents_available: u64,
     pub agents_online: u64,
+    pub open: bool,
 }
 
 impl QueueMetrics {
@@ -67,6 +68,7 @@ impl QueueMetrics {
             Metric::EstimatedWaitS => self.estimated_wait_s,
             Metric::AgentsAvailable => self.agents_available,
             Metric::AgentsOnline => self.agents_online,
+            Metric::Open => u64::from(self.open),
         }
     }
 }

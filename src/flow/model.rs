@@ -74,6 +74,8 @@ pub enum Metric {
     EstimatedWaitS,
     AgentsAvailable,
     AgentsOnline,
+    /// 1 within the queue's hours of operation, else 0.
+    Open,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

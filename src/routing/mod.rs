@@ -1,5 +1,6 @@
 //! Queues, routing profiles and agents: the contact centre's brain.
 
+pub mod hours;
 pub mod router;
 
 pub use router::{

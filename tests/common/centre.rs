@@ -47,6 +47,8 @@ caller_id_number = "+12015550000"
 [[queues]]
 name = "sales"
 max_contacts = 5
+# Open one minute a week: closed for any practical test run.
+hours = ["mon 00:00-00:01"]
 
 [[queues]]
 name = "callbacks"
