@@ -247,18 +247,12 @@ fn validate(c: &Config) -> Vec<(String, String)> {
     }
     let mut numbers = HashSet::new();
     for (i, t) in c.test_numbers.iter().enumerate() {
-        if !is_dialable(&t.number) {
-            p.push((
-                format!("test_numbers[{i}].number"),
-                "must be digits, optionally with a leading +".into(),
-            ));
-        }
-        if !numbers.insert(t.number.clone()) {
-            p.push((
-                format!("test_numbers[{i}].number"),
-                format!("number {} is defined twice", t.number),
-            ));
-        }
+        check_number(
+            &t.number,
+            &format!("test_numbers[{i}].number"),
+            &mut numbers,
+            &mut p,
+        );
         check_prompt(c, &t.prompt, &format!("test_numbers[{i}].prompt"), &mut p);
     }
     let mut queue_names = HashSet::new();
@@ -328,18 +322,12 @@ fn validate(c: &Config) -> Vec<(String, String)> {
         }
     }
     for (i, n) in c.numbers.iter().enumerate() {
-        if !is_dialable(&n.number) {
-            p.push((
-                format!("numbers[{i}].number"),
-                "must be digits, optionally with a leading +".into(),
-            ));
-        }
-        if !numbers.insert(n.number.clone()) {
-            p.push((
-                format!("numbers[{i}].number"),
-                format!("number {} is defined twice", n.number),
-            ));
-        }
+        check_number(
+            &n.number,
+            &format!("numbers[{i}].number"),
+            &mut numbers,
+            &mut p,
+        );
     }
     if crate::phone::country(&c.dialer.country).is_none() {
         p.push((
@@ -424,6 +412,28 @@ fn validate(c: &Config) -> Vec<(String, String)> {
     p
 }
 
+/// Dialled numbers and test numbers share one namespace: a number defined
+/// twice would make routing depend on declaration order.
+fn check_number(
+    number: &str,
+    field: &str,
+    seen: &mut HashSet<String>,
+    p: &mut Vec<(String, String)>,
+) {
+    if !is_dialable(number) {
+        p.push((
+            field.to_string(),
+            "must be digits, optionally with a leading +".into(),
+        ));
+    }
+    if !seen.insert(number.to_string()) {
+        p.push((
+            field.to_string(),
+            format!("number {number} is defined twice"),
+        ));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -461,6 +471,22 @@ mod tests {
                 "t.toml:6:1: agents[1].user: duplicate agent \"a\"".to_string(),
                 "t.toml:7:1: agents[1].secret: must be at least 4 characters".to_string(),
             ]
+        );
+    }
+
+    #[test]
+    fn numbers_share_one_namespace_with_test_numbers() {
+        let e = errors(
+            "[[test_numbers]]\nnumber = \"7000\"\nprompt = \"x\"\n\n[[numbers]]\nnumber = \"7000\"\nflow = \"main\"\n\n[[numbers]]\nnumber = \"70x0\"\nflow = \"main\"\n",
+        );
+        let number_errors: Vec<&String> = e.iter().filter(|e| e.contains(".number:")).collect();
+        assert_eq!(
+            number_errors,
+            vec![
+                "t.toml:6:1: numbers[0].number: number 7000 is defined twice",
+                "t.toml:10:1: numbers[1].number: must be digits, optionally with a leading +",
+            ],
+            "{e:?}"
         );
     }
 }
