@@ -6,6 +6,7 @@ use crate::call::uas::InboundCall;
 use crate::call::{CallEvent, CallRef, SipHandle};
 use crate::centre::Centre;
 use crate::config::Config;
+use crate::config::load::number_key;
 use crate::flow::FlowSet;
 use crate::media::engine::MediaEngine;
 use crate::services;
@@ -62,8 +63,8 @@ impl App {
     async fn run_inbound(self: Arc<Self>, mut call: InboundCall) {
         let dialled = call.dialled();
         tracing::info!(dialled = %dialled, from = %call.invite.header(&HeaderName::From).unwrap_or_default(), "incoming call");
-        let same =
-            |n: &str| n == dialled || n.trim_start_matches('+') == dialled.trim_start_matches('+');
+        let key = number_key(&dialled);
+        let same = |n: &str| number_key(n) == key;
         if let Some(t) = self.config.test_numbers.iter().find(|t| same(&t.number)) {
             match self.media.prompts.get(&t.prompt) {
                 Some(prompt) => {
@@ -105,7 +106,7 @@ impl App {
         if !config.queues.is_empty() {
             names.extend(config.queues.iter().map(|q| q.hold_music.clone()));
             names.extend(BUILT_IN.iter().map(|s| s.to_string()));
-            names.extend(crate::flow::load::number_prompt_names());
+            names.extend(crate::flow::speech::number_prompt_names());
         }
         names.sort();
         names.dedup();

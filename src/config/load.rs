@@ -110,6 +110,12 @@ pub fn load_lenient(
 }
 
 /// Dialled numbers as they appear in a Request-URI user part.
+/// How a configured number is matched against a dialled one: `+1000` and
+/// `1000` are the same number, at start-up (duplicates) and at run time.
+pub fn number_key(n: &str) -> &str {
+    n.trim_start_matches('+')
+}
+
 pub fn is_dialable(n: &str) -> bool {
     let digits = n.strip_prefix('+').unwrap_or(n);
     !digits.is_empty() && digits.len() <= 32 && digits.bytes().all(|b| b.is_ascii_digit())
@@ -426,7 +432,7 @@ fn check_number(
             "must be digits, optionally with a leading +".into(),
         ));
     }
-    if !seen.insert(number.to_string()) {
+    if !seen.insert(number_key(number).to_string()) {
         p.push((
             field.to_string(),
             format!("number {number} is defined twice"),
@@ -477,7 +483,7 @@ mod tests {
     #[test]
     fn numbers_share_one_namespace_with_test_numbers() {
         let e = errors(
-            "[[test_numbers]]\nnumber = \"7000\"\nprompt = \"x\"\n\n[[numbers]]\nnumber = \"7000\"\nflow = \"main\"\n\n[[numbers]]\nnumber = \"70x0\"\nflow = \"main\"\n",
+            "[[test_numbers]]\nnumber = \"+7000\"\nprompt = \"x\"\n\n[[numbers]]\nnumber = \"7000\"\nflow = \"main\"\n\n[[numbers]]\nnumber = \"70x0\"\nflow = \"main\"\n",
         );
         let number_errors: Vec<&String> = e.iter().filter(|e| e.contains(".number:")).collect();
         assert_eq!(

@@ -4,6 +4,7 @@
 use super::model::{
     Block, CallbackNumberSource, FlowFile, FlowType, InputMode, PhoneFormat, TransferMode,
 };
+use super::speech;
 use crate::config::ConfigError;
 use crate::config::locate::{key_at, line_col, locate};
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -54,8 +55,8 @@ impl FlowSet {
             .flat_map(|f| f.blocks.values().flat_map(|b| b.prompts().iter()))
             .flat_map(|item| match parse_item(item) {
                 Ok(PromptRef::File(n)) => vec![n.to_string()],
-                Ok(PromptRef::Digits(_)) => (0..10).map(|d| format!("digit_{d}")).collect(),
-                Ok(PromptRef::Number(_)) => number_prompt_names(),
+                Ok(PromptRef::Digits(_)) => speech::digit_prompt_names(),
+                Ok(PromptRef::Number(_)) => speech::number_prompt_names(),
                 Err(_) => vec![],
             })
             .collect();
@@ -100,23 +101,6 @@ pub fn parse_item(item: &str) -> Result<PromptRef<'_>, String> {
             "{item:?} is not a prompt name, digits:<attribute> or number:<variable>"
         ))
     }
-}
-
-/// Prompts used to speak whole numbers (see `flow::speech`).
-pub fn number_prompt_names() -> Vec<String> {
-    let mut v: Vec<String> = (1..=20).map(|n| format!("number_{n}")).collect();
-    v.extend(
-        [
-            "number_30",
-            "number_40",
-            "number_50",
-            "number_60",
-            "digit_0",
-            "more_than_an_hour",
-        ]
-        .map(String::from),
-    );
-    v
 }
 
 /// What flows may refer to, from the main configuration.

@@ -27,12 +27,28 @@ pub fn number_names(n: u64) -> Vec<String> {
             }
             v
         }
-        _ => n
-            .to_string()
-            .chars()
-            .map(|d| format!("digit_{d}"))
-            .collect(),
+        _ => n.to_string().chars().map(digit_name).collect(),
     }
+}
+
+fn digit_name(d: char) -> String {
+    format!("digit_{d}")
+}
+
+/// Every prompt a `digits:` item can play.
+pub fn digit_prompt_names() -> Vec<String> {
+    ('0'..='9').map(digit_name).collect()
+}
+
+/// Every prompt a `number:` item can play, so a flow is checked (and the
+/// prompts loaded) for any value, not just the ones seen in testing.
+pub fn number_prompt_names() -> Vec<String> {
+    let mut v: Vec<String> = (1..=60).flat_map(number_names).collect();
+    v.extend(digit_prompt_names());
+    v.extend(minutes_names(u64::MAX));
+    v.sort();
+    v.dedup();
+    v
 }
 
 fn minutes_names(m: u64) -> Vec<String> {
@@ -63,12 +79,7 @@ pub fn resolve(
                     .attributes
                     .get(attr)
                     .ok_or_else(|| SpeechError(format!("attribute {attr:?} is not set")))?;
-                names.extend(
-                    value
-                        .chars()
-                        .filter(char::is_ascii_digit)
-                        .map(|d| format!("digit_{d}")),
-                );
+                names.extend(value.chars().filter(char::is_ascii_digit).map(digit_name));
             }
             PromptRef::Number(var) => {
                 let n = match var {
@@ -106,5 +117,16 @@ mod tests {
         assert_eq!(number_names(30), vec!["number_30"]);
         assert_eq!(number_names(123), vec!["digit_1", "digit_2", "digit_3"]);
         assert_eq!(minutes_names(90), vec!["more_than_an_hour"]);
+    }
+
+    #[test]
+    fn every_number_spoken_uses_only_declared_prompts() {
+        let declared = number_prompt_names();
+        let probes = (0..=1000).chain([9_999, 65_536, u64::MAX]);
+        for n in probes {
+            for name in number_names(n).into_iter().chain(minutes_names(n)) {
+                assert!(declared.contains(&name), "{n} needs {name}");
+            }
+        }
     }
 }

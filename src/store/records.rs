@@ -35,28 +35,24 @@ impl CallbackState {
     }
 
     pub fn parse(s: &str) -> Option<CallbackState> {
-        Some(match s {
-            "scheduled" => CallbackState::Scheduled,
-            "queued" => CallbackState::Queued,
-            "offered" => CallbackState::Offered,
-            "dialing" => CallbackState::Dialing,
-            "connected" => CallbackState::Connected,
-            "failed" => CallbackState::Failed,
-            "expired" => CallbackState::Expired,
-            "stopped" => CallbackState::Stopped,
-            _ => return None,
-        })
+        Self::ALL.into_iter().find(|state| state.as_str() == s)
     }
 
+    /// Still owed a call: the scheduler and a restart pick these up.
     pub fn is_pending(self) -> bool {
-        matches!(
-            self,
-            CallbackState::Scheduled
-                | CallbackState::Queued
-                | CallbackState::Offered
-                | CallbackState::Dialing
-        )
+        Self::PENDING.contains(&self)
     }
+
+    pub const ALL: [CallbackState; 8] = [
+        CallbackState::Scheduled,
+        CallbackState::Queued,
+        CallbackState::Offered,
+        CallbackState::Dialing,
+        CallbackState::Connected,
+        CallbackState::Failed,
+        CallbackState::Expired,
+        CallbackState::Stopped,
+    ];
 
     pub const PENDING: [CallbackState; 4] = [
         CallbackState::Scheduled,
@@ -135,4 +131,29 @@ pub struct ContactRecord {
     pub disconnected_ms: Option<i64>,
     pub disconnect_reason: Option<String>,
     pub attributes: BTreeMap<String, String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::CallbackState;
+
+    /// These strings are in every database on disk: they must not change.
+    #[test]
+    fn stored_state_names_are_stable_and_unknown_is_none() {
+        let names = [
+            "scheduled",
+            "queued",
+            "offered",
+            "dialing",
+            "connected",
+            "failed",
+            "expired",
+            "stopped",
+        ];
+        for (state, name) in CallbackState::ALL.into_iter().zip(names) {
+            assert_eq!(state.as_str(), name);
+            assert_eq!(CallbackState::parse(name), Some(state));
+        }
+        assert_eq!(CallbackState::parse("ringing"), None);
+    }
 }

@@ -128,7 +128,15 @@ fn contact_from_row(r: &Row<'_>) -> rusqlite::Result<ContactRecord> {
     })
 }
 
-const PENDING_SQL: &str = "('scheduled','queued','offered','dialing')";
+/// The SQL set of pending states, derived from the one list in records.rs
+/// so a new pending state cannot be forgotten by the queries.
+fn pending_sql() -> String {
+    let states: Vec<String> = CallbackState::PENDING
+        .iter()
+        .map(|s| format!("'{}'", s.as_str()))
+        .collect();
+    format!("({})", states.join(","))
+}
 
 impl SqliteStore {
     /// Opens (creating if needed) `<dir>/callgate.sqlite3`.
@@ -219,7 +227,8 @@ impl Store for SqliteStore {
     fn pending_callbacks(&self) -> Result<Vec<CallbackRecord>, StoreError> {
         let conn = self.conn.lock();
         let mut stmt = conn.prepare(&format!(
-            "SELECT * FROM callbacks WHERE state IN {PENDING_SQL} ORDER BY initial_start_ms, created_ms, id"
+            "SELECT * FROM callbacks WHERE state IN {} ORDER BY initial_start_ms, created_ms, id",
+            pending_sql()
         ))?;
         let rows = stmt.query_map([], callback_from_row)?;
         Ok(rows.collect::<Result<Vec<_>, _>>()?)
@@ -228,7 +237,10 @@ impl Store for SqliteStore {
     fn pending_for_number(&self, queue: &str, number: &str) -> Result<usize, StoreError> {
         let conn = self.conn.lock();
         let n: i64 = conn.query_row(
-            &format!("SELECT COUNT(*) FROM callbacks WHERE queue = ?1 AND number = ?2 AND state IN {PENDING_SQL}"),
+            &format!(
+                "SELECT COUNT(*) FROM callbacks WHERE queue = ?1 AND number = ?2 AND state IN {}",
+                pending_sql()
+            ),
             params![queue, number],
             |r| r.get(0),
         )?;
