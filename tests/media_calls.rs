@@ -116,6 +116,46 @@ fn rfc4733_at_payload_type_96_with_loss_and_reordering() {
     assert_eq!(digits_in_log(&gw), "5551234#");
 }
 
+/// Packets that panicked the `rtp` crate's parser, sent from the latched
+/// source in the middle of a call: the leg keeps receiving (the digits
+/// after them are heard) and keeps sending.
+#[test]
+fn hostile_rtp_from_the_latched_source_does_not_kill_the_leg() {
+    let gw = gateway();
+    let mut ua = Ua::udp(gw.udp);
+    let mut rtp = RtpPeer::new();
+    let call = ua
+        .call("7000", &rtp.offer(&[(0, "PCMU"), (101, "telephone-event")]))
+        .expect("answered");
+    let to = rtp_target(&call.answer.body);
+    rtp.send_silence(to, 5);
+    rtp.press(to, 101, 4, false, false);
+    let hostile: [&[u8]; 4] = [
+        &[
+            0x90, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1, 0xBE, 0xDE, 0, 1, 0x1F, 0, 0, 0,
+        ],
+        &[
+            0x90, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1, 0x10, 0, 0, 1, 1, 0xC8, 0, 0,
+        ],
+        &[0x9F, 0x65, 0, 1, 0, 0, 0, 0, 0x12, 0x34, 0x56, 0x78],
+        &[0xA0, 0x65, 0, 1, 0, 0, 0, 0, 0x12, 0x34, 0x56, 0x78, 0xFF],
+    ];
+    for pkt in hostile {
+        rtp.send_raw(to, pkt);
+    }
+    rtp.send_silence(to, 5);
+    rtp.press(to, 101, 2, false, false);
+    rtp.send_silence(to, 10);
+    assert!(
+        gw.wait_for_log(&["digits so far", "digits=42"], Duration::from_secs(3)),
+        "heard {:?}",
+        digits_in_log(&gw)
+    );
+    let late = rtp.receive(Duration::from_millis(500));
+    assert!(late.len() > 15, "still sending: {} packets", late.len());
+    assert!(!gw.logs().contains("panicked"), "{}", gw.logs());
+}
+
 #[test]
 fn sip_info_dtmf_is_heard_too() {
     let gw = gateway();

@@ -1,9 +1,15 @@
-//! RTP packets on the wire (RFC 3550 §5.1), through the `rtp` crate's
-//! header codec. Payloads are borrowed, never copied, on the receive path.
+//! RTP packets on the wire (RFC 3550 §5.1). Received headers are parsed
+//! here by hand; sent headers go through the `rtp` crate's codec. Payloads
+//! are borrowed, never copied, on the receive path.
+//!
+//! Why not `rtp::header::Header::unmarshal` on receive: rtp 0.17.2 checks
+//! the extension block's total length but not each element's declared
+//! length inside it, and `copy_to_bytes` then panics ("advance out of
+//! bounds") on a 20-byte packet anyone can send to an RTP port. Callgate
+//! ignores header extensions anyway, so it only needs to skip them.
 
-use bytes::Buf;
 use rtp::header::Header;
-use webrtc_util::marshal::{Marshal, MarshalSize, Unmarshal};
+use webrtc_util::marshal::{Marshal, MarshalSize};
 
 /// The fields of a received packet we act on, and its payload.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -16,6 +22,19 @@ pub struct RtpIn<'a> {
     pub payload: &'a [u8],
 }
 
+const FIXED_HEADER: usize = 12;
+
+fn be_u16(buf: &[u8], at: usize) -> Option<u16> {
+    let b = buf.get(at..at.checked_add(2)?)?;
+    Some(u16::from_be_bytes([*b.first()?, *b.get(1)?]))
+}
+
+fn be_u32(buf: &[u8], at: usize) -> Option<u32> {
+    let hi = be_u16(buf, at)?;
+    let lo = be_u16(buf, at.checked_add(2)?)?;
+    Some(u32::from(hi) << 16 | u32::from(lo))
+}
+
 /// Parses an RTP packet; `None` for anything that is not RTP version 2
 /// with a consistent length (RTCP, STUN, garbage).
 pub fn parse(buf: &[u8]) -> Option<RtpIn<'_>> {
@@ -23,17 +42,26 @@ pub fn parse(buf: &[u8]) -> Option<RtpIn<'_>> {
     if first >> 6 != 2 {
         return None;
     }
+    let second = *buf.get(1)?;
     // RTCP shares ports in RFC 5761 muxing: payload types 64-95 with the
     // marker folded in are RTCP packet types 192-223.
-    let pt_byte = *buf.get(1)?;
-    if (192..=223).contains(&pt_byte) {
+    if (192..=223).contains(&second) {
         return None;
     }
-    let mut cursor = buf;
-    let header = Header::unmarshal(&mut cursor).ok()?;
-    let header_len = buf.len() - cursor.remaining();
+    let padding = first & 0x20 != 0;
+    let extension = first & 0x10 != 0;
+    let csrc_count = usize::from(first & 0x0F);
+    let mut header_len = FIXED_HEADER + 4 * csrc_count;
+    if extension {
+        // §5.3.1: 16-bit profile, 16-bit length in 32-bit words, then data.
+        let words = usize::from(be_u16(buf, header_len + 2)?);
+        header_len += 4 + 4 * words;
+    }
+    if header_len > buf.len() {
+        return None;
+    }
     let mut end = buf.len();
-    if header.padding {
+    if padding {
         let pad = usize::from(*buf.last()?);
         if pad == 0 || header_len + pad > end {
             return None;
@@ -41,11 +69,11 @@ pub fn parse(buf: &[u8]) -> Option<RtpIn<'_>> {
         end -= pad;
     }
     Some(RtpIn {
-        marker: header.marker,
-        payload_type: header.payload_type,
-        seq: header.sequence_number,
-        timestamp: header.timestamp,
-        ssrc: header.ssrc,
+        marker: second & 0x80 != 0,
+        payload_type: second & 0x7F,
+        seq: be_u16(buf, 2)?,
+        timestamp: be_u32(buf, 4)?,
+        ssrc: be_u32(buf, 8)?,
         payload: buf.get(header_len..end)?,
     })
 }
@@ -110,5 +138,48 @@ mod tests {
         assert!(parse(&p).is_none(), "padding longer than packet");
         // CSRC count claims more than is there
         assert!(parse(&[0x8F, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1]).is_none());
+    }
+
+    /// These panicked inside rtp 0.17.2's unmarshal: an extension element
+    /// (one-byte 0xBEDE and two-byte 0x1000 profiles) longer than the block.
+    #[test]
+    fn extension_elements_are_skipped_not_trusted() {
+        let one_byte = [
+            0x90, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1, 0xBE, 0xDE, 0, 1, 0x1F, 0, 0, 0,
+        ];
+        assert_eq!(parse(&one_byte).unwrap().payload, &[] as &[u8]);
+        let two_byte = [
+            0x90, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1, 0x10, 0x00, 0, 1, 0x01, 0xC8, 0, 0, 7,
+        ];
+        assert_eq!(parse(&two_byte).unwrap().payload, &[7]);
+        // Extension length pointing past the end.
+        let long = [0x90, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1, 0xBE, 0xDE, 0, 9, 0];
+        assert!(parse(&long).is_none());
+        // CSRCs and an extension before the payload.
+        let mut both = vec![0x91, 0x60, 0x12, 0x34, 0, 0, 0, 160, 0, 0, 0, 5];
+        both.extend([0, 0, 0, 9]);
+        both.extend([0xBE, 0xDE, 0, 1, 0x10, 0xAA, 0, 0]);
+        both.extend([1, 2, 3]);
+        let p = parse(&both).unwrap();
+        assert_eq!(
+            (p.marker, p.payload_type, p.seq, p.timestamp, p.ssrc),
+            (false, 96, 0x1234, 160, 5)
+        );
+        assert_eq!(p.payload, &[1, 2, 3]);
+    }
+
+    /// Every header shape with every short length: never a panic, and a
+    /// payload only when the header fits.
+    #[test]
+    fn truncations_of_every_header_shape_are_safe() {
+        for first in [0x80u8, 0x90, 0xA0, 0xB0, 0x8F, 0x9F, 0xBF] {
+            let mut pkt = vec![first, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1];
+            pkt.extend(std::iter::repeat_n(0xFF, 80));
+            for len in 0..pkt.len() {
+                if let Some(p) = parse(&pkt[..len]) {
+                    assert!(p.payload.len() < len);
+                }
+            }
+        }
     }
 }

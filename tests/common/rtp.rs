@@ -77,6 +77,12 @@ impl RtpPeer {
         self.seq = self.seq.wrapping_add(1);
     }
 
+    /// Sends bytes as they are, from the RTP socket (hostile packets).
+    #[allow(dead_code)]
+    pub fn send_raw(&self, to: SocketAddr, bytes: &[u8]) {
+        let _ = self.sock.send_to(bytes, to);
+    }
+
     /// Sends audio frames of silence for `frames` × 20 ms (keeps latching
     /// and the gateway's RTP timeout happy).
     pub fn send_silence(&mut self, to: SocketAddr, frames: usize) {
