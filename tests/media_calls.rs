@@ -295,6 +295,47 @@ fn silent_caller_is_hung_up_after_the_rtp_timeout() {
     );
 }
 
+/// Comfort noise (not negotiated, so ignored) keeps arriving but no audio
+/// does: the call is still timed out, stray packets don't keep it alive.
+#[test]
+fn ignored_packets_do_not_hold_off_the_rtp_timeout() {
+    let gw = Gateway::start_patched(
+        "[rtp]\n",
+        "[rtp]\ntimeout_s = 1\n",
+        &format!(
+            "[prompts]\ndir = \"{}\"\n{TEST_NUMBERS}",
+            repo_root().join("prompts").display()
+        ),
+    );
+    let mut ua = Ua::udp(gw.udp);
+    let rtp = RtpPeer::new();
+    let call = ua
+        .call("7000", &rtp.offer(&[(0, "PCMU")]))
+        .expect("answered");
+    let to = rtp_target(&call.answer.body);
+    let mut noise = rtp.sender();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stop2 = stop.clone();
+    let sender = std::thread::spawn(move || {
+        let mut ts = 0u32;
+        for _ in 0..250 {
+            if stop2.load(std::sync::atomic::Ordering::Relaxed) {
+                break;
+            }
+            noise.send(to, false, 13, ts, &[40]);
+            ts = ts.wrapping_add(160);
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    });
+    let bye = ua.recv_request(Duration::from_secs(4));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let _ = sender.join();
+    let bye = bye.expect("BYE after the RTP timeout despite comfort noise");
+    assert_eq!(bye.method, Method::Bye);
+    ua.respond_to(&bye, 200);
+    assert!(gw.wait_for_log(&["call ended", "RTP timeout"], Duration::from_secs(3)));
+}
+
 #[test]
 fn over_capacity_gets_503_with_retry_after() {
     let gw = Gateway::start_patched(

@@ -13,7 +13,7 @@ use super::playback::Playback;
 use super::prompt::Prompt;
 use super::rtp_out::RtpOut;
 use super::rtp_packet::{self, RtpIn};
-use super::sdp::{Direction, MediaParams};
+use super::sdp::MediaParams;
 use parking_lot::Mutex;
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -74,6 +74,7 @@ pub struct LegShared {
     closed: AtomicBool,
     close: Notify,
     transcoder: Arc<Transcoder>,
+    rtp_timeout: Duration,
 }
 
 /// What the pacer should do for one tick of a leg.
@@ -95,8 +96,12 @@ impl LegShared {
         self.socket.send_to(data, dest)
     }
 
-    /// Builds this leg's next packet into `buf` (pacer thread).
-    pub fn tick(&self, buf: &mut [u8]) -> Tick {
+    /// Builds this leg's next packet into `buf` (pacer thread). Also where
+    /// the RTP timeout is noticed: the pacer visits every leg each ptime
+    /// and already holds its state, so the receive task needs no timer,
+    /// and packets it discards (wrong source, unknown payload type) cannot
+    /// keep a dead call alive.
+    pub fn tick(&self, buf: &mut [u8], now: Instant) -> Tick {
         let mut st = self.state.lock();
         let Some(params) = st.params else {
             return Tick {
@@ -104,6 +109,13 @@ impl LegShared {
                 period: Duration::from_millis(20),
             };
         };
+        if params.direction.we_receive()
+            && !st.timed_out
+            && now.saturating_duration_since(st.last_rx) >= self.rtp_timeout
+        {
+            st.timed_out = true;
+            let _ = self.events.send(LegEvent::RtpTimeout);
+        }
         let period = Duration::from_millis(u64::from(params.ptime_ms));
         let samples = params.samples_per_packet();
         let dest = match st.remote {
@@ -240,13 +252,6 @@ impl LegShared {
             let _ = self.socket.send_to(&buf[..len], dest);
         }
     }
-
-    /// Whether the peer should be sending to us now.
-    fn expects_rtp(&self) -> bool {
-        let st = self.state.lock();
-        st.params
-            .is_some_and(|p| matches!(p.direction, Direction::SendRecv | Direction::RecvOnly))
-    }
 }
 
 /// A cloneable reference to a leg, for the task that bridges two calls it
@@ -338,8 +343,9 @@ impl Leg {
             closed: AtomicBool::new(false),
             close: Notify::new(),
             transcoder,
+            rtp_timeout,
         });
-        tokio::spawn(receive_loop(shared.clone(), recv, rtp_timeout));
+        tokio::spawn(receive_loop(shared.clone(), recv));
         Ok(Leg {
             shared,
             events: rx,
@@ -458,36 +464,23 @@ async fn recv_from(
     }
 }
 
-async fn receive_loop(
-    shared: Arc<LegShared>,
-    socket: AsyncFd<std::net::UdpSocket>,
-    rtp_timeout: Duration,
-) {
+async fn receive_loop(shared: Arc<LegShared>, socket: AsyncFd<std::net::UdpSocket>) {
     let mut buf = vec![0u8; 2048];
-    loop {
+    // One waiter for the whole life of the leg, not one per packet.
+    let closing = shared.close.notified();
+    tokio::pin!(closing);
+    while !shared.is_closed() {
         tokio::select! {
-            r = tokio::time::timeout(rtp_timeout, recv_from(&socket, &mut buf)) => match r {
-                Ok(Ok((n, from))) => {
+            r = recv_from(&socket, &mut buf) => match r {
+                Ok((n, from)) => {
                     shared.on_datagram(buf.get(..n).unwrap_or_default(), from, Instant::now());
                 }
-                Ok(Err(_)) => {
+                Err(_) => {
                     // ICMP unreachable from a peer that went away, etc.
                     tokio::time::sleep(Duration::from_millis(5)).await;
                 }
-                Err(_) => {
-                    if shared.expects_rtp() {
-                        let mut st = shared.state.lock();
-                        if !st.timed_out && st.last_rx.elapsed() >= rtp_timeout {
-                            st.timed_out = true;
-                            let _ = shared.events.send(LegEvent::RtpTimeout);
-                        }
-                    }
-                }
             },
-            _ = shared.close.notified() => break,
-        }
-        if shared.is_closed() {
-            break;
+            _ = &mut closing => break,
         }
     }
 }

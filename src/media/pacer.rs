@@ -245,7 +245,7 @@ fn run(rx: mpsc::Receiver<Arc<LegShared>>, stats: Arc<PacerStats>, realtime: boo
             entries.remove(&id);
             continue;
         }
-        let tick = entry.leg.tick(&mut buf);
+        let tick = entry.leg.tick(&mut buf, now);
         if let Some((len, dest)) = tick.send {
             let sent_at = Instant::now();
             match entry.leg.send_raw(buf.get(..len).unwrap_or_default(), dest) {

@@ -48,6 +48,11 @@ impl Direction {
     pub fn we_send(self) -> bool {
         matches!(self, Direction::SendRecv | Direction::SendOnly)
     }
+
+    /// Whether the peer should be sending to us (the RTP timeout applies).
+    pub fn we_receive(self) -> bool {
+        matches!(self, Direction::SendRecv | Direction::RecvOnly)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
