@@ -126,10 +126,6 @@ impl Session {
         }
     }
 
-    pub fn take_digit(&mut self) -> Option<char> {
-        self.digits.pop_front()
-    }
-
     pub fn clear_digits(&mut self) {
         self.digits.clear();
     }
@@ -275,8 +271,6 @@ impl Session {
     pub fn reply_in_dialog(&self, req: &Request, status: u16) -> Response {
         let tag = self.dialog.as_ref().map(|d| d.id.local_tag.clone());
         let mut r = Response::to_request(req, status, tag.as_deref());
-        r.headers
-            .push(HeaderName::Server, self.sip.local.user_agent.clone());
         if status == 200 || status == 405 {
             r.headers.push(HeaderName::Allow, ALLOW);
         }
@@ -387,9 +381,13 @@ impl Session {
         self.ended = Some(EndReason::LocalHangup);
         info!("gateway hung up");
     }
+}
 
-    /// Tells the SIP core the call is over.
-    pub fn release(&mut self) {
+/// The SIP core forgets the call (its transactions' and dialogs' routes)
+/// however the call's task ends: a normal finish, an early return on an
+/// error, or a panic unwinding through it.
+impl Drop for Session {
+    fn drop(&mut self) {
         self.sip
             .send(super::handle::Command::Ended { call: self.call });
     }

@@ -60,6 +60,8 @@ pub struct OutboundCall {
     cseq: u32,
     ringing_since: Option<Instant>,
     cancelled: bool,
+    /// Digest credentials if the far end challenges (tried once).
+    credentials: Option<(String, String)>,
     auth_tried: bool,
     answered: bool,
 }
@@ -90,14 +92,14 @@ impl OutboundCall {
         media: Arc<MediaEngine>,
         spec: &DialSpec,
     ) -> Result<OutboundCall, EndReason> {
-        let call = sip.new_call();
-        let (tx, rx) = mpsc::unbounded_channel::<CallEvent>();
-        sip.attach(call, tx);
-        let mut session = Session::new(call, sip.clone(), rx, spec.peer, media.clone());
         let leg = media.open_leg().map_err(|e| {
             warn!(error = %e, "no media for an outbound call");
             EndReason::Failure
         })?;
+        let call = sip.new_call();
+        let (tx, rx) = mpsc::unbounded_channel::<CallEvent>();
+        sip.attach(call, tx);
+        let mut session = Session::new(call, sip.clone(), rx, spec.peer, media.clone());
         let offer = sdp::offer(&media.local_media(&leg, 1), Direction::SendRecv);
         session.leg = Some(leg);
         let local_tag = SipHandle::tag();
@@ -137,11 +139,7 @@ impl OutboundCall {
             headers: h,
             body: Bytes::from(offer),
         };
-        let branch = invite
-            .top_via()
-            .ok()
-            .and_then(|v| v.branch().map(str::to_string))
-            .unwrap_or_default();
+        let branch = invite.top_branch().unwrap_or_default();
         info!(to = %spec.uri, peer = %spec.peer, call_id = invite.call_id().unwrap_or_default(), "dialling");
         sip.request(call, invite.clone(), spec.peer);
         Ok(OutboundCall {
@@ -152,6 +150,7 @@ impl OutboundCall {
             cseq: 1,
             ringing_since: None,
             cancelled: false,
+            credentials: spec.credentials.clone(),
             auth_tried: false,
             answered: false,
         })
@@ -163,10 +162,6 @@ impl OutboundCall {
 
     pub fn local_tag(&self) -> &str {
         &self.local_tag
-    }
-
-    pub fn is_answered(&self) -> bool {
-        self.answered
     }
 
     /// CANCELs the INVITE (sent once a provisional response arrived).
@@ -187,8 +182,6 @@ impl OutboundCall {
         &mut self,
         ring_timeout: Duration,
         abandon: F,
-        credentials: Option<&(String, String)>,
-        spec: &DialSpec,
     ) -> DialOutcome {
         tokio::pin!(abandon);
         let mut abandoned = false;
@@ -245,10 +238,8 @@ impl OutboundCall {
                         };
                     }
                     self.session.timeouts.clear();
-                    while let Some((resp, peer)) = self.session.responses.pop_front() {
-                        if let Some(outcome) =
-                            self.on_response(resp, peer, credentials, spec, abandoned)
-                        {
+                    while let Some((resp, _)) = self.session.responses.pop_front() {
+                        if let Some(outcome) = self.on_response(resp, abandoned) {
                             return outcome;
                         }
                     }
@@ -258,14 +249,7 @@ impl OutboundCall {
         }
     }
 
-    fn on_response(
-        &mut self,
-        resp: Response,
-        peer: Peer,
-        credentials: Option<&(String, String)>,
-        spec: &DialSpec,
-        abandoned: bool,
-    ) -> Option<DialOutcome> {
+    fn on_response(&mut self, resp: Response, abandoned: bool) -> Option<DialOutcome> {
         let Ok(cseq) = resp.cseq() else { return None };
         if cseq.method != Method::Invite || cseq.seq != self.cseq {
             return None;
@@ -288,10 +272,10 @@ impl OutboundCall {
                     warn!("2xx without a To tag");
                     return Some(DialOutcome::Failed(resp.status));
                 };
-                // Loose routing: the ACK and later requests go to the
-                // first route or the remote target; we keep sending to the
-                // address we reached (trunks and phones are direct peers).
-                let _ = peer;
+                // Loose routing would send the ACK and later requests to
+                // the first route or the remote target; we keep sending to
+                // the address we reached (trunks and phones are direct
+                // peers).
                 self.session.sip.send(Command::DialogUp {
                     call: self.session.call,
                     id: dialog.id.clone(),
@@ -318,14 +302,16 @@ impl OutboundCall {
                 info!("answered");
                 Some(DialOutcome::Answered)
             }
-            401 | 407 if !self.auth_tried && credentials.is_some() => {
+            401 | 407 if !self.auth_tried && self.credentials.is_some() => {
                 self.auth_tried = true;
-                match credentials.and_then(|c| self.authorized_invite(&resp, c)) {
+                match self.authorized_invite(&resp) {
                     Some(invite) => {
                         info!("authenticating the INVITE");
-                        self.session
-                            .sip
-                            .request(self.session.call, invite.clone(), spec.peer);
+                        self.session.sip.request(
+                            self.session.call,
+                            invite.clone(),
+                            self.session.peer,
+                        );
                         self.invite = invite;
                         None
                     }
@@ -361,7 +347,8 @@ impl OutboundCall {
 
     /// The INVITE again with credentials for the challenge in `resp`
     /// (RFC 3261 §22.2), a new branch and the next CSeq.
-    fn authorized_invite(&mut self, resp: &Response, creds: &(String, String)) -> Option<Request> {
+    fn authorized_invite(&mut self, resp: &Response) -> Option<Request> {
+        let (user, password) = self.credentials.clone()?;
         let (header, out_header) = if resp.status == 407 {
             (
                 HeaderName::ProxyAuthenticate,
@@ -370,7 +357,6 @@ impl OutboundCall {
         } else {
             (HeaderName::WwwAuthenticate, HeaderName::Authorization)
         };
-        let (user, password) = creds;
         // Take the first challenge whose algorithm we implement.
         let (params, algorithm) = resp.headers.get_all(&header).find_map(|v| {
             let (scheme, params) = crate::sip::auth::credentials::parse_auth_params(v).ok()?;
@@ -393,9 +379,9 @@ impl OutboundCall {
         let uri = self.invite.uri.to_string();
         let response = DigestInput {
             algorithm,
-            username: user,
+            username: &user,
             realm: &realm,
-            password,
+            password: &password,
             method: "INVITE",
             uri: &uri,
             nonce: &nonce,
@@ -424,11 +410,7 @@ impl OutboundCall {
             .set(HeaderName::Via, self.session.sip.via(&self.session.peer));
         invite.headers.remove(&out_header);
         invite.headers.push(out_header, value);
-        self.branch = invite
-            .top_via()
-            .ok()
-            .and_then(|v| v.branch().map(str::to_string))
-            .unwrap_or_default();
+        self.branch = invite.top_branch().unwrap_or_default();
         Some(invite)
     }
 
@@ -448,9 +430,7 @@ impl OutboundCall {
         if self.session.ended.is_none() {
             self.hangup();
         }
-        let reason = self.session.ended.unwrap_or(EndReason::LocalHangup);
-        self.session.release();
-        reason
+        self.session.ended.unwrap_or(EndReason::LocalHangup)
     }
 }
 

@@ -50,9 +50,7 @@ impl InboundCall {
     ) -> InboundCall {
         let local_tag = SipHandle::tag();
         let mut session = Session::new(call, sip, events, peer, media);
-        let mut r487 = Response::to_request(&invite, 487, Some(&local_tag));
-        r487.headers
-            .push(HeaderName::Server, session.sip.local.user_agent.clone());
+        let r487 = Response::to_request(&invite, 487, Some(&local_tag));
         session.pending_invite = Some((tx, r487));
         InboundCall {
             session,
@@ -85,17 +83,8 @@ impl InboundCall {
         pai.or(from).and_then(|a| a.uri.user_unescaped())
     }
 
-    pub fn is_answered(&self) -> bool {
-        self.answered
-    }
-
     fn response(&self, status: u16) -> Response {
-        let mut r = Response::to_request(&self.invite, status, Some(&self.local_tag));
-        r.headers.push(
-            HeaderName::Server,
-            self.session.sip.local.user_agent.clone(),
-        );
-        r
+        Response::to_request(&self.invite, status, Some(&self.local_tag))
     }
 
     /// 180 Ringing (optional before answering).
@@ -204,13 +193,12 @@ impl InboundCall {
         self.session.hangup();
     }
 
-    /// Releases the call in the SIP core; media closes when this drops.
+    /// Hangs up if still up; the SIP core and media let go when this drops.
     pub fn finish(mut self) -> EndReason {
         if self.session.ended.is_none() {
             self.hangup();
         }
         let reason = self.session.ended.unwrap_or(EndReason::LocalHangup);
-        self.session.release();
         info!(
             reason = reason.as_str(),
             secs = self.session.started.elapsed().as_secs(),

@@ -109,7 +109,7 @@ async fn run(centre: Arc<Centre>, offer: Offer) {
             _ = tokio::time::sleep(timeout) => {}
         }
     };
-    let outcome = agent.wait_answer(timeout, abandon, None, &spec).await;
+    let outcome = agent.wait_answer(timeout, abandon).await;
     centre.end_offer(&offer.contact);
     match outcome {
         DialOutcome::Answered => {}
@@ -477,7 +477,6 @@ async fn dial_customer(
     };
     record.call_id = Some(customer.call_id().to_string());
     let ring = Duration::from_secs(cfg.ring_timeout_s);
-    let creds = spec.credentials.clone();
     let outcome = {
         // If the agent hangs up while the customer's phone rings, give up.
         let agent_gone = async {
@@ -487,9 +486,7 @@ async fn dial_customer(
                 }
             }
         };
-        customer
-            .wait_answer(ring, agent_gone, creds.as_ref(), &spec)
-            .await
+        customer.wait_answer(ring, agent_gone).await
     };
     if outcome != DialOutcome::Answered {
         customer.finish();

@@ -216,6 +216,17 @@ pub struct SecurityConfig {
     pub trusted: Vec<String>,
 }
 
+impl SecurityConfig {
+    /// The trusted blocks, parsed (load-time validation has already
+    /// refused any that don't parse).
+    pub fn trusted_cidrs(&self) -> Vec<crate::security::Cidr> {
+        self.trusted
+            .iter()
+            .filter_map(|c| crate::security::Cidr::parse(c))
+            .collect()
+    }
+}
+
 impl Default for SecurityConfig {
     fn default() -> Self {
         SecurityConfig {

@@ -8,13 +8,10 @@ use std::net::SocketAddr;
 
 /// Adds `received` when the sent-by host differs from the source address
 /// (§18.2.1) and fills an empty `rport` with the source port (RFC 3581 §4).
-pub fn stamp_received(req: &mut Request, source: &Peer) {
-    let Some(top) = req.headers.get_mut(&HeaderName::Via) else {
-        return;
-    };
-    let Ok(mut via) = Via::parse(top) else {
-        return;
-    };
+/// Returns the top Via as stamped, so the caller needn't parse it again.
+pub fn stamp_received(req: &mut Request, source: &Peer) -> Option<Via> {
+    let top = req.headers.get_mut(&HeaderName::Via)?;
+    let mut via = Via::parse(top).ok()?;
     let ip = source.addr.ip();
     let mut changed = false;
     if via.host != Host::Ip(ip) {
@@ -34,6 +31,7 @@ pub fn stamp_received(req: &mut Request, source: &Peer) {
     if changed {
         *top = via.to_string();
     }
+    Some(via)
 }
 
 /// The address responses to a request with top Via `via` from `source`

@@ -62,11 +62,3 @@ pub fn check_offer_content(req: &Request) -> Result<(), Rejection> {
     }
     Ok(())
 }
-
-pub fn rejection_response(req: &Request, tag: &str, rej: Rejection) -> Response {
-    let mut resp = Response::to_request(req, rej.status, Some(tag)).with_reason(rej.reason);
-    for (n, v) in rej.headers {
-        resp.headers.push(n, v);
-    }
-    resp
-}

@@ -10,7 +10,7 @@ pub mod capabilities;
 use crate::call::{CallEvent, CallRef, Command};
 use crate::config::Config;
 use crate::registrar::{Bindings, RegisterOutcome, Registrar};
-use crate::security::{Cidr, RateLimiter};
+use crate::security::RateLimiter;
 use crate::sip::dialog::DialogId;
 use crate::sip::message::validate::{Rejection, validate_request};
 use crate::sip::message::{
@@ -93,12 +93,7 @@ pub struct Endpoint {
 
 impl Endpoint {
     pub fn new(config: &Config, bindings: Bindings, now: Instant) -> Self {
-        let trusted: Vec<Cidr> = config
-            .security
-            .trusted
-            .iter()
-            .filter_map(|c| Cidr::parse(c))
-            .collect();
+        let trusted = config.security.trusted_cidrs();
         let timers = TimerConfig {
             t1: Duration::from_millis(config.sip.t1_ms),
             ..TimerConfig::default()
@@ -126,15 +121,6 @@ impl Endpoint {
     /// The allocator of call ids, shared with outbound call creation.
     pub fn call_ids(&self) -> Arc<AtomicU64> {
         self.call_ids.clone()
-    }
-
-    /// Calls with live routes.
-    pub fn call_count(&self) -> usize {
-        self.calls.len()
-    }
-
-    pub fn max_message(&self) -> usize {
-        self.max_message
     }
 
     /// One UDP datagram.
@@ -171,8 +157,7 @@ impl Endpoint {
         match parsed {
             Err(bad) => self.on_malformed(bad, peer, &mut out),
             Ok(SipMessage::Request(mut req)) => {
-                stamp_received(&mut req, &peer);
-                let via = req.top_via().ok();
+                let via = stamp_received(&mut req, &peer);
                 let reply_to = response_peer(via.as_ref(), peer);
                 if let Err(rej) = validate_request(&req) {
                     bump(&self.stats.rejected);
@@ -311,6 +296,8 @@ impl Endpoint {
         }
     }
 
+    /// Every response of a transaction, ours or a call's, leaves here and
+    /// gets its Server header here.
     fn respond(&mut self, tx: ServerTxId, mut resp: Response, now: Instant, out: &mut Vec<Output>) {
         resp.headers
             .push(HeaderName::Server, self.server_header.clone());
@@ -368,7 +355,7 @@ impl Endpoint {
                 }
             }
             Method::Invite => match capabilities::check_offer_content(&req) {
-                Err(rej) => capabilities::rejection_response(&req, &tag, rej),
+                Err(rej) => rej.respond_to(&req, &tag),
                 Ok(()) => {
                     let call = CallRef(self.call_ids.fetch_add(1, Ordering::Relaxed));
                     bump(&self.stats.calls_total);
@@ -411,25 +398,13 @@ impl Endpoint {
     pub fn on_command(&mut self, cmd: Command, now: Instant) -> Vec<Output> {
         let mut out = Vec::new();
         match cmd {
-            Command::Respond { tx, mut response } => {
-                if response.headers.get(&HeaderName::Server).is_none() {
-                    response
-                        .headers
-                        .push(HeaderName::Server, self.server_header.clone());
-                }
-                let tx_out = self.layer.respond_now(tx, &response, now);
-                self.handle_tx_outputs(tx_out, now, &mut out);
-            }
+            Command::Respond { tx, response } => self.respond(tx, response, now, &mut out),
             Command::Request {
                 call,
                 request,
                 peer,
             } => {
-                let branch = request
-                    .top_via()
-                    .ok()
-                    .and_then(|v| v.branch().map(str::to_string))
-                    .unwrap_or_default();
+                let branch = request.top_branch().unwrap_or_default();
                 let (tx, tx_out) = self.layer.send_request(request, peer, now);
                 if let Some(tx) = tx {
                     self.client_owner.insert(tx, (call, branch.clone()));
@@ -514,9 +489,6 @@ impl Endpoint {
     /// Once a second or so: expire bindings, prune replay and ban state.
     pub fn housekeeping(&mut self, now: Instant) {
         self.registrar.tick(now);
-    }
-
-    pub fn transaction_counts(&self) -> (usize, usize) {
-        self.layer.counts()
+        self.rate.prune(now);
     }
 }

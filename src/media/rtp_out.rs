@@ -99,10 +99,6 @@ impl RtpOut {
         self.marker_next = true;
     }
 
-    pub fn next_seq(&self) -> u16 {
-        self.seq
-    }
-
     pub fn next_ts(&self) -> u32 {
         self.ts
     }

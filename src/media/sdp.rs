@@ -306,6 +306,36 @@ fn write_audio(
     let _ = write!(out, "a=ptime:{ptime}\r\na={}\r\n", dir.as_str());
 }
 
+/// What one audio stream offers that we can use.
+struct Formats {
+    law: Law,
+    pt: u8,
+    dtmf_pt: Option<u8>,
+    ptime_ms: u32,
+}
+
+/// The first G.711 format in the stream's order of preference, its
+/// telephone-event format if any, and a usable ptime (else 20 ms).
+fn formats(m: &MediaDescription) -> Option<Formats> {
+    let (law, pt) = m.payload_types().find_map(|pt| {
+        match m.codec_of(pt).as_ref().map(|(e, c)| (e.as_str(), *c)) {
+            Some(("pcmu", 8000)) => Some((Law::Ulaw, pt)),
+            Some(("pcma", 8000)) => Some((Law::Alaw, pt)),
+            _ => None,
+        }
+    })?;
+    let dtmf_pt = m.payload_types().find(|&pt| {
+        m.codec_of(pt)
+            .is_some_and(|(e, c)| e == "telephone-event" && c == 8000)
+    });
+    Some(Formats {
+        law,
+        pt,
+        dtmf_pt,
+        ptime_ms: m.ptime.filter(|p| ptime_ok(*p)).unwrap_or(20),
+    })
+}
+
 /// Answers an offer (RFC 3264 §6): the first audio stream with PCMU or
 /// PCMA, in the offerer's order of preference; every other stream is
 /// refused with port 0. The answer's direction mirrors the offer's.
@@ -319,18 +349,15 @@ pub fn answer(
         {
             continue;
         }
-        let law = m.payload_types().find_map(|pt| {
-            match m.codec_of(pt).as_ref().map(|(e, c)| (e.as_str(), *c)) {
-                Some(("pcmu", 8000)) => Some((Law::Ulaw, pt)),
-                Some(("pcma", 8000)) => Some((Law::Alaw, pt)),
-                _ => None,
-            }
-        });
-        let Some((law, pt)) = law else { continue };
-        let dtmf_pt = m.payload_types().find(|&pt| {
-            m.codec_of(pt)
-                .is_some_and(|(e, c)| e == "telephone-event" && c == 8000)
-        });
+        let Some(Formats {
+            law,
+            pt,
+            dtmf_pt,
+            ptime_ms,
+        }) = formats(m)
+        else {
+            continue;
+        };
         let offered_dir = m
             .direction
             .or(offer.direction)
@@ -348,7 +375,7 @@ pub fn answer(
                 law,
                 pt,
                 dtmf_pt,
-                ptime_ms: m.ptime.filter(|p| ptime_ok(*p)).unwrap_or(20),
+                ptime_ms,
                 remote,
                 direction: offered_dir.mirror(),
             },
@@ -398,29 +425,16 @@ pub fn read_answer(answer: &SessionDescription) -> Result<MediaParams, SdpError>
         .iter()
         .find(|m| m.media == "audio" && m.port != 0)
         .ok_or(SdpError::NoCommonCodec)?;
-    let (law, pt) = m
-        .payload_types()
-        .find_map(
-            |pt| match m.codec_of(pt).as_ref().map(|(e, c)| (e.as_str(), *c)) {
-                Some(("pcmu", 8000)) => Some((Law::Ulaw, pt)),
-                Some(("pcma", 8000)) => Some((Law::Alaw, pt)),
-                _ => None,
-            },
-        )
-        .ok_or(SdpError::NoCommonCodec)?;
-    let dtmf_pt = m.payload_types().find(|&pt| {
-        m.codec_of(pt)
-            .is_some_and(|(e, c)| e == "telephone-event" && c == 8000)
-    });
+    let f = formats(m).ok_or(SdpError::NoCommonCodec)?;
     let dir = m
         .direction
         .or(answer.direction)
         .unwrap_or(Direction::SendRecv);
     Ok(MediaParams {
-        law,
-        pt,
-        dtmf_pt,
-        ptime_ms: m.ptime.filter(|p| ptime_ok(*p)).unwrap_or(20),
+        law: f.law,
+        pt: f.pt,
+        dtmf_pt: f.dtmf_pt,
+        ptime_ms: f.ptime_ms,
         remote: remote_of(answer, m),
         // Their answer's direction, seen from our side.
         direction: dir.mirror(),

@@ -6,8 +6,8 @@ pub mod bindings;
 pub use bindings::{Binding, Bindings};
 
 use crate::config::{Config, RegistrarConfig};
+use crate::security::AuthThrottle;
 use crate::security::throttle::FailureOutcome;
-use crate::security::{AuthThrottle, Cidr};
 use crate::sip::auth::{Algorithm, Challenge, Credentials, DigestInput, NonceCheck, Nonces};
 use crate::sip::message::validate::Rejection;
 use crate::sip::message::{HeaderName, MessageExt, NameAddr, Request, Response};
@@ -43,7 +43,7 @@ enum Auth {
 impl Registrar {
     pub fn new(config: &Config, bindings: Bindings, now: Instant) -> Self {
         let sec = &config.security;
-        let trusted = sec.trusted.iter().filter_map(|c| Cidr::parse(c)).collect();
+        let trusted = sec.trusted_cidrs();
         let mut opaque = [0u8; 8];
         rand::fill(&mut opaque);
         Registrar {
@@ -195,9 +195,8 @@ impl Registrar {
         tag: &str,
         now: Instant,
     ) -> RegisterOutcome {
-        if self.is_banned(&peer, now) {
-            return RegisterOutcome::Drop;
-        }
+        // A banned source never gets here: the endpoint drops everything
+        // from it before parsing.
         let reply = |code: u16| Response::to_request(req, code, Some(tag));
         let to = match req.addr_to() {
             Ok(t) if t.uri.is_sip() => t,
@@ -238,13 +237,7 @@ impl Registrar {
                 }
                 RegisterOutcome::Respond(resp)
             }
-            Err(rej) => {
-                let mut resp = reply(rej.status).with_reason(rej.reason);
-                for (name, value) in rej.headers {
-                    resp.headers.push(name, value);
-                }
-                RegisterOutcome::Respond(resp)
-            }
+            Err(rej) => RegisterOutcome::Respond(rej.respond_to(req, tag)),
         }
     }
 
@@ -283,7 +276,7 @@ impl Registrar {
                 }
             }
         }
-        let cfg = self.cfg.clone();
+        let cfg = &self.cfg;
         let mut plans = Vec::with_capacity(contacts.len());
         for c in contacts {
             let expires = c

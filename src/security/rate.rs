@@ -40,13 +40,11 @@ impl RateLimiter {
         if self.per_second <= 0.0 || any_contains(&self.trusted, ip) {
             return true;
         }
+        // Full: a new source waits for `prune` rather than each of its
+        // packets paying a scan of the table (a spoofed-source flood would
+        // otherwise cost 100k entries per datagram).
         if self.buckets.len() >= MAX_TRACKED && !self.buckets.contains_key(&ip) {
-            let (rate, burst) = (self.per_second, self.burst);
-            self.buckets
-                .retain(|_, b| b.tokens + now.duration_since(b.last).as_secs_f64() * rate < burst);
-            if self.buckets.len() >= MAX_TRACKED {
-                return false;
-            }
+            return false;
         }
         let b = self.buckets.entry(ip).or_insert(Bucket {
             tokens: self.burst,
@@ -61,6 +59,20 @@ impl RateLimiter {
         } else {
             false
         }
+    }
+
+    /// Forgets sources whose bucket has refilled: they behave exactly like
+    /// unknown ones. Called from housekeeping, about once a second.
+    pub fn prune(&mut self, now: Instant) {
+        let (rate, burst) = (self.per_second, self.burst);
+        self.buckets.retain(|_, b| {
+            b.tokens + now.saturating_duration_since(b.last).as_secs_f64() * rate < burst
+        });
+    }
+
+    #[cfg(test)]
+    fn tracked(&self) -> usize {
+        self.buckets.len()
     }
 }
 
@@ -80,5 +92,26 @@ mod tests {
         assert!(r.allow(ip, t0 + Duration::from_millis(150)));
         let mut off = RateLimiter::new(0, vec![]);
         assert!((0..1000).all(|_| off.allow(ip, t0)));
+    }
+
+    #[test]
+    fn refilled_sources_are_pruned_busy_ones_kept() {
+        let t0 = Instant::now();
+        let quiet: IpAddr = "10.0.0.1".parse().unwrap();
+        let busy: IpAddr = "10.0.0.2".parse().unwrap();
+        let mut r = RateLimiter::new(10, vec![]);
+        assert!(r.allow(quiet, t0));
+        for _ in 0..20 {
+            r.allow(busy, t0 + Duration::from_millis(900));
+        }
+        r.prune(t0 + Duration::from_secs(1));
+        assert_eq!(r.tracked(), 1, "only the busy source is remembered");
+        let t1 = t0 + Duration::from_secs(1);
+        let allowed = (0..5).filter(|_| r.allow(busy, t1)).count();
+        assert_eq!(
+            allowed, 1,
+            "the busy source keeps its (nearly) empty bucket"
+        );
+        assert!(r.allow(quiet, t1));
     }
 }

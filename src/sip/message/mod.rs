@@ -143,6 +143,11 @@ pub trait MessageExt {
         Via::parse(v).map_err(|e| e.context("Malformed Via"))
     }
 
+    /// The top Via's branch: what transactions are matched on (§17.1.3).
+    fn top_branch(&self) -> Option<String> {
+        self.top_via().ok()?.branch().map(str::to_string)
+    }
+
     fn contacts(&self) -> Result<Vec<NameAddr>, ParseError> {
         self.headers()
             .get_all(&HeaderName::Contact)

@@ -3,7 +3,7 @@
 
 use super::header::HeaderName;
 use super::uri::Scheme;
-use super::{MessageExt, Method, NameAddr, Request, Via};
+use super::{MessageExt, Method, NameAddr, Request, Response, Via};
 
 /// A request refused before processing: the status, a reason phrase that
 /// names the problem, and any header the status requires.
@@ -21,6 +21,15 @@ impl Rejection {
             reason: reason.into(),
             headers: Vec::new(),
         }
+    }
+
+    /// The response to `req` (To tag `tag`) saying so.
+    pub fn respond_to(self, req: &Request, tag: &str) -> Response {
+        let mut resp = Response::to_request(req, self.status, Some(tag)).with_reason(self.reason);
+        for (n, v) in self.headers {
+            resp.headers.push(n, v);
+        }
+        resp
     }
 }
 

@@ -74,14 +74,14 @@ pub struct ClientKey {
 impl ClientKey {
     pub fn for_request(req: &Request) -> Option<ClientKey> {
         Some(ClientKey {
-            branch: req.top_via().ok()?.branch()?.to_string(),
+            branch: req.top_branch()?,
             method: req.cseq().ok()?.method,
         })
     }
 
     pub fn for_response(resp: &Response) -> Option<ClientKey> {
         Some(ClientKey {
-            branch: resp.top_via().ok()?.branch()?.to_string(),
+            branch: resp.top_branch()?,
             method: resp.cseq().ok()?.method,
         })
     }

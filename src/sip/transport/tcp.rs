@@ -47,10 +47,6 @@ impl TcpTransport {
         }
     }
 
-    pub fn open_connections(&self) -> usize {
-        self.open.load(Ordering::Relaxed)
-    }
-
     pub fn spawn_listener(&self, listener: TcpListener) {
         let this = self.clone();
         tokio::spawn(async move {

@@ -3,7 +3,6 @@
 
 use super::{Inbound, Peer};
 use bytes::Bytes;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
@@ -15,24 +14,23 @@ const RECV_BUF: usize = 65_536;
 
 #[derive(Clone)]
 pub struct UdpTransport {
-    sockets: Vec<Arc<UdpSocket>>,
+    /// Each socket with whether it is IPv4, looked up once here rather
+    /// than by a getsockname() per message sent.
+    sockets: Vec<(bool, Arc<UdpSocket>)>,
 }
 
 impl UdpTransport {
     pub fn new(sockets: Vec<Arc<UdpSocket>>) -> Self {
+        let sockets = sockets
+            .into_iter()
+            .filter_map(|s| Some((s.local_addr().ok()?.is_ipv4(), s)))
+            .collect();
         UdpTransport { sockets }
-    }
-
-    pub fn local_addrs(&self) -> Vec<SocketAddr> {
-        self.sockets
-            .iter()
-            .filter_map(|s| s.local_addr().ok())
-            .collect()
     }
 
     /// Starts one receive loop per socket.
     pub fn spawn_receivers(&self, inbound: mpsc::Sender<Inbound>) {
-        for socket in &self.sockets {
+        for (_, socket) in &self.sockets {
             let socket = socket.clone();
             let inbound = inbound.clone();
             tokio::spawn(async move {
@@ -64,11 +62,8 @@ impl UdpTransport {
 
     /// Sends from the socket of the right address family.
     pub async fn send(&self, peer: &Peer, data: &Bytes) {
-        let socket = self.sockets.iter().find(|s| {
-            s.local_addr()
-                .is_ok_and(|a| a.is_ipv4() == peer.addr.is_ipv4())
-        });
-        let Some(socket) = socket else {
+        let v4 = peer.addr.is_ipv4();
+        let Some((_, socket)) = self.sockets.iter().find(|(is_v4, _)| *is_v4 == v4) else {
             warn!(%peer, "no UDP socket for this address family");
             return;
         };
