@@ -1,7 +1,7 @@
 //! callgate command line: run the gateway, or check a configuration.
 
 use anyhow::Context;
-use callgate::config::{self, Overrides};
+use callgate::config::Overrides;
 use clap::{Parser, Subcommand};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -66,7 +66,7 @@ fn main() -> ExitCode {
     match cli.command {
         Some(Command::CheckConfig { file }) => {
             let file = file.unwrap_or(cli.config);
-            match config::load_all(&file, &overrides) {
+            match callgate::runtime::load_all(&file, &overrides) {
                 Ok(loaded) => {
                     for flow in loaded.flows.iter() {
                         for b in callgate::flow::load::unreachable_blocks(flow) {
@@ -100,7 +100,7 @@ fn main() -> ExitCode {
         }
         Some(Command::Run) | None => {
             init_logging(&cli.log_format);
-            let config = match config::load_all(&cli.config, &overrides) {
+            let config = match callgate::runtime::load_all(&cli.config, &overrides) {
                 Ok(c) => c,
                 Err(errors) => {
                     eprintln!("{errors}");
@@ -132,7 +132,7 @@ fn init_logging(format: &str) {
     }
 }
 
-fn run(config: callgate::config::Loaded) -> anyhow::Result<()> {
+fn run(config: callgate::runtime::Loaded) -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

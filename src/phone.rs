@@ -2,9 +2,20 @@
 //! numbering database (the `phonenumber` port of libphonenumber), and the
 //! rules that decide which numbers callgate may ever dial.
 
-use crate::flow::model::PhoneFormat;
 use phonenumber::Mode;
 use phonenumber::country::Id;
+use serde::Deserialize;
+
+/// How a caller keys a phone number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum PhoneFormat {
+    /// The national number of `country` (what a caller naturally types).
+    #[default]
+    Local,
+    /// Country code included (a caller types e.g. 44 20 7946 0000).
+    E164,
+}
 
 pub fn country(code: &str) -> Option<Id> {
     code.trim().to_ascii_uppercase().parse().ok()

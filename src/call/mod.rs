@@ -5,10 +5,9 @@
 //! receives `CallEvent`s for its transactions and dialogs. Call logic is
 //! plain async code ("answer, play, wait for a digit"), one task per call.
 
-pub mod handle;
 pub mod session;
 pub mod uac;
 pub mod uas;
 
-pub use handle::{CallEvent, CallRef, Command, LocalSip, SipHandle};
+pub use crate::endpoint::tu::{CallEvent, CallRef, Command, LocalSip, SipHandle};
 pub use session::{EndReason, Session, Waited};

@@ -2,8 +2,8 @@
 //! the media leg, and the handling of whatever the other side sends while
 //! the call logic waits (BYE, re-INVITE for hold, INFO DTMF, OPTIONS).
 
-use super::handle::{CallEvent, CallRef, SipHandle};
 use crate::endpoint::capabilities::{ACCEPT, ALLOW};
+use crate::endpoint::tu::{CallEvent, CallRef, Command, SipHandle};
 use crate::media::engine::MediaEngine;
 use crate::media::leg::{Leg, LegEvent};
 use crate::media::prompt::Prompt;
@@ -388,8 +388,7 @@ impl Session {
 /// error, or a panic unwinding through it.
 impl Drop for Session {
     fn drop(&mut self) {
-        self.sip
-            .send(super::handle::Command::Ended { call: self.call });
+        self.sip.send(Command::Ended { call: self.call });
     }
 }
 
@@ -411,55 +410,4 @@ fn info_digit(req: &Request) -> Option<char> {
     };
     let c = value.chars().next()?;
     crate::media::dtmf::char_to_event(c).and_then(crate::media::dtmf::event_to_char)
-}
-
-impl crate::flow::CallIo for Session {
-    async fn play(
-        &mut self,
-        prompts: Vec<Arc<Prompt>>,
-        barge_in: bool,
-    ) -> Result<Option<char>, EndReason> {
-        match self.play_and_wait(prompts, barge_in).await? {
-            Waited::Digit(d) => Ok(Some(d)),
-            _ => Ok(None),
-        }
-    }
-
-    async fn play_for(
-        &mut self,
-        prompts: Vec<Arc<Prompt>>,
-        looping: bool,
-        max: Duration,
-    ) -> Result<(), EndReason> {
-        let token = Session::play(self, prompts, looping);
-        let until = Instant::now() + max;
-        loop {
-            match self.wait(token, false, Some(until)).await? {
-                Waited::PlaybackDone => return Ok(()),
-                Waited::Timeout => {
-                    self.stop_playback();
-                    return Ok(());
-                }
-                _ => {}
-            }
-        }
-    }
-
-    async fn digit(&mut self, timeout: Duration) -> Result<Option<char>, EndReason> {
-        match self
-            .wait(None, true, Some(Instant::now() + timeout))
-            .await?
-        {
-            Waited::Digit(d) => Ok(Some(d)),
-            _ => Ok(None),
-        }
-    }
-
-    fn clear_digits(&mut self) {
-        Session::clear_digits(self);
-    }
-
-    fn disconnect(&mut self) {
-        self.hangup();
-    }
 }

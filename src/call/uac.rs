@@ -4,8 +4,8 @@
 //! towards a trunk (§22.2), and a 200 that races our CANCEL (ACK, then
 //! BYE). Once answered, everything is the shared `Session`.
 
-use super::handle::{CallEvent, Command, SipHandle};
 use super::session::{EndReason, Session, Waited};
+use crate::endpoint::tu::{CallEvent, Command, SipHandle};
 use crate::media::engine::MediaEngine;
 use crate::media::sdp::{self, Direction, SessionDescription};
 use crate::sip::auth::{Algorithm, DigestInput};

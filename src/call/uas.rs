@@ -1,9 +1,9 @@
 //! An inbound call as the gateway answers it: the UAS side of RFC 3261
 //! §13.3. Once answered, everything is the shared `Session`.
 
-use super::handle::{CallEvent, CallRef, Command, SipHandle};
 pub use super::session::{EndReason, Session, Waited};
 use crate::endpoint::capabilities::{ACCEPT, ALLOW};
+use crate::endpoint::tu::{CallEvent, CallRef, Command, SipHandle};
 use crate::media::engine::MediaEngine;
 use crate::media::sdp::{self, SessionDescription};
 use crate::sip::dialog::Dialog;

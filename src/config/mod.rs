@@ -2,12 +2,10 @@
 //! with comments), loaded and validated at start-up and by
 //! `callgate check-config`.
 
-pub mod bundle;
 pub mod error;
 pub mod load;
 pub mod locate;
 
-pub use bundle::{Loaded, load_all};
 pub use error::{ConfigError, ConfigErrors};
 pub use load::{Overrides, load, load_str};
 

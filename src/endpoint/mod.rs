@@ -6,8 +6,8 @@
 
 pub mod addressing;
 pub mod capabilities;
+pub mod tu;
 
-use crate::call::{CallEvent, CallRef, Command};
 use crate::config::Config;
 use crate::registrar::{Bindings, RegisterOutcome, Registrar};
 use crate::security::RateLimiter;
@@ -28,6 +28,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use tracing::debug;
+use tu::{CallEvent, CallRef, Command};
 
 /// What the endpoint asks of the runtime.
 #[derive(Debug, Clone)]

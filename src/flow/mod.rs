@@ -5,6 +5,7 @@ pub mod context;
 pub mod engine;
 pub mod load;
 pub mod model;
+mod on_session;
 pub mod speech;
 
 pub use context::Contact;

@@ -46,15 +46,7 @@ pub enum InputMode {
     PhoneNumber,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
-#[serde(rename_all = "snake_case")]
-pub enum PhoneFormat {
-    /// The national number of `country` (what a caller naturally types).
-    #[default]
-    Local,
-    /// Country code included (a caller types e.g. 44 20 7946 0000).
-    E164,
-}
+pub use crate::phone::PhoneFormat;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -3,13 +3,13 @@
 //! network and the clock.
 
 pub mod bind;
+pub mod loaded;
 pub mod sip_core;
 
 use crate::app::App;
 use crate::call::{LocalSip, SipHandle};
 use crate::centre::Centre;
 use crate::config::Config;
-use crate::config::Loaded;
 use crate::endpoint::Endpoint;
 use crate::flow::FlowSet;
 use crate::media::engine::{MediaConfig, MediaEngine};
@@ -17,6 +17,7 @@ use crate::media::prompt::PromptLibrary;
 use crate::registrar::Bindings;
 use crate::store::{SqliteStore, Store};
 use anyhow::Context;
+pub use loaded::{Loaded, load_all};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};

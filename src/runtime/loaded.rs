@@ -2,8 +2,9 @@
 //! to, checked against each other (numbers and queues name flows of the
 //! right type).
 
-use super::{ConfigError, ConfigErrors, Overrides, load::load_lenient};
 use crate::config::Config;
+use crate::config::load::load_lenient;
+use crate::config::{ConfigError, ConfigErrors, Overrides};
 use crate::flow::FlowSet;
 use crate::flow::load::{References, load_dir};
 use crate::flow::model::FlowType;
@@ -67,7 +68,7 @@ pub fn load_all(path: &Path, overrides: &Overrides) -> Result<Loaded, ConfigErro
             Some(_) => None,
         };
         if let Some(message) = problem {
-            let (line, column) = super::locate::locate(&text, &key).unwrap_or((0, 0));
+            let (line, column) = crate::config::locate::locate(&text, &key).unwrap_or((0, 0));
             errors.push(ConfigError {
                 file: path.to_path_buf(),
                 line,
@@ -121,7 +122,8 @@ pub fn load_all(path: &Path, overrides: &Overrides) -> Result<Loaded, ConfigErro
                 if let Some(message) = problem {
                     let ftext = std::fs::read_to_string(&flow.file).unwrap_or_default();
                     let key = format!("blocks.{name}.flow");
-                    let (line, column) = super::locate::locate(&ftext, &key).unwrap_or((0, 0));
+                    let (line, column) =
+                        crate::config::locate::locate(&ftext, &key).unwrap_or((0, 0));
                     errors.push(ConfigError {
                         file: flow.file.clone(),
                         line,

@@ -1,4 +1,7 @@
-//! Messages between call tasks and the SIP core.
+//! The transaction-user interface: what the SIP core tells a call task
+//! (`CallEvent`) and what a call task asks of it (`Command`, sent through a
+//! `SipHandle`). Calls sit above the endpoint and use this; the endpoint
+//! knows nothing of what a call does.
 
 use crate::sip::message::{Request, Response};
 use crate::sip::transaction::ServerTxId;
