@@ -72,7 +72,6 @@ impl App {
                 }
                 None => call.reject(500, Some("Prompt not loaded"), &[]),
             }
-            call.finish();
             return;
         }
         if let Some(n) = self.config.numbers.iter().find(|n| same(&n.number)) {
@@ -84,7 +83,6 @@ impl App {
                     .await
                     .is_err()
                 {
-                    call.finish();
                     return;
                 }
             }
@@ -92,7 +90,6 @@ impl App {
             return;
         }
         call.reject(404, Some("No flow for this number"), &[]);
-        call.finish();
     }
 
     /// Every prompt the configuration refers to, for loading at start-up.

@@ -291,14 +291,14 @@ fn max_retries_one_ends_failed_after_two_dials() {
 }
 
 #[test]
-fn expired_callbacks_are_removed_and_stopped_ones_never_dialled() {
+fn stopped_callbacks_are_never_offered() {
     let flow = ani_flow(1, 2, 600);
     let gw = start(
         Some(&[("ani", &flow)]),
         "127.0.0.1:5997",
         "[[numbers]]\nnumber = \"4000\"\nflow = \"ani\"\n",
     );
-    // No agent: nothing is dialled; expiry is checked separately below.
+    // No agent yet: nothing is offered. (Expiry: `callbacks_expire`.)
     request_callback(&gw, "+12015550179");
     request_callback(&gw, "+12015550180");
     assert!(eventually(Duration::from_secs(3), || callbacks(&gw).len() == 2));
@@ -349,8 +349,14 @@ fn expired_callbacks_are_removed_and_stopped_ones_never_dialled() {
     assert_eq!(history.last().map(String::as_str), Some("stopped"));
     // Now an agent registers: only the remaining callback is offered.
     let mut alice = common::agent::Agent::register(gw.udp, "alice", "alice-secret");
-    let offer = alice.offer(Duration::from_secs(6), common::agent::Answer::Decline);
-    assert!(offer.is_none());
+    let offer = alice
+        .offer(Duration::from_secs(6), common::agent::Answer::Decline)
+        .expect("the remaining callback is offered");
+    assert_ne!(
+        common::agent::Agent::contact_of(&offer),
+        id,
+        "the stopped callback was offered"
+    );
     let queued = get_json(http, "/api/contacts");
     assert_eq!(
         queued.as_array().unwrap().len(),

@@ -5,7 +5,7 @@
 mod common;
 
 use callgate::media::g711::Law;
-use callgate::sip::message::{HeaderName, Method};
+use callgate::sip::message::{HeaderName, MessageExt, Method};
 use common::agent::{Agent, Answer};
 use common::caller::Caller;
 use common::centre::{contacts, eventually, start};
@@ -221,14 +221,17 @@ fn declined_offer_goes_to_the_next_agent() {
     let mut c = dial(&gw, "3001");
     c.rtp.send_silence(c.to, 5);
     // alice has been idle longest: she is offered first, and declines.
-    assert!(
-        alice
-            .offer(Duration::from_secs(5), Answer::Decline)
-            .is_none()
-    );
+    let declined = alice
+        .offer(Duration::from_secs(5), Answer::Decline)
+        .expect("alice is offered the contact first");
     let o = bob
         .offer(Duration::from_secs(5), Answer::Accept(0))
         .expect("bob is offered the contact");
+    assert_eq!(
+        Agent::contact_of(&o),
+        Agent::contact_of(&declined),
+        "the contact alice declined"
+    );
     assert_eq!(
         o.invite
             .headers
@@ -282,9 +285,16 @@ fn unanswered_offer_times_out_and_the_agent_is_missed() {
     let mut alice = Agent::register(gw.udp, "alice", "alice-secret");
     let mut c = dial(&gw, "3002");
     c.rtp.send_silence(c.to, 5);
-    assert!(alice.offer(Duration::from_secs(5), Answer::Ring).is_none());
-    let invite_seen = alice.expect(Method::Cancel, Duration::from_secs(4), None);
-    assert!(invite_seen.is_some(), "CANCEL after the offer timeout");
+    let rang = alice
+        .offer(Duration::from_secs(5), Answer::Ring)
+        .expect("alice is offered the call");
+    let cancel = alice.expect(Method::Cancel, Duration::from_secs(4), None);
+    let cancel = cancel.expect("CANCEL after the offer timeout");
+    assert_eq!(
+        cancel.call_id(),
+        rang.invite.call_id(),
+        "CANCEL of the offer"
+    );
     // This phone never sends its 487: callgate gives up waiting for it.
     assert!(eventually(Duration::from_secs(8), || agent_state(
         &gw, "alice"

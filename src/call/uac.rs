@@ -276,10 +276,6 @@ impl OutboundCall {
                 // the first route or the remote target; we keep sending to
                 // the address we reached (trunks and phones are direct
                 // peers).
-                self.session.sip.send(Command::DialogUp {
-                    call: self.session.call,
-                    id: dialog.id.clone(),
-                });
                 let ack = dialog.ack(self.cseq, &self.session.sip.via(&self.session.peer), None);
                 self.session
                     .sip
@@ -425,12 +421,15 @@ impl OutboundCall {
             }
         }
     }
+}
 
-    pub fn finish(mut self) -> EndReason {
+/// However the call's task ends, the far end is not left ringing or
+/// talking to nobody: CANCEL while unanswered, BYE once answered.
+impl Drop for OutboundCall {
+    fn drop(&mut self) {
         if self.session.ended.is_none() {
             self.hangup();
         }
-        self.session.ended.unwrap_or(EndReason::LocalHangup)
     }
 }
 

@@ -3,12 +3,13 @@
 
 pub use super::session::{EndReason, Session, Waited};
 use crate::endpoint::capabilities::{ACCEPT, ALLOW};
-use crate::endpoint::tu::{CallEvent, CallRef, Command, SipHandle};
+use crate::endpoint::tu::{CallEvent, CallRef, SipHandle};
 use crate::media::engine::MediaEngine;
 use crate::media::sdp::{self, SessionDescription};
 use crate::sip::dialog::Dialog;
 use crate::sip::message::{HeaderName, MessageExt, Request, Response};
 use crate::sip::transaction::ServerTxId;
+use crate::sip::transaction::layer::tag_for;
 use crate::sip::transport::Peer;
 use bytes::Bytes;
 use std::ops::{Deref, DerefMut};
@@ -48,7 +49,9 @@ impl InboundCall {
         peer: Peer,
         media: Arc<MediaEngine>,
     ) -> InboundCall {
-        let local_tag = SipHandle::tag();
+        // The transaction's one To tag: the CANCEL's 200, answered by the
+        // transaction layer, carries it too (RFC 3261 §9.2).
+        let local_tag = tag_for(tx);
         let mut session = Session::new(call, sip, events, peer, media);
         let r487 = Response::to_request(&invite, 487, Some(&local_tag));
         session.pending_invite = Some((tx, r487));
@@ -165,10 +168,6 @@ impl InboundCall {
             self.reject(400, Some("INVITE lacks Contact"), &[]);
             return Err(EndReason::Rejected(400));
         };
-        self.session.sip.send(Command::DialogUp {
-            call: self.session.call,
-            id: dialog.id.clone(),
-        });
         let r = self
             .response(200)
             .with_header(HeaderName::Contact, contact)
@@ -193,17 +192,25 @@ impl InboundCall {
         self.session.hangup();
     }
 
-    /// Hangs up if still up; the SIP core and media let go when this drops.
-    pub fn finish(mut self) -> EndReason {
+    /// Why the call ended (a live call is hung up when dropped).
+    pub fn end_reason(&self) -> EndReason {
+        self.session.ended.unwrap_or(EndReason::LocalHangup)
+    }
+}
+
+/// However the call's task ends (done, an early return, a panic, the task
+/// aborted at shutdown) the caller is not left hanging: 480 if never
+/// answered, BYE if answered. The session then releases the SIP core's
+/// routes and the media leg.
+impl Drop for InboundCall {
+    fn drop(&mut self) {
         if self.session.ended.is_none() {
             self.hangup();
         }
-        let reason = self.session.ended.unwrap_or(EndReason::LocalHangup);
         info!(
-            reason = reason.as_str(),
+            reason = self.end_reason().as_str(),
             secs = self.session.started.elapsed().as_secs(),
             "call ended"
         );
-        reason
     }
 }

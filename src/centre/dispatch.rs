@@ -11,8 +11,8 @@ use std::sync::Arc;
 use std::time::Duration;
 use tracing::{info, warn};
 
-/// Even with nothing scheduled, look again this often (registrations).
-const IDLE_TICK: Duration = Duration::from_millis(250);
+/// With nothing scheduled, look again this often (callbacks' expiry).
+const IDLE_TICK: Duration = Duration::from_secs(5);
 /// Expiry is checked against the database this often.
 const EXPIRY_EVERY_MS: i64 = 5_000;
 
@@ -43,10 +43,11 @@ async fn run(centre: Arc<Centre>) {
             .unwrap_or(IDLE_TICK);
         tokio::select! {
             _ = centre.wake.notified() => {}
+            _ = centre.bindings.changed() => {}
             _ = tokio::time::sleep(wait) => {}
         }
         let now = now_ms();
-        sync_registrations(&centre, now);
+        sync_registrations(&centre, centre.bindings.take_changed(), now);
         if now - last_expiry >= EXPIRY_EVERY_MS {
             last_expiry = now;
             expire(&centre, now, &mut scheduled).await;
@@ -82,14 +83,21 @@ async fn run(centre: Arc<Centre>) {
     }
 }
 
-fn sync_registrations(centre: &Centre, now: i64) {
+/// Brings the router up to date with the registrations that changed.
+fn sync_registrations(centre: &Centre, users: Vec<String>, now: i64) {
+    if users.is_empty() {
+        return;
+    }
     let at = std::time::Instant::now();
     let mut router = centre.router.lock();
-    let names: Vec<(String, bool)> = router
-        .agents()
-        .map(|a| (a.name.clone(), a.registered))
-        .collect();
-    for (name, was) in names {
+    for name in users {
+        let Some(was) = router
+            .agents()
+            .find(|a| a.name == name)
+            .map(|a| a.registered)
+        else {
+            continue;
+        };
         let is = centre.bindings.is_registered(&name, at);
         if is != was {
             info!(agent = %name, registered = is, "agent registration changed");

@@ -5,7 +5,7 @@
 use super::{BridgeEvent, Centre, QueueSignal, now_ms};
 use crate::call::uas::InboundCall;
 use crate::call::{EndReason, Session};
-use crate::flow::{Contact, Outcome};
+use crate::flow::{Contact, Mode, Outcome};
 use crate::media::tones::Tone;
 use crate::routing::{ContactKind, QueuedContact};
 use crate::store::ContactRecord;
@@ -18,7 +18,7 @@ use tracing::{info, warn};
 pub async fn run(centre: Arc<Centre>, mut call: InboundCall, flow_name: &str) {
     let Some(flow) = centre.flows.get(flow_name) else {
         call.reject(500, Some("Flow not loaded"), &[]);
-        call.finish();
+        drop(call);
         return;
     };
     let ani = call
@@ -41,7 +41,7 @@ pub async fn run(centre: Arc<Centre>, mut call: InboundCall, flow_name: &str) {
         Err(r) => r,
         Ok(()) => {
             let outcome = centre
-                .run_flow(&flow, &mut call.session, &mut contact, false)
+                .run_flow(flow, &mut call.session, &mut contact, Mode::Call)
                 .await;
             info!(contact = %contact.id, ?outcome, "flow finished");
             match outcome {
@@ -74,7 +74,7 @@ pub async fn run(centre: Arc<Centre>, mut call: InboundCall, flow_name: &str) {
             .unwrap_or(reason.as_str())
             .to_string(),
     );
-    call.finish();
+    drop(call);
     centre.record(record).await;
 }
 
@@ -99,7 +99,7 @@ async fn queue_activity(
         .and_then(|q| q.customer_queue_flow.as_deref())
         .and_then(|f| centre.flows.get(f));
     if let Some(flow) = flow {
-        let outcome = centre.run_flow(&flow, session, contact, false).await;
+        let outcome = centre.run_flow(flow, session, contact, Mode::Call).await;
         return match outcome {
             Outcome::Ended(r) => Err(r),
             // A voice transfer to the queue the caller is already in:

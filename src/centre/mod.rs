@@ -10,8 +10,10 @@ pub mod offer;
 use crate::call::SipHandle;
 use crate::config::{Config, QueueConfig};
 use crate::dialer::scheduler::{self, Recovery, RetryPolicy};
-use crate::flow::engine::{CallbackRefusal, CallbackRequest, QueueMetrics};
-use crate::flow::{Contact, ContactCenter, FlowSet};
+use crate::flow::{
+    CallbackRefusal, CallbackRequest, Callbacks, Contact, Flow, FlowEnv, FlowSet, Mode,
+    QueueMetrics,
+};
 use crate::media::engine::MediaEngine;
 use crate::media::leg::LegLink;
 use crate::phone::DialRules;
@@ -305,25 +307,12 @@ impl Centre {
     /// Runs a flow on a call's session, with this centre's services.
     pub async fn run_flow(
         &self,
-        flow: &crate::flow::Flow,
-        io: &mut crate::call::Session,
+        flow: Arc<Flow>,
+        session: &mut crate::call::Session,
         contact: &mut Contact,
-        whisper: bool,
+        mode: Mode,
     ) -> crate::flow::Outcome {
-        let mut run = crate::flow::FlowRun {
-            flow,
-            io,
-            cc: self,
-            prompts: &self.media.prompts,
-            tones: &self.media.tones,
-            flows: Some(&self.flows),
-            contact,
-        };
-        if whisper {
-            run.run_whisper().await
-        } else {
-            run.run().await
-        }
+        crate::flow::driver::run(flow, session, contact, self, mode).await
     }
 
     /// The queue's hold music (empty when it has none loaded).
@@ -335,9 +324,9 @@ impl Centre {
     }
 }
 
-impl ContactCenter for Centre {
-    fn metrics(&self, queue: &str, contact: &Contact) -> QueueMetrics {
-        let now = now_ms();
+impl FlowEnv for Centre {
+    fn metrics(&self, queue: &str, contact: &Contact, wall: SystemTime) -> QueueMetrics {
+        let now = crate::flow::context::epoch_ms(wall);
         let r = self.router.lock();
         let s = r.snapshot(queue, now);
         let start = crate::flow::context::epoch_ms(contact.initial_start);
@@ -368,10 +357,20 @@ impl ContactCenter for Centre {
         &self.dial_rules
     }
 
-    fn default_country(&self) -> Option<phonenumber::country::Id> {
-        self.country
+    fn prompts(&self) -> &crate::media::prompt::PromptLibrary {
+        &self.media.prompts
     }
 
+    fn tone(&self, tone: crate::media::tones::Tone) -> Arc<crate::media::prompt::Prompt> {
+        self.media.tones.get(tone)
+    }
+
+    fn flow(&self, name: &str) -> Option<Arc<Flow>> {
+        self.flows.get(name)
+    }
+}
+
+impl Callbacks for Centre {
     async fn create_callback(&self, req: CallbackRequest) -> Result<String, CallbackRefusal> {
         let Some(q) = self.queue(&req.queue) else {
             return Err(CallbackRefusal::Failed(format!(

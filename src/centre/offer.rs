@@ -6,7 +6,7 @@ use super::{BridgeEvent, Centre, QueueSignal, now_ms};
 use crate::call::uac::{DialOutcome, DialSpec, OutboundCall, asserted_identity};
 use crate::call::{EndReason, Session};
 use crate::dialer::scheduler::{self, AfterAttempt};
-use crate::flow::{Contact, Outcome};
+use crate::flow::{Contact, Mode, Outcome};
 use crate::media::tones::Tone;
 use crate::routing::{ContactKind, Offer, QueuedContact};
 use crate::sip::message::{HeaderName, Uri};
@@ -115,13 +115,13 @@ async fn run(centre: Arc<Centre>, offer: Offer) {
         DialOutcome::Answered => {}
         DialOutcome::Cancelled if centre.router.lock().contact(&offer.contact).is_none() => {
             info!("contact left while the agent's phone rang: offer cancelled");
-            agent.finish();
+            drop(agent);
             centre.wake.notify_one();
             return;
         }
         other => {
             info!(outcome = ?other, "agent did not take the offer");
-            agent.finish();
+            drop(agent);
             offer_failed(&centre, &offer, true).await;
             return;
         }
@@ -133,7 +133,7 @@ async fn run(centre: Arc<Centre>, offer: Offer) {
     let Some(contact) = accepted else {
         info!("contact gone by the time the agent answered");
         agent.hangup();
-        agent.finish();
+        drop(agent);
         centre.router.lock().contact_ended(&offer.agent, now_ms());
         centre.wake.notify_one();
         return;
@@ -143,7 +143,7 @@ async fn run(centre: Arc<Centre>, offer: Offer) {
         ContactKind::Voice => connect_caller(&centre, &mut agent, &contact, queue.as_ref()).await,
         ContactKind::Callback => call_back(&centre, &mut agent, contact, queue.as_ref()).await,
     }
-    agent.finish();
+    drop(agent);
     centre.router.lock().contact_ended(&offer.agent, now_ms());
     centre.wake.notify_one();
 }
@@ -186,7 +186,7 @@ async fn whisper(
     contact: &mut Contact,
 ) -> Result<(), EndReason> {
     if let Some(flow) = flow.and_then(|f| centre.flows.get(f)) {
-        let outcome = centre.run_flow(&flow, session, contact, true).await;
+        let outcome = centre.run_flow(flow, session, contact, Mode::Whisper).await;
         return match outcome {
             Outcome::Ended(r) => Err(r),
             _ => Ok(()),
@@ -489,7 +489,7 @@ async fn dial_customer(
         customer.wait_answer(ring, agent_gone).await
     };
     if outcome != DialOutcome::Answered {
-        customer.finish();
+        drop(customer);
         if agent.session.ended.is_none() {
             // Tell the agent, then release them.
             if let Some(p) = centre.media.prompts.get("callback_no_answer_agent") {
@@ -510,7 +510,7 @@ async fn dial_customer(
     let whispered = match flow.as_deref().and_then(|f| centre.flows.get(f)) {
         Some(flow) => {
             match centre
-                .run_flow(&flow, &mut customer.session, &mut c, true)
+                .run_flow(flow, &mut customer.session, &mut c, Mode::Whisper)
                 .await
             {
                 Outcome::Ended(r) => Err(r),
@@ -530,7 +530,7 @@ async fn dial_customer(
         // Answered, so it counts as connected even if a side left early.
         customer.hangup();
         agent.hangup();
-        customer.finish();
+        drop(customer);
         record.disconnect_reason = Some("ended during the whisper".into());
         return DialOutcome::Answered;
     }
@@ -544,7 +544,7 @@ async fn dial_customer(
             r = customer.session.wait(None, false, None) => if r.is_err() { agent.hangup(); record.disconnect_reason = Some("customer hung up".into()); break; },
         }
     }
-    customer.finish();
+    drop(customer);
     DialOutcome::Answered
 }
 

@@ -261,14 +261,12 @@ impl Endpoint {
                         // BYE right behind its 200.
                         let invite_ok = (200..300).contains(&response.status)
                             && response.cseq().is_ok_and(|c| c.method == Method::Invite);
-                        if let Some(id) = DialogId::for_response(&response).filter(|_| invite_ok)
-                            && !self.dialogs.contains_key(&id)
-                        {
-                            self.dialogs.insert(id.clone(), *call);
-                            self.calls.entry(*call).or_default().dialogs.push(id);
+                        let call = *call;
+                        if let Some(id) = DialogId::for_response(&response).filter(|_| invite_ok) {
+                            self.route_dialog(id, call);
                         }
                         out.push(Output::ToCall {
-                            call: *call,
+                            call,
                             event: CallEvent::Response { response, peer },
                         });
                     }
@@ -302,8 +300,27 @@ impl Endpoint {
     fn respond(&mut self, tx: ServerTxId, mut resp: Response, now: Instant, out: &mut Vec<Output>) {
         resp.headers
             .push(HeaderName::Server, self.server_header.clone());
+        // A call's 2xx to an INVITE opens its dialog (§12.1.1): from now on
+        // in-dialog requests go to that call. The endpoint installs dialog
+        // routes for both directions (here for calls answered, on a 2xx
+        // received for calls placed), and removes them when the call ends.
+        let invite_ok = (200..300).contains(&resp.status)
+            && resp.cseq().is_ok_and(|c| c.method == Method::Invite);
+        if invite_ok
+            && let Some(&call) = self.server_owner.get(&tx)
+            && let Some(id) = DialogId::for_sent_response(&resp)
+        {
+            self.route_dialog(id, call);
+        }
         let tx_out = self.layer.respond_now(tx, &resp, now);
         self.handle_tx_outputs(tx_out, now, out);
+    }
+
+    fn route_dialog(&mut self, id: DialogId, call: CallRef) {
+        if !self.dialogs.contains_key(&id) {
+            self.dialogs.insert(id.clone(), call);
+            self.calls.entry(call).or_default().dialogs.push(id);
+        }
     }
 
     fn dispatch(
@@ -428,11 +445,6 @@ impl Endpoint {
                 if let Some(&tx) = self.branches.get(&branch) {
                     let tx_out = self.layer.cancel(tx, now);
                     self.handle_tx_outputs(tx_out, now, &mut out);
-                }
-            }
-            Command::DialogUp { call, id } => {
-                if self.dialogs.insert(id.clone(), call).is_none() {
-                    self.calls.entry(call).or_default().dialogs.push(id);
                 }
             }
             Command::Ended { call } => {

@@ -65,11 +65,6 @@ pub enum Command {
     Cancel {
         branch: String,
     },
-    /// Routes in-dialog requests with this id to the call.
-    DialogUp {
-        call: CallRef,
-        id: crate::sip::dialog::DialogId,
-    },
     /// The call is over: forget everything routed to it.
     Ended {
         call: CallRef,

@@ -1,9 +1,9 @@
 //! Loading flow files and validating them: every problem is reported with
 //! the file, the line and the block it is in.
 
-use super::model::{
-    Block, CallbackNumberSource, FlowFile, FlowType, InputMode, PhoneFormat, TransferMode,
-};
+use super::blocks::Problems;
+pub use super::blocks::References;
+use super::model::{Block, FlowFile, FlowType};
 use super::speech;
 use crate::config::ConfigError;
 use crate::config::locate::{key_at, line_col, locate};
@@ -101,12 +101,6 @@ pub fn parse_item(item: &str) -> Result<PromptRef<'_>, String> {
             "{item:?} is not a prompt name, digits:<attribute> or number:<variable>"
         ))
     }
-}
-
-/// What flows may refer to, from the main configuration.
-pub struct References<'a> {
-    pub prompt_dir: &'a Path,
-    pub queues: HashSet<String>,
 }
 
 fn err(file: &Path, text: &str, key: &str, message: String) -> ConfigError {
@@ -220,14 +214,8 @@ pub fn load_file(file: &Path, refs: &References<'_>) -> Result<Flow, Vec<ConfigE
     }
 }
 
-fn is_digit_key(k: &str) -> bool {
-    k.len() == 1
-        && k.chars()
-            .all(|c| c.is_ascii_digit() || c == '*' || c == '#')
-}
-
 /// Semantic checks: (key path, message).
-fn validate(flow: &Flow, refs: &References<'_>) -> Vec<(String, String)> {
+pub(crate) fn validate(flow: &Flow, refs: &References<'_>) -> Vec<(String, String)> {
     let mut p = Vec::new();
     if !flow.blocks.contains_key(&flow.start) {
         p.push((
@@ -269,171 +257,7 @@ fn validate(flow: &Flow, refs: &References<'_>) -> Vec<(String, String)> {
                 Ok(_) => {}
             }
         }
-        match block {
-            Block::PlayPrompt { prompts, .. } if prompts.is_empty() => {
-                p.push((at("prompts"), format!("block {name:?}: no prompts to play")));
-            }
-            Block::GetInput {
-                conditions,
-                timeout_s,
-                ..
-            } => {
-                for k in conditions.keys() {
-                    if !is_digit_key(k) {
-                        p.push((
-                            format!("blocks.{name}.conditions"),
-                            format!(
-                                "block {name:?}: condition {k:?} is not a single key (0-9, * or #)"
-                            ),
-                        ));
-                    }
-                }
-                if conditions.is_empty() {
-                    p.push((at("conditions"), format!("block {name:?}: no conditions")));
-                }
-                if *timeout_s == 0 || *timeout_s > 120 {
-                    p.push((
-                        at("timeout_s"),
-                        format!("block {name:?}: timeout_s must be 1..=120"),
-                    ));
-                }
-            }
-            Block::StoreInput {
-                mode,
-                format,
-                country,
-                max_digits,
-                terminator,
-                on_invalid,
-                timeout_s,
-                inter_digit_timeout_s,
-                attribute,
-                ..
-            } => {
-                if !(1..=32).contains(max_digits) {
-                    p.push((
-                        at("max_digits"),
-                        format!("block {name:?}: max_digits must be 1..=32"),
-                    ));
-                }
-                if !(terminator.is_empty() || terminator == "#" || terminator == "*") {
-                    p.push((
-                        at("terminator"),
-                        format!("block {name:?}: terminator must be \"#\", \"*\" or \"\""),
-                    ));
-                }
-                if *timeout_s == 0 || *inter_digit_timeout_s == 0 {
-                    p.push((
-                        at("timeout_s"),
-                        format!("block {name:?}: timeouts must be at least 1 s"),
-                    ));
-                }
-                if attribute.is_empty() {
-                    p.push((
-                        at("attribute"),
-                        format!("block {name:?}: attribute must be named"),
-                    ));
-                }
-                if *mode == InputMode::PhoneNumber {
-                    if on_invalid.is_none() {
-                        p.push((
-                            format!("blocks.{name}"),
-                            format!("block {name:?}: phone_number mode needs an on_invalid branch"),
-                        ));
-                    }
-                    if *format == PhoneFormat::Local {
-                        match country {
-                            None => p.push((
-                                format!("blocks.{name}"),
-                                format!(
-                                    "block {name:?}: local format needs a country (e.g. \"US\")"
-                                ),
-                            )),
-                            Some(c) if crate::phone::country(c).is_none() => {
-                                p.push((
-                                    at("country"),
-                                    format!("block {name:?}: unknown country {c:?}"),
-                                ));
-                            }
-                            Some(_) => {}
-                        }
-                    }
-                }
-            }
-            Block::SetCallbackNumber {
-                source, attribute, ..
-            } if *source == CallbackNumberSource::Attribute && attribute.is_none() => {
-                p.push((
-                    format!("blocks.{name}"),
-                    format!("block {name:?}: source = \"attribute\" needs attribute"),
-                ));
-            }
-            Block::SetWorkingQueue { queue, .. } if !refs.queues.contains(queue) => {
-                p.push((
-                    at("queue"),
-                    format!("block {name:?}: unknown queue {queue:?}"),
-                ));
-            }
-            Block::TransferToQueue {
-                mode,
-                queue,
-                callback_queue,
-                next,
-                max_retries,
-                retry_interval_s,
-                ..
-            } => {
-                if whisper {
-                    p.push((
-                        format!("blocks.{name}"),
-                        format!("block {name:?}: transfers are not allowed in whisper flows"),
-                    ));
-                }
-                for (k, q) in [("queue", queue), ("callback_queue", callback_queue)] {
-                    if let Some(q) = q
-                        && !refs.queues.contains(q)
-                    {
-                        p.push((at(k), format!("block {name:?}: unknown queue {q:?}")));
-                    }
-                }
-                if *mode == TransferMode::Callback {
-                    if next.is_none() {
-                        p.push((format!("blocks.{name}"), format!("block {name:?}: callback mode needs a next branch (after the callback is created)")));
-                    }
-                    if *max_retries > 20 {
-                        p.push((
-                            at("max_retries"),
-                            format!("block {name:?}: max_retries above 20"),
-                        ));
-                    }
-                    if *retry_interval_s == 0 {
-                        p.push((
-                            at("retry_interval_s"),
-                            format!("block {name:?}: retry_interval_s must be at least 1"),
-                        ));
-                    }
-                }
-            }
-            Block::CheckQueueStatus {
-                queue, conditions, ..
-            } => {
-                if let Some(q) = queue
-                    && !refs.queues.contains(q)
-                {
-                    p.push((at("queue"), format!("block {name:?}: unknown queue {q:?}")));
-                }
-                if conditions.is_empty() {
-                    p.push((at("conditions"), format!("block {name:?}: no conditions")));
-                }
-            }
-            Block::Loop { count, .. } if *count == 0 => {
-                p.push((
-                    at("count"),
-                    format!("block {name:?}: count must be at least 1"),
-                ));
-            }
-            _ => {}
-        }
+        block.check(refs, whisper, &mut Problems { name, list: &mut p });
     }
     if p.is_empty()
         && let Some((cycle, first)) = inputless_cycle(flow)
@@ -454,7 +278,7 @@ fn validate(flow: &Flow, refs: &References<'_>) -> Vec<(String, String)> {
 fn inputless_cycle(flow: &Flow) -> Option<(Vec<String>, String)> {
     // Only edges between blocks that neither wait for input nor bound the
     // loop can form a runaway cycle.
-    let safe = |b: &Block| b.takes_input() || matches!(b, Block::Loop { .. });
+    let safe = |b: &Block| b.takes_input() || matches!(b, Block::Loop(_));
     let graph: BTreeMap<&str, Vec<&str>> = flow
         .blocks
         .iter()

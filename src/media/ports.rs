@@ -51,15 +51,23 @@ mod tests {
 
     #[test]
     fn even_ports_round_robin_and_exhaustion() {
-        let pool = PortPool::new("127.0.0.1".parse().unwrap(), 41001, 41007);
-        let socks: Vec<_> = (0..3).filter_map(|_| pool.bind()).collect();
-        assert!(!socks.is_empty());
-        for s in &socks {
-            let p = s.local_addr().unwrap().port();
-            assert_eq!(p % 2, 0);
-            assert!((41002..=41006).contains(&p));
-        }
-        // Range 41002..=41006 holds three even ports.
-        assert!(pool.bind().is_none() || socks.len() < 3);
+        // An address of its own, so other tests' sockets are not in the way.
+        let pool = PortPool::new("127.0.0.77".parse().unwrap(), 41001, 41007);
+        let mut socks: Vec<_> = (0..3).map(|_| pool.bind().expect("a free port")).collect();
+        let mut ports: Vec<u16> = socks
+            .iter()
+            .map(|s| s.local_addr().unwrap().port())
+            .collect();
+        ports.sort();
+        assert_eq!(
+            ports,
+            [41002, 41004, 41006],
+            "the three even ports of the range"
+        );
+        assert!(pool.bind().is_none(), "range exhausted");
+        // A released port is taken again once the cursor comes round.
+        let freed = socks.remove(1).local_addr().unwrap().port();
+        let again = pool.bind().expect("the released port");
+        assert_eq!(again.local_addr().unwrap().port(), freed);
     }
 }

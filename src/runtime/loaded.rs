@@ -106,7 +106,8 @@ pub fn load_all(path: &Path, overrides: &Overrides) -> Result<Loaded, ConfigErro
     }
     for flow in flows.iter() {
         for (name, block) in &flow.blocks {
-            if let crate::flow::model::Block::TransferToFlow { flow: target } = block {
+            if let crate::flow::model::Block::TransferToFlow(t) = block {
+                let target = &t.flow;
                 let problem = match flows.get(target) {
                     None => Some(format!("block {name:?}: no flow named {target:?}")),
                     Some(t)

@@ -14,7 +14,7 @@ pub struct Agent {
     reg: Registration,
 }
 
-/// An answered offer.
+/// An offer the agent's phone received (and answered as told).
 pub struct Offered {
     pub invite: Request,
     pub to_tag: String,
@@ -62,7 +62,9 @@ impl Agent {
         assert_eq!(r.status, 200);
     }
 
-    /// Waits for an INVITE and answers it as told.
+    /// Waits for an INVITE and answers it as told. `None` only when no
+    /// offer arrived in time: a declined or ringing offer is still an
+    /// offer, so a test that expects one cannot pass without it.
     pub fn offer(&mut self, timeout: Duration, answer: Answer) -> Option<Offered> {
         let deadline = Instant::now() + timeout;
         let invite = loop {
@@ -76,13 +78,15 @@ impl Agent {
         let tag = format!("ag{}", rand_tag());
         let ringing = Response::to_request(&invite, 180, Some(&tag));
         self.ua.send_raw(&ringing.encode());
+        let offer = callgate::media::sdp::SessionDescription::parse(&invite.body).expect("offer");
+        let m = &offer.media[0];
+        let media = SocketAddr::new(m.connection.or(offer.connection).expect("c="), m.port);
         match answer {
-            Answer::Ring => None,
+            Answer::Ring => {}
             Answer::Decline => {
                 std::thread::sleep(Duration::from_millis(100));
                 let r = Response::to_request(&invite, 486, Some(&tag));
                 self.ua.send_raw(&r.encode());
-                None
             }
             Answer::Accept(pt) => {
                 let name = if pt == 8 { "PCMA" } else { "PCMU" };
@@ -92,17 +96,22 @@ impl Agent {
                     .with_header(HeaderName::Contact, contact)
                     .with_body("application/sdp", bytes::Bytes::from(sdp));
                 self.ua.send_raw(&r.encode());
-                let offer =
-                    callgate::media::sdp::SessionDescription::parse(&invite.body).expect("offer");
-                let m = &offer.media[0];
-                let media = SocketAddr::new(m.connection.or(offer.connection).expect("c="), m.port);
-                Some(Offered {
-                    invite,
-                    to_tag: tag,
-                    media,
-                })
             }
         }
+        Some(Offered {
+            invite,
+            to_tag: tag,
+            media,
+        })
+    }
+
+    /// The contact an offer is for (callgate's `X-Callgate-Contact`).
+    pub fn contact_of(o: &Offered) -> String {
+        o.invite
+            .headers
+            .get(&HeaderName::Other("X-Callgate-Contact".into()))
+            .unwrap_or_default()
+            .to_string()
     }
 
     /// Reads SIP until a request of `method` arrives; answers it 200 (a

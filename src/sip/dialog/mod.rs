@@ -26,6 +26,17 @@ impl DialogId {
         })
     }
 
+    /// The id for a response we send to a dialog-creating request: our tag
+    /// in To, theirs in From (the same id `for_incoming` gives their later
+    /// requests).
+    pub fn for_sent_response(resp: &Response) -> Option<DialogId> {
+        Some(DialogId {
+            call_id: resp.call_id()?.to_string(),
+            local_tag: resp.addr_to().ok()?.tag()?.to_string(),
+            remote_tag: resp.addr_from().ok()?.tag().unwrap_or_default().to_string(),
+        })
+    }
+
     /// The id for a response to one of our requests: our tag in From.
     pub fn for_response(resp: &Response) -> Option<DialogId> {
         Some(DialogId {

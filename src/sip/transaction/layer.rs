@@ -603,11 +603,19 @@ impl TransactionLayer {
     }
 }
 
-/// The To tag a UAS uses for responses of transaction `id`. Derived from the
-/// id so that every response of one transaction (and its CANCEL's 200)
-/// carries the same tag; dialogs replace it with their own.
+/// The To tag of every response of server transaction `id`: the one
+/// source of it, for the layer's own answers (the CANCEL's 200, 481, 482)
+/// and the transaction user's (the UAS's 180/200/487, the registrar's), so
+/// the CANCEL's 200 and the INVITE's 487 carry the same tag (RFC 3261
+/// §9.2). A keyed hash of the id: no state per transaction, yet tags are
+/// unguessable (§19.3 wants 32 random bits; a predictable tag would let a
+/// third party aim in-dialog requests at our calls).
 pub fn tag_for(id: ServerTxId) -> String {
-    format!("cg{:x}", id.0)
+    use std::hash::BuildHasher;
+    static KEY: std::sync::OnceLock<std::collections::hash_map::RandomState> =
+        std::sync::OnceLock::new();
+    let key = KEY.get_or_init(std::collections::hash_map::RandomState::new);
+    format!("{:016x}", key.hash_one(id.0))
 }
 
 #[cfg(test)]
