@@ -32,6 +32,7 @@ const BUILT_IN: &[&str] = &[
     "agent_whisper_callback",
     "customer_whisper",
     "callback_no_answer_agent",
+    "callback_failed_agent",
     "minutes",
 ];
 

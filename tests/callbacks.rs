@@ -290,6 +290,75 @@ fn max_retries_one_ends_failed_after_two_dials() {
     assert_eq!(callbacks(&gw)[0].2, 2);
 }
 
+/// "The callback will be retried later" only when it will be: after the
+/// last attempt the agent hears that the callback is closed.
+#[test]
+fn the_agent_hears_whether_the_callback_will_be_retried() {
+    if !sipp::available() {
+        return;
+    }
+    let trunk_port = free_udp_port();
+    let trunk = format!("127.0.0.1:{trunk_port}");
+    let gw = start_opts(
+        Some(&[("ani", &ani_flow(0, 1, 1))]),
+        &trunk,
+        "[[numbers]]\nnumber = \"4000\"\nflow = \"ani\"\n",
+        &Opts {
+            ring_timeout_s: Some(2),
+            ..Opts::default()
+        },
+    );
+    let mut customer = Background::start(
+        "customer_no_answer.xml",
+        None,
+        trunk_port,
+        &["-m", "2", "-timeout", "90s"],
+    );
+    let mut alice = common::agent::Agent::register(gw.udp, "alice", "alice-secret");
+    request_callback(&gw, "+12015550177");
+    let prompt = |name: &str| read_wav(&repo_root().join(format!("prompts/{name}.wav")));
+    let (retried, closed) = (
+        prompt("callback_no_answer_agent"),
+        prompt("callback_failed_agent"),
+    );
+    for (attempt, will_retry) in [(1, true), (2, false)] {
+        let offer = alice
+            .offer(Duration::from_secs(30), common::agent::Answer::Accept(0))
+            .unwrap_or_else(|| panic!("offer {attempt}"));
+        // Whisper, ringback for the 2 s ring timeout, then the verdict.
+        let heard = common::rtp::decode(&alice.rtp.receive(Duration::from_secs(13)), 0, Law::Ulaw);
+        let bye = alice.expect(
+            callgate::sip::message::Method::Bye,
+            Duration::from_secs(5),
+            None,
+        );
+        assert!(bye.is_some(), "attempt {attempt}: the agent is released");
+        let (r, _) = best_correlation(&heard, &retried);
+        let (c, _) = best_correlation(&heard, &closed);
+        if will_retry {
+            assert!(
+                r > 0.9 && c < r,
+                "attempt {attempt}: retried {r:.2}, closed {c:.2}"
+            );
+        } else {
+            assert!(
+                c > 0.9 && r < c,
+                "attempt {attempt}: retried {r:.2}, closed {c:.2}"
+            );
+        }
+        let _ = offer;
+    }
+    assert!(
+        eventually(Duration::from_secs(5), || callbacks(&gw)
+            .first()
+            .is_some_and(|c| c.1 == "failed" && c.2 == 2)),
+        "{:?}",
+        callbacks(&gw)
+    );
+    let _ = customer.wait(Duration::from_secs(10));
+    assert_eq!(customer.received("INVITE").len(), 2);
+}
+
 #[test]
 fn stopped_callbacks_are_never_offered() {
     let flow = ani_flow(1, 2, 600);

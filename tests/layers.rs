@@ -185,3 +185,39 @@ fn the_reader_sees_grouped_and_nested_uses() {
     let names: Vec<&str> = uses.iter().map(String::as_str).collect();
     assert_eq!(names, ["a", "b", "e"]);
 }
+
+/// SPEC "The callback dialer": callback state has one writer, the dialer's
+/// book, which checks every write against the lifecycle table.
+#[test]
+fn callback_state_is_written_only_by_the_dialer() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    rust_files(&src, &mut files);
+    let writes = [
+        ".transition(",
+        ".begin_attempt(",
+        ".end_attempt(",
+        ".insert_callback(",
+    ];
+    let mut found = Vec::new();
+    for f in files {
+        let rel = f
+            .strip_prefix(&src)
+            .expect("under src")
+            .to_string_lossy()
+            .to_string();
+        if rel.starts_with("dialer/") || rel.starts_with("store/") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&f).expect("read");
+        for w in writes {
+            if text.contains(w) {
+                found.push(format!("{rel}: {w}"));
+            }
+        }
+    }
+    assert!(
+        found.is_empty(),
+        "callback state written outside dialer/: {found:?}"
+    );
+}

@@ -25,7 +25,7 @@ async fn run(centre: Arc<Centre>) {
     // Callbacks known to be in "scheduled" state: they move to "queued"
     // in the database once routable (the state a restart resumes from).
     let mut scheduled: HashSet<String> = HashSet::new();
-    if let Ok(pending) = centre.store.pending_callbacks() {
+    if let Ok(pending) = centre.dialer.book.pending().await {
         scheduled.extend(
             pending
                 .into_iter()
@@ -56,29 +56,20 @@ async fn run(centre: Arc<Centre>) {
         let offers = centre.router.lock().assign(now);
         for o in offers {
             info!(agent = %o.agent, contact = %o.contact, queue = %o.queue, kind = ?o.kind, "offering");
+            let mut callback = None;
             if o.kind == ContactKind::Callback {
-                let id = o.contact.clone();
-                scheduled.remove(&id);
-                let agent = o.agent.clone();
-                let r = centre
-                    .db(move |s| {
-                        s.transition(
-                            &id,
-                            &[CallbackState::Queued, CallbackState::Scheduled],
-                            CallbackState::Offered,
-                            &format!("offered to {agent}"),
-                            now,
-                        )
-                    })
-                    .await;
-                if let Err(e) = r {
-                    // Stopped or expired in the meantime: take it back.
-                    warn!(error = %e, "callback no longer offerable");
-                    centre.withdraw(&o.contact);
-                    continue;
+                scheduled.remove(&o.contact);
+                match centre.dialer.book.offer(&o.contact, &o.agent, now).await {
+                    Ok(rec) => callback = Some(rec),
+                    Err(e) => {
+                        // Stopped or expired in the meantime: take it back.
+                        warn!(error = %e, "callback no longer offerable");
+                        centre.withdraw(&o.contact);
+                        continue;
+                    }
                 }
             }
-            offer::spawn(centre.clone(), o);
+            offer::spawn(centre.clone(), o, callback);
         }
     }
 }
@@ -117,23 +108,13 @@ async fn mark_routable(centre: &Arc<Centre>, now: i64, scheduled: &mut HashSet<S
     };
     for id in due {
         scheduled.remove(&id);
-        let cid = id.clone();
-        let _ = centre
-            .db(move |s| {
-                s.transition(
-                    &cid,
-                    &[CallbackState::Scheduled],
-                    CallbackState::Queued,
-                    "initial delay over",
-                    now,
-                )
-            })
-            .await;
+        // Refused if it was offered, stopped or expired meanwhile: fine.
+        let _ = centre.dialer.book.routable(&id, now).await;
     }
 }
 
 async fn expire(centre: &Arc<Centre>, now: i64, scheduled: &mut HashSet<String>) {
-    let pending = match centre.db(|s| s.pending_callbacks()).await {
+    let pending = match centre.dialer.book.pending().await {
         Ok(p) => p,
         Err(e) => {
             warn!(error = %e, "cannot read callbacks");
@@ -145,19 +126,7 @@ async fn expire(centre: &Arc<Centre>, now: i64, scheduled: &mut HashSet<String>)
             scheduled.insert(cb.id.clone());
         }
         if scheduler::is_expired(&cb, now) {
-            let id = cb.id.clone();
-            let r = centre
-                .db(move |s| {
-                    s.transition(
-                        &id,
-                        &[CallbackState::Scheduled, CallbackState::Queued],
-                        CallbackState::Expired,
-                        "expired",
-                        now,
-                    )
-                })
-                .await;
-            if r.is_ok() {
+            if centre.dialer.book.expire(&cb.id, now).await.is_ok() {
                 info!(callback = %cb.id, number = %cb.number, "callback expired");
                 scheduled.remove(&cb.id);
                 centre.withdraw(&cb.id);

@@ -9,7 +9,8 @@ pub mod offer;
 
 use crate::call::SipHandle;
 use crate::config::{Config, QueueConfig};
-use crate::dialer::scheduler::{self, Recovery, RetryPolicy};
+use crate::dialer::scheduler::RetryPolicy;
+use crate::dialer::{CallbackBook, Dialer};
 use crate::flow::{
     CallbackRefusal, CallbackRequest, Callbacks, Contact, Flow, FlowEnv, FlowSet, Mode,
     QueueMetrics,
@@ -19,7 +20,7 @@ use crate::media::leg::LegLink;
 use crate::phone::DialRules;
 use crate::registrar::Bindings;
 use crate::routing::{ContactKind, ProfileEntry, QueuedContact, Router};
-use crate::store::{CallbackState, ContactRecord, NewCallback, Store, StoreError};
+use crate::store::{ContactRecord, NewCallback, Store, StoreError};
 use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -57,9 +58,9 @@ pub struct Centre {
     pub flows: FlowSet,
     pub router: Mutex<Router>,
     pub queues: HashMap<String, QueueConfig>,
-    pub dial_rules: DialRules,
     pub country: Option<phonenumber::country::Id>,
-    pub retry: RetryPolicy,
+    /// Callbacks: their state (the book) and dialling customers back.
+    pub dialer: Dialer,
     /// Voice contacts waiting in a queue, by contact id.
     waiting: Mutex<HashMap<String, mpsc::UnboundedSender<QueueSignal>>>,
     /// Offers ringing an agent, by contact id: firing cancels the offer.
@@ -106,20 +107,29 @@ impl Centre {
                 now,
             );
         }
+        let dialer = Dialer {
+            book: CallbackBook::new(
+                store.clone(),
+                RetryPolicy {
+                    retry_statuses: config.dialer.retry_statuses.clone(),
+                },
+            ),
+            config: config.clone(),
+            sip: sip.clone(),
+            media: media.clone(),
+            rules: DialRules {
+                allowed_prefixes: config.dialer.allowed_prefixes.clone(),
+                blocked_prefixes: config.dialer.blocked_prefixes.clone(),
+            },
+        };
         Centre {
             queues: config
                 .queues
                 .iter()
                 .map(|q| (q.name.clone(), q.clone()))
                 .collect(),
-            dial_rules: DialRules {
-                allowed_prefixes: config.dialer.allowed_prefixes.clone(),
-                blocked_prefixes: config.dialer.blocked_prefixes.clone(),
-            },
             country: crate::phone::country(&config.dialer.country),
-            retry: RetryPolicy {
-                retry_statuses: config.dialer.retry_statuses.clone(),
-            },
+            dialer,
             config,
             media,
             sip,
@@ -138,10 +148,7 @@ impl Centre {
         &self,
         f: impl FnOnce(&dyn Store) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
-        let store = self.store.clone();
-        tokio::task::spawn_blocking(move || f(store.as_ref()))
-            .await
-            .map_err(|e| StoreError::Worker(e.to_string()))?
+        crate::store::blocking(&self.store, move |s: &(dyn Store + 'static)| f(s)).await
     }
 
     /// Records a contact (best effort: a failed write is logged, the call
@@ -153,72 +160,13 @@ impl Centre {
     }
 
     /// Puts callbacks found in the database back in their queues, resolving
-    /// offers and dials a crash interrupted (see `scheduler::recover`).
+    /// offers and dials a crash interrupted (see `CallbackBook::recover`).
     pub fn restore_callbacks(&self) -> Result<usize, StoreError> {
-        let now = now_ms();
-        let pending = self.store.pending_callbacks()?;
+        let routable = self.dialer.book.recover(now_ms())?;
         let mut restored = 0;
-        for cb in pending {
-            let (rec, detail) = match scheduler::recover(&cb, &self.retry, now) {
-                Recovery::Expire => {
-                    self.store.transition(
-                        &cb.id,
-                        &CallbackState::PENDING,
-                        CallbackState::Expired,
-                        "expired (found at start-up)",
-                        now,
-                    )?;
-                    continue;
-                }
-                Recovery::Requeue => (cb, None),
-                Recovery::OfferInterrupted => {
-                    let r = self.store.transition(
-                        &cb.id,
-                        &[CallbackState::Offered],
-                        CallbackState::Queued,
-                        "offer interrupted by a restart",
-                        now,
-                    )?;
-                    (r, None)
-                }
-                Recovery::DialInterrupted(decision) => match decision {
-                    scheduler::AfterAttempt::Retry { not_before, .. } => {
-                        let r = self.store.end_attempt(
-                            &cb.id,
-                            "interrupted by a restart",
-                            None,
-                            CallbackState::Queued,
-                            not_before,
-                            now,
-                        )?;
-                        (r, Some("dial interrupted: counted as an attempt"))
-                    }
-                    scheduler::AfterAttempt::Fail { .. } | scheduler::AfterAttempt::Connected => {
-                        self.store.end_attempt(
-                            &cb.id,
-                            "interrupted by a restart",
-                            None,
-                            CallbackState::Failed,
-                            cb.not_before_ms,
-                            now,
-                        )?;
-                        continue;
-                    }
-                },
-            };
-            if let Some(d) = detail {
-                info!(callback = %rec.id, attempts = rec.attempts, "{d}");
-            }
-            let qc = QueuedContact {
-                id: rec.id.clone(),
-                queue: rec.queue.clone(),
-                kind: ContactKind::Callback,
-                initial_start: rec.initial_start_ms,
-                enqueued: rec.created_ms,
-                eligible: rec.not_before_ms,
-                offered_to: None,
-            };
-            match self.router.lock().restore(qc) {
+        let mut router = self.router.lock();
+        for rec in routable {
+            match router.restore(queued(&rec)) {
                 Ok(()) => restored += 1,
                 Err(e) => {
                     warn!(callback = %rec.id, queue = %rec.queue, error = %e, "callback not restored")
@@ -262,26 +210,10 @@ impl Centre {
         self.wake.notify_one();
     }
 
-    /// Stops a pending callback (the StopContact operation).
+    /// Stops a pending callback (the StopContact operation). One being
+    /// dialled cannot be stopped: it ends on its own.
     pub async fn stop_callback(&self, id: &str) -> Result<(), StoreError> {
-        let id_owned = id.to_string();
-        let now = now_ms();
-        // Only callbacks not being dialled can be stopped; one being dialled
-        // ends on its own.
-        self.db(move |s| {
-            s.transition(
-                &id_owned,
-                &[
-                    CallbackState::Scheduled,
-                    CallbackState::Queued,
-                    CallbackState::Offered,
-                ],
-                CallbackState::Stopped,
-                "stopped by API",
-                now,
-            )
-        })
-        .await?;
+        self.dialer.book.stop(id, now_ms()).await?;
         self.withdraw(id);
         info!(callback = %id, "callback stopped");
         Ok(())
@@ -354,7 +286,7 @@ impl FlowEnv for Centre {
     }
 
     fn dial_rules(&self) -> &DialRules {
-        &self.dial_rules
+        &self.dialer.rules
     }
 
     fn prompts(&self) -> &crate::media::prompt::PromptLibrary {
@@ -378,16 +310,18 @@ impl Callbacks for Centre {
                 req.queue
             )));
         };
-        self.dial_rules
+        self.dialer
+            .rules
             .check(&req.number)
             .map_err(|e| CallbackRefusal::NotAllowed(e.to_string()))?;
         if q.dedupe_callbacks {
-            let (queue, number) = (req.queue.clone(), req.number.clone());
-            let n = self
-                .db(move |s| s.pending_for_number(&queue, &number))
+            let pending = self
+                .dialer
+                .book
+                .has_pending(&req.queue, &req.number)
                 .await
                 .map_err(|e| CallbackRefusal::Failed(e.to_string()))?;
-            if n > 0 {
+            if pending {
                 info!(number = %req.number, queue = %req.queue, "callback already pending for this number");
                 return Err(CallbackRefusal::Duplicate);
             }
@@ -413,20 +347,13 @@ impl Callbacks for Centre {
             attributes: req.contact.attributes.clone(),
         };
         let rec = self
-            .db(move |s| s.create_callback(&new))
+            .dialer
+            .book
+            .create(new)
             .await
             .map_err(|e| CallbackRefusal::Failed(e.to_string()))?;
-        let qc = QueuedContact {
-            id: rec.id.clone(),
-            queue: rec.queue.clone(),
-            kind: ContactKind::Callback,
-            initial_start: rec.initial_start_ms,
-            enqueued: now,
-            eligible: rec.not_before_ms,
-            offered_to: None,
-        };
         // Stored first, so it is never lost; then routable.
-        if let Err(e) = self.router.lock().restore(qc) {
+        if let Err(e) = self.router.lock().restore(queued(&rec)) {
             warn!(error = %e, "callback stored but not queued");
         }
         self.record(ContactRecord {
@@ -444,5 +371,19 @@ impl Callbacks for Centre {
         .await;
         self.wake.notify_one();
         Ok(id)
+    }
+}
+
+/// A stored callback as the router queues it: its place is the original
+/// call's start.
+fn queued(rec: &crate::store::CallbackRecord) -> QueuedContact {
+    QueuedContact {
+        id: rec.id.clone(),
+        queue: rec.queue.clone(),
+        kind: ContactKind::Callback,
+        initial_start: rec.initial_start_ms,
+        enqueued: rec.created_ms,
+        eligible: rec.not_before_ms,
+        offered_to: None,
     }
 }

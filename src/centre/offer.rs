@@ -1,27 +1,29 @@
 //! Offering a contact to an agent: ring the agent's phone; once they
 //! answer, play the agent whisper, then either bridge the waiting caller
-//! or dial the customer back (the dialer half of a callback).
+//! or hand over to the dialer, which calls the customer back.
 
 use super::{BridgeEvent, Centre, QueueSignal, now_ms};
-use crate::call::uac::{DialOutcome, DialSpec, OutboundCall, asserted_identity};
+use crate::call::uac::{DialOutcome, DialSpec, OutboundCall};
 use crate::call::{EndReason, Session};
-use crate::dialer::scheduler::{self, AfterAttempt};
-use crate::flow::{Contact, Mode, Outcome};
-use crate::media::tones::Tone;
+use crate::dialer::CallBack;
+use crate::dialer::scheduler::AfterAttempt;
+use crate::flow::Contact;
+use crate::flow::whisper::whisper;
 use crate::routing::{ContactKind, Offer, QueuedContact};
 use crate::sip::message::{HeaderName, Uri};
 use crate::sip::transport::{Peer, TransportKind};
-use crate::store::{CallbackState, ContactRecord};
+use crate::store::CallbackRecord;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 use tracing::{Instrument, info, warn};
 
-pub fn spawn(centre: Arc<Centre>, offer: Offer) {
+/// Rings `offer.agent`; `callback` is the stored callback when the offer is
+/// one (as the dispatcher's Offered write returned it).
+pub fn spawn(centre: Arc<Centre>, offer: Offer, callback: Option<CallbackRecord>) {
     let span = tracing::info_span!("offer", agent = %offer.agent, contact = %offer.contact, queue = %offer.queue);
-    tokio::spawn(async move { run(centre, offer).await }.instrument(span));
+    tokio::spawn(async move { run(centre, offer, callback).await }.instrument(span));
 }
-
 /// Where to reach an agent: the most recently registered binding. The
 /// Request-URI is the Contact exactly as registered; where the INVITE goes
 /// depends on what the REGISTER showed: over TCP, or with RFC 5626 `ob`,
@@ -59,7 +61,7 @@ pub fn binding_peer(uri: &Uri, source: &Peer) -> Peer {
     Peer::udp(std::net::SocketAddr::new(ip, uri.port.unwrap_or(5060)))
 }
 
-async fn run(centre: Arc<Centre>, offer: Offer) {
+async fn run(centre: Arc<Centre>, offer: Offer, callback: Option<CallbackRecord>) {
     let cancel = centre.register_offer(&offer.contact);
     let Some((uri, peer)) = agent_target(&centre, &offer.agent) else {
         warn!("agent has no registered phone");
@@ -139,9 +141,19 @@ async fn run(centre: Arc<Centre>, offer: Offer) {
         return;
     };
     info!("agent accepted");
-    match contact.kind {
-        ContactKind::Voice => connect_caller(&centre, &mut agent, &contact, queue.as_ref()).await,
-        ContactKind::Callback => call_back(&centre, &mut agent, contact, queue.as_ref()).await,
+    match (contact.kind, callback) {
+        (ContactKind::Callback, Some(cb)) => {
+            call_back(
+                &centre,
+                &mut agent,
+                &offer.agent,
+                contact,
+                cb,
+                queue.as_ref(),
+            )
+            .await
+        }
+        _ => connect_caller(&centre, &mut agent, &contact, queue.as_ref()).await,
     }
     drop(agent);
     centre.router.lock().contact_ended(&offer.agent, now_ms());
@@ -156,59 +168,17 @@ async fn offer_failed(centre: &Arc<Centre>, offer: &Offer, missed: bool) {
         .lock()
         .offer_failed(&offer.agent, &offer.contact, missed, now_ms());
     if offer.kind == ContactKind::Callback {
-        let (id, agent) = (offer.contact.clone(), offer.agent.clone());
-        let now = now_ms();
-        let r = centre
-            .db(move |s| {
-                s.transition(
-                    &id,
-                    &[CallbackState::Offered],
-                    CallbackState::Queued,
-                    &format!("{agent} did not take the offer"),
-                    now,
-                )
-            })
-            .await;
-        if let Err(e) = r {
+        let why = format!("{} did not take the offer", offer.agent);
+        if let Err(e) = centre
+            .dialer
+            .book
+            .unoffer(&offer.contact, &why, now_ms())
+            .await
+        {
             warn!(error = %e, "callback state not updated");
         }
     }
     centre.wake.notify_one();
-}
-
-/// The agent whisper: the queue's agent whisper flow, or the built-in one
-/// ("… who has been waiting N minutes").
-async fn whisper(
-    centre: &Centre,
-    session: &mut Session,
-    flow: Option<&str>,
-    default: &str,
-    contact: &mut Contact,
-) -> Result<(), EndReason> {
-    if let Some(flow) = flow.and_then(|f| centre.flows.get(f)) {
-        let outcome = centre.run_flow(flow, session, contact, Mode::Whisper).await;
-        return match outcome {
-            Outcome::Ended(r) => Err(r),
-            _ => Ok(()),
-        };
-    }
-    let items = vec![
-        default.to_string(),
-        "number:wait_minutes".into(),
-        "minutes".into(),
-    ];
-    let vars = crate::flow::speech::Variables {
-        wait_minutes: contact.waited_secs(SystemTime::now()) / 60,
-        queue_position: None,
-        contacts_in_queue: None,
-    };
-    match crate::flow::speech::resolve(&items, &centre.media.prompts, contact, &vars) {
-        Ok(audio) => {
-            session.play_and_wait(audio, false).await?;
-        }
-        Err(e) => warn!(error = %e, "whisper prompts missing"),
-    }
-    Ok(())
 }
 
 fn contact_for_whisper(c: &QueuedContact) -> Contact {
@@ -261,9 +231,17 @@ async fn connect_caller(
         return;
     };
     let mut whisper_contact = contact_for_whisper(contact);
-    let flow = queue.and_then(|q| q.agent_whisper_flow.clone());
+    let flow = queue
+        .and_then(|q| q.agent_whisper_flow.as_deref())
+        .and_then(|f| centre.flows.get(f));
     let whispered = tokio::select! {
-        r = whisper(centre, &mut agent.session, flow.as_deref(), "agent_whisper_inbound", &mut whisper_contact) => r,
+        r = whisper(
+            centre.as_ref(),
+            &mut agent.session,
+            flow,
+            &["agent_whisper_inbound", "number:wait_minutes", "minutes"],
+            &mut whisper_contact,
+        ) => r,
         _ = arx.recv() => Err(EndReason::RemoteHangup),
     };
     if whispered.is_err() || caller_leg.is_closed() {
@@ -288,264 +266,40 @@ fn agent_name(centre: &Centre, contact: &QueuedContact) -> String {
         .unwrap_or_default()
 }
 
-/// The dialer: the agent has accepted a callback; after the agent whisper,
-/// call the customer. Only the dial counts as an attempt: an agent who
-/// hangs up during the whisper leaves the callback as it was.
+/// The agent accepted a callback: the dialer takes it from the whisper to
+/// the end of the conversation; the router learns what became of it.
 async fn call_back(
     centre: &Arc<Centre>,
     agent: &mut OutboundCall,
+    agent_name: &str,
     contact: QueuedContact,
+    cb: CallbackRecord,
     queue: Option<&crate::config::QueueConfig>,
 ) {
-    let agent_user = agent_name(centre, &contact);
-    let id = contact.id.clone();
-    let cid = id.clone();
-    let cb = match centre.db(move |s| s.callback(&cid)).await {
-        Ok(Some(cb)) => cb,
-        other => {
-            warn!(result = ?other.map(|_| ()), "callback record unavailable");
-            agent.hangup();
-            return;
-        }
-    };
-    let mut whisper_contact = contact_for_whisper(&contact);
-    whisper_contact.attributes = cb.attributes.clone();
-    let flow = queue.and_then(|q| q.agent_whisper_flow.clone());
-    if whisper(
-        centre,
-        &mut agent.session,
-        flow.as_deref(),
-        "agent_whisper_callback",
-        &mut whisper_contact,
-    )
-    .await
-    .is_err()
+    let dialer = &centre.dialer;
+    match dialer
+        .call_back(centre.as_ref(), agent, agent_name, cb, queue)
+        .await
     {
-        info!(callback = %id, "agent hung up during the whisper: callback back in the queue");
-        let now = now_ms();
-        let cid = id.clone();
-        let r = centre
-            .db(move |s| {
-                s.transition(
-                    &cid,
-                    &[CallbackState::Offered],
-                    CallbackState::Queued,
-                    "agent hung up before the customer was dialled",
-                    now,
-                )
-            })
-            .await;
-        if r.is_ok() {
-            let requeued = centre.router.lock().requeue(contact, now, now);
-            if let Err(e) = requeued {
+        CallBack::AgentLeft(_) => {
+            let now = now_ms();
+            if let Err(e) = centre.router.lock().requeue(contact, now, now) {
                 warn!(error = %e, "callback not requeued");
             }
         }
-        return;
-    }
-    let (cid, who) = (id.clone(), agent_user.clone());
-    let now = now_ms();
-    let cb = match centre.db(move |s| s.begin_attempt(&cid, &who, now)).await {
-        Ok(cb) => cb,
-        Err(e) => {
-            warn!(error = %e, "callback cannot be dialled");
-            agent.hangup();
-            return;
-        }
-    };
-    info!(callback = %id, attempt = cb.attempts, number = %cb.number, "callback attempt");
-    let mut record = ContactRecord {
-        id: cb.contact_id.clone(),
-        initial_contact_id: cb.initial_contact_id.clone(),
-        initiation: "callback".into(),
-        queue: Some(cb.queue.clone()),
-        agent: Some(agent_user.clone()),
-        customer_number: Some(cb.number.clone()),
-        caller_id_used: queue.and_then(|q| q.caller_id_number.clone()),
-        initiated_ms: cb.created_ms,
-        enqueued_ms: Some(cb.created_ms),
-        attributes: cb.attributes.clone(),
-        ..ContactRecord::default()
-    };
-    let outcome = dial_customer(centre, agent, &cb, queue, &mut record).await;
-    let decision = scheduler::after_attempt(&cb, outcome, &centre.retry, now_ms());
-    let now = now_ms();
-    let (next, not_before, text, status) = match &decision {
-        AfterAttempt::Connected => (
-            CallbackState::Connected,
-            cb.not_before_ms,
-            "connected".to_string(),
-            Some(200),
-        ),
-        AfterAttempt::Retry {
-            not_before,
-            outcome: o,
-        } => (
-            CallbackState::Queued,
-            *not_before,
-            o.clone(),
-            sip_status(outcome),
-        ),
-        AfterAttempt::Fail { outcome: o } => (
-            CallbackState::Failed,
-            cb.not_before_ms,
-            o.clone(),
-            sip_status(outcome),
-        ),
-    };
-    info!(callback = %id, decision = ?decision, "attempt finished");
-    let cid = id.clone();
-    let t = text.clone();
-    let updated = centre
-        .db(move |s| s.end_attempt(&cid, &t, status, next, not_before, now))
-        .await;
-    match (&decision, updated) {
-        (AfterAttempt::Retry { not_before, .. }, Ok(_)) => {
-            let requeued = centre.router.lock().requeue(contact, *not_before, now);
-            if let Err(e) = requeued {
-                warn!(error = %e, "callback not requeued");
-            }
-        }
-        (_, Err(e)) => warn!(error = %e, "callback state not updated"),
-        _ => {}
-    }
-    record.disconnected_ms = Some(now_ms());
-    record.disconnect_reason.get_or_insert(text);
-    centre.record(record).await;
-}
-
-fn sip_status(o: DialOutcome) -> Option<u16> {
-    match o {
-        DialOutcome::Answered => Some(200),
-        DialOutcome::NoAnswer(s) | DialOutcome::Failed(s) => Some(s),
-        DialOutcome::Cancelled => None,
-    }
-}
-
-async fn dial_customer(
-    centre: &Arc<Centre>,
-    agent: &mut OutboundCall,
-    cb: &crate::store::CallbackRecord,
-    queue: Option<&crate::config::QueueConfig>,
-    record: &mut ContactRecord,
-) -> DialOutcome {
-    // The last line of defence against toll fraud: whatever put this
-    // number here, only numbers passing the rules are dialled.
-    if let Err(e) = centre.dial_rules.check(&cb.number) {
-        warn!(number = %cb.number, error = %e, "refusing to dial");
-        agent.hangup();
-        return DialOutcome::Failed(403);
-    }
-    let cfg = &centre.config.dialer;
-    let Ok(uri) = Uri::parse(&cfg.uri_template.replace("{number}", &cb.number)) else {
-        warn!("dialer.uri_template does not make a valid URI");
-        agent.hangup();
-        return DialOutcome::Failed(500);
-    };
-    let Ok(target) = cfg.target.parse() else {
-        agent.hangup();
-        return DialOutcome::Failed(500);
-    };
-    let peer = match cfg.transport {
-        crate::config::Transport::Udp => Peer::udp(target),
-        crate::config::Transport::Tcp => Peer::tcp(target, None),
-    };
-    let display = queue.and_then(|q| q.caller_id_name.clone());
-    let number = queue
-        .and_then(|q| q.caller_id_number.clone())
-        .unwrap_or_else(|| "callgate".into());
-    let host = centre.sip.local.sent_by(TransportKind::Udp, &target);
-    let spec = DialSpec {
-        uri,
-        peer,
-        from_display: display.clone(),
-        from_user: number.clone(),
-        asserted_identity: Some(asserted_identity(display.as_deref(), &number, &host)),
-        extra_headers: vec![],
-        credentials: cfg.auth_user.clone().zip(cfg.auth_password.clone()),
-    };
-    // Ringback for the agent while the customer's phone rings.
-    agent
-        .session
-        .play(vec![centre.media.tones.get(Tone::Ringback)], true);
-    let mut customer = match OutboundCall::dial(centre.sip.clone(), centre.media.clone(), &spec) {
-        Ok(c) => c,
-        Err(_) => {
-            agent.hangup();
-            return DialOutcome::Failed(503);
-        }
-    };
-    record.call_id = Some(customer.call_id().to_string());
-    let ring = Duration::from_secs(cfg.ring_timeout_s);
-    let outcome = {
-        // If the agent hangs up while the customer's phone rings, give up.
-        let agent_gone = async {
-            loop {
-                if agent.session.wait(None, false, None).await.is_err() {
-                    return;
+        CallBack::Attempted {
+            decision, record, ..
+        } => {
+            if let AfterAttempt::Retry { not_before, .. } = decision {
+                let requeued = centre.router.lock().requeue(contact, not_before, now_ms());
+                if let Err(e) = requeued {
+                    warn!(error = %e, "callback not requeued");
                 }
             }
-        };
-        customer.wait_answer(ring, agent_gone).await
-    };
-    if outcome != DialOutcome::Answered {
-        drop(customer);
-        if agent.session.ended.is_none() {
-            // Tell the agent, then release them.
-            if let Some(p) = centre.media.prompts.get("callback_no_answer_agent") {
-                let _ = agent.session.play_and_wait(vec![p], false).await;
-            }
-            agent.hangup();
+            centre.record(record).await;
         }
-        return outcome;
+        CallBack::Refused | CallBack::Abandoned => {}
     }
-    record.connected_ms = Some(now_ms());
-    info!(number = %cb.number, "customer answered");
-    // The customer hears the outbound whisper, then the agent.
-    let mut c = Contact::new_inbound("", Some(cb.number.clone()));
-    c.id = cb.id.clone();
-    c.initial_start = crate::flow::context::from_epoch_ms(cb.initial_start_ms);
-    c.attributes = cb.attributes.clone();
-    let flow = queue.and_then(|q| q.outbound_whisper_flow.clone());
-    let whispered = match flow.as_deref().and_then(|f| centre.flows.get(f)) {
-        Some(flow) => {
-            match centre
-                .run_flow(flow, &mut customer.session, &mut c, Mode::Whisper)
-                .await
-            {
-                Outcome::Ended(r) => Err(r),
-                _ => Ok(()),
-            }
-        }
-        None => match centre.media.prompts.get("customer_whisper") {
-            Some(p) => customer
-                .session
-                .play_and_wait(vec![p], false)
-                .await
-                .map(|_| ()),
-            None => Ok(()),
-        },
-    };
-    if whispered.is_err() || agent.session.ended.is_some() {
-        // Answered, so it counts as connected even if a side left early.
-        customer.hangup();
-        agent.hangup();
-        drop(customer);
-        record.disconnect_reason = Some("ended during the whisper".into());
-        return DialOutcome::Answered;
-    }
-    if let (Some(a), Some(cl)) = (agent.session.leg.as_ref(), customer.session.leg.as_ref()) {
-        a.link().bridge(&cl.link());
-    }
-    info!("customer and agent bridged");
-    loop {
-        tokio::select! {
-            r = agent.session.wait(None, false, None) => if r.is_err() { customer.hangup(); record.disconnect_reason = Some("agent hung up".into()); break; },
-            r = customer.session.wait(None, false, None) => if r.is_err() { agent.hangup(); record.disconnect_reason = Some("customer hung up".into()); break; },
-        }
-    }
-    drop(customer);
-    DialOutcome::Answered
 }
 
 #[cfg(test)]

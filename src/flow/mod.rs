@@ -13,6 +13,7 @@ pub mod env;
 pub mod load;
 pub mod model;
 pub mod speech;
+pub mod whisper;
 
 pub use context::Contact;
 pub use driver::Callbacks;

@@ -9,6 +9,20 @@ pub mod sqlite;
 pub use records::{Attempt, CallbackRecord, CallbackState, ContactRecord, NewCallback};
 pub use sqlite::SqliteStore;
 
+use std::sync::Arc;
+
+/// Runs store work on the blocking pool: SQLite fsyncs on commit, which
+/// must not stall the async workers that carry calls.
+pub async fn blocking<S: ?Sized + Send + Sync + 'static, T: Send + 'static>(
+    store: &Arc<S>,
+    f: impl FnOnce(&S) -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, StoreError> {
+    let store = store.clone();
+    tokio::task::spawn_blocking(move || f(&store))
+        .await
+        .map_err(|e| StoreError::Worker(e.to_string()))?
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("database: {0}")]
@@ -23,8 +37,10 @@ pub enum StoreError {
 
 /// The operations the dialer, the flows and the API need. Every method is
 /// one transaction: a crash between two calls loses nothing committed.
+/// Callback state is written only by `dialer::book`, which asks the
+/// lifecycle table for the `from` states of each write.
 pub trait Store: Send + Sync {
-    fn create_callback(&self, cb: &NewCallback) -> Result<CallbackRecord, StoreError>;
+    fn insert_callback(&self, cb: &NewCallback) -> Result<CallbackRecord, StoreError>;
     fn callback(&self, id: &str) -> Result<Option<CallbackRecord>, StoreError>;
     /// Callbacks not yet finished (scheduled, queued, offered, dialling),
     /// in line order: initial start, then creation.
@@ -41,20 +57,25 @@ pub trait Store: Send + Sync {
         detail: &str,
         now_ms: i64,
     ) -> Result<CallbackRecord, StoreError>;
-    /// Starts dial attempt number `attempts + 1` (state → dialling).
+    /// Starts dial attempt number `attempts + 1` (state → dialling) if the
+    /// callback is in one of `from`.
     fn begin_attempt(
         &self,
         id: &str,
         agent: &str,
+        from: &[CallbackState],
         now_ms: i64,
     ) -> Result<CallbackRecord, StoreError>;
-    /// Ends the current attempt with `outcome`; `next` is the state after
-    /// it, `not_before_ms` the earliest next attempt when requeued.
+    /// Ends the current attempt with `outcome` if the callback is in one of
+    /// `from`; `next` is the state after it, `not_before_ms` the earliest
+    /// next attempt when requeued.
+    #[allow(clippy::too_many_arguments)]
     fn end_attempt(
         &self,
         id: &str,
         outcome: &str,
         sip_status: Option<u16>,
+        from: &[CallbackState],
         next: CallbackState,
         not_before_ms: i64,
         now_ms: i64,

@@ -161,6 +161,20 @@ impl SqliteStore {
         })
     }
 
+    /// A write that expects the callback in one of `from` finds it elsewhere
+    /// (stopped, expired or dialled meanwhile): refused, nothing written.
+    fn check_state(rec: &CallbackRecord, from: &[CallbackState]) -> Result<(), StoreError> {
+        if from.contains(&rec.state) {
+            return Ok(());
+        }
+        let want: Vec<&str> = from.iter().map(|s| s.as_str()).collect();
+        Err(StoreError::WrongState(
+            rec.id.clone(),
+            rec.state.as_str().into(),
+            want.join("|"),
+        ))
+    }
+
     fn get(conn: &Connection, id: &str) -> Result<Option<CallbackRecord>, StoreError> {
         Ok(conn
             .query_row(
@@ -187,7 +201,7 @@ impl SqliteStore {
 }
 
 impl Store for SqliteStore {
-    fn create_callback(&self, cb: &NewCallback) -> Result<CallbackRecord, StoreError> {
+    fn insert_callback(&self, cb: &NewCallback) -> Result<CallbackRecord, StoreError> {
         let mut conn = self.conn.lock();
         let tx = conn.transaction()?;
         let state = if cb.not_before_ms > cb.created_ms {
@@ -258,14 +272,7 @@ impl Store for SqliteStore {
         let mut conn = self.conn.lock();
         let tx = conn.transaction()?;
         let rec = Self::get(&tx, id)?.ok_or_else(|| StoreError::NotFound(id.to_string()))?;
-        if !from.contains(&rec.state) {
-            let want: Vec<&str> = from.iter().map(|s| s.as_str()).collect();
-            return Err(StoreError::WrongState(
-                id.into(),
-                rec.state.as_str().into(),
-                want.join("|"),
-            ));
-        }
+        Self::check_state(&rec, from)?;
         tx.execute(
             "UPDATE callbacks SET state = ?2, state_ms = ?3 WHERE id = ?1",
             params![id, to.as_str(), now_ms],
@@ -280,18 +287,13 @@ impl Store for SqliteStore {
         &self,
         id: &str,
         agent: &str,
+        from: &[CallbackState],
         now_ms: i64,
     ) -> Result<CallbackRecord, StoreError> {
         let mut conn = self.conn.lock();
         let tx = conn.transaction()?;
         let rec = Self::get(&tx, id)?.ok_or_else(|| StoreError::NotFound(id.to_string()))?;
-        if !matches!(rec.state, CallbackState::Queued | CallbackState::Offered) {
-            return Err(StoreError::WrongState(
-                id.into(),
-                rec.state.as_str().into(),
-                "queued|offered".into(),
-            ));
-        }
+        Self::check_state(&rec, from)?;
         let n = rec.attempts + 1;
         tx.execute(
             "UPDATE callbacks SET state = 'dialing', state_ms = ?2, attempts = ?3, agent = ?4 WHERE id = ?1",
@@ -318,6 +320,7 @@ impl Store for SqliteStore {
         id: &str,
         outcome: &str,
         sip_status: Option<u16>,
+        from: &[CallbackState],
         next: CallbackState,
         not_before_ms: i64,
         now_ms: i64,
@@ -325,6 +328,7 @@ impl Store for SqliteStore {
         let mut conn = self.conn.lock();
         let tx = conn.transaction()?;
         let rec = Self::get(&tx, id)?.ok_or_else(|| StoreError::NotFound(id.to_string()))?;
+        Self::check_state(&rec, from)?;
         tx.execute(
             "UPDATE attempts SET ended_ms = ?3, outcome = ?4, sip_status = ?5 WHERE callback_id = ?1 AND n = ?2",
             params![id, rec.attempts, now_ms, outcome, sip_status],
@@ -477,7 +481,7 @@ mod tests {
     #[test]
     fn lifecycle_with_attempts_and_history() {
         let s = SqliteStore::in_memory().unwrap();
-        let r = s.create_callback(&new_cb("a", 500)).unwrap();
+        let r = s.insert_callback(&new_cb("a", 500)).unwrap();
         assert_eq!(r.state, CallbackState::Scheduled);
         assert_eq!(r.attributes.get("k").map(String::as_str), Some("v"));
         assert_eq!(s.pending_for_number("cbq", "+12015550123").unwrap(), 1);
@@ -507,13 +511,20 @@ mod tests {
             100_002,
         )
         .unwrap();
-        let r = s.begin_attempt("a", "alice", 100_010).unwrap();
+        assert!(matches!(
+            s.begin_attempt("a", "alice", &[CallbackState::Queued], 100_009),
+            Err(StoreError::WrongState(..))
+        ));
+        let r = s
+            .begin_attempt("a", "alice", &[CallbackState::Offered], 100_010)
+            .unwrap();
         assert_eq!((r.state, r.attempts), (CallbackState::Dialing, 1));
         let r = s
             .end_attempt(
                 "a",
                 "no answer",
                 Some(487),
+                &[CallbackState::Dialing],
                 CallbackState::Queued,
                 700_010,
                 130_000,
@@ -541,9 +552,9 @@ mod tests {
     #[test]
     fn pending_in_line_order_and_finished_excluded() {
         let s = SqliteStore::in_memory().unwrap();
-        s.create_callback(&new_cb("late", 900)).unwrap();
-        s.create_callback(&new_cb("early", 100)).unwrap();
-        s.create_callback(&new_cb("done", 50)).unwrap();
+        s.insert_callback(&new_cb("late", 900)).unwrap();
+        s.insert_callback(&new_cb("early", 100)).unwrap();
+        s.insert_callback(&new_cb("done", 50)).unwrap();
         s.transition(
             "done",
             &CallbackState::PENDING,
@@ -566,7 +577,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         {
             let s = SqliteStore::open(dir.path()).unwrap();
-            s.create_callback(&new_cb("x", 1)).unwrap();
+            s.insert_callback(&new_cb("x", 1)).unwrap();
         }
         let s = SqliteStore::open(dir.path()).unwrap();
         assert_eq!(s.pending_callbacks().unwrap().len(), 1);

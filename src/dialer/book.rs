@@ -1,0 +1,246 @@
+//! The callback book: the one place that writes callback state. Each write
+//! names a lifecycle event; the table in `lifecycle.rs` says from which
+//! states it is legal and where it leads, and the store applies it only if
+//! the callback is still in one of those states (a callback stopped while
+//! its offer rang is not dialled; one dialled is not stopped).
+
+use super::lifecycle::{Event, sources, target};
+use super::scheduler::{self, AfterAttempt, Recovery, RetryPolicy};
+use crate::call::uac::DialOutcome;
+use crate::store::{self, CallbackRecord, CallbackState, NewCallback, Store, StoreError};
+use std::sync::Arc;
+use tracing::info;
+
+#[derive(Clone)]
+pub struct CallbackBook {
+    store: Arc<dyn Store>,
+    policy: RetryPolicy,
+}
+
+impl CallbackBook {
+    pub fn new(store: Arc<dyn Store>, policy: RetryPolicy) -> CallbackBook {
+        CallbackBook { store, policy }
+    }
+
+    /// Runs `f` on the blocking pool (the store fsyncs).
+    async fn run<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&CallbackBook) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let book = Arc::new(self.clone());
+        store::blocking(&book, f).await
+    }
+
+    fn apply(
+        &self,
+        id: &str,
+        event: Event,
+        detail: &str,
+        now: i64,
+    ) -> Result<CallbackRecord, StoreError> {
+        self.store
+            .transition(id, &sources(event), target(event), detail, now)
+    }
+
+    async fn apply_async(
+        &self,
+        id: &str,
+        event: Event,
+        detail: String,
+        now: i64,
+    ) -> Result<CallbackRecord, StoreError> {
+        let id = id.to_string();
+        self.run(move |b| b.apply(&id, event, &detail, now)).await
+    }
+
+    pub async fn create(&self, new: NewCallback) -> Result<CallbackRecord, StoreError> {
+        self.run(move |b| b.store.insert_callback(&new)).await
+    }
+
+    /// Whether `number` already has a pending callback in `queue`.
+    pub async fn has_pending(&self, queue: &str, number: &str) -> Result<bool, StoreError> {
+        let (queue, number) = (queue.to_string(), number.to_string());
+        self.run(move |b| Ok(b.store.pending_for_number(&queue, &number)? > 0))
+            .await
+    }
+
+    pub async fn get(&self, id: &str) -> Result<Option<CallbackRecord>, StoreError> {
+        let id = id.to_string();
+        self.run(move |b| b.store.callback(&id)).await
+    }
+
+    /// Callbacks still owed a call, in line order.
+    pub async fn pending(&self) -> Result<Vec<CallbackRecord>, StoreError> {
+        self.run(|b| b.store.pending_callbacks()).await
+    }
+
+    pub async fn routable(&self, id: &str, now: i64) -> Result<CallbackRecord, StoreError> {
+        self.apply_async(id, Event::Routable, "initial delay over".into(), now)
+            .await
+    }
+
+    pub async fn offer(
+        &self,
+        id: &str,
+        agent: &str,
+        now: i64,
+    ) -> Result<CallbackRecord, StoreError> {
+        self.apply_async(id, Event::Offer, format!("offered to {agent}"), now)
+            .await
+    }
+
+    /// The offer came to nothing: back to the queue, no attempt used.
+    pub async fn unoffer(
+        &self,
+        id: &str,
+        why: &str,
+        now: i64,
+    ) -> Result<CallbackRecord, StoreError> {
+        self.apply_async(id, Event::Unoffer, why.into(), now).await
+    }
+
+    /// The number no longer passes the dial rules: failed, never dialled.
+    pub async fn refuse(
+        &self,
+        id: &str,
+        why: &str,
+        now: i64,
+    ) -> Result<CallbackRecord, StoreError> {
+        self.apply_async(id, Event::Refuse, format!("not dialled: {why}"), now)
+            .await
+    }
+
+    pub async fn stop(&self, id: &str, now: i64) -> Result<CallbackRecord, StoreError> {
+        self.apply_async(id, Event::Stop, "stopped by API".into(), now)
+            .await
+    }
+
+    pub async fn expire(&self, id: &str, now: i64) -> Result<CallbackRecord, StoreError> {
+        self.apply_async(id, Event::Expire, "expired".into(), now)
+            .await
+    }
+
+    /// The customer is about to be dialled: the attempt is counted first,
+    /// so a crash mid-dial can never lead to an uncounted second dial.
+    pub async fn begin_attempt(
+        &self,
+        id: &str,
+        agent: &str,
+        now: i64,
+    ) -> Result<CallbackRecord, StoreError> {
+        let (id, agent) = (id.to_string(), agent.to_string());
+        self.run(move |b| {
+            b.store
+                .begin_attempt(&id, &agent, &sources(Event::Dial), now)
+        })
+        .await
+    }
+
+    /// What comes after attempt `rec` (as `begin_attempt` returned it)
+    /// ended with `outcome`.
+    pub fn decide(&self, rec: &CallbackRecord, outcome: DialOutcome, now: i64) -> AfterAttempt {
+        scheduler::after_attempt(rec, outcome, &self.policy, now)
+    }
+
+    /// Records how the attempt `rec` ended and what comes next.
+    pub async fn end_attempt(
+        &self,
+        rec: &CallbackRecord,
+        outcome: DialOutcome,
+        now: i64,
+    ) -> Result<(AfterAttempt, CallbackRecord), StoreError> {
+        let decision = self.decide(rec, outcome, now);
+        let (id, d) = (rec.id.clone(), decision.clone());
+        let status = sip_status(outcome);
+        let not_before = rec.not_before_ms;
+        let updated = self
+            .run(move |b| b.write_attempt_end(&id, &d, status, not_before, now))
+            .await?;
+        Ok((decision, updated))
+    }
+
+    fn write_attempt_end(
+        &self,
+        id: &str,
+        decision: &AfterAttempt,
+        status: Option<u16>,
+        not_before: i64,
+        now: i64,
+    ) -> Result<CallbackRecord, StoreError> {
+        let (event, not_before, text) = match decision {
+            AfterAttempt::Connected => (Event::Answered, not_before, "connected"),
+            AfterAttempt::Retry {
+                not_before,
+                outcome,
+            } => (Event::Retry, *not_before, outcome.as_str()),
+            AfterAttempt::Fail { outcome } => (Event::Fail, not_before, outcome.as_str()),
+        };
+        self.store.end_attempt(
+            id,
+            text,
+            status,
+            &sources(event),
+            target(event),
+            not_before,
+            now,
+        )
+    }
+
+    /// At start-up: resolves offers and dials a crash or restart
+    /// interrupted (see `scheduler::recover`), expires what is overdue,
+    /// and returns the callbacks to put back in their queues.
+    pub fn recover(&self, now: i64) -> Result<Vec<CallbackRecord>, StoreError> {
+        let mut routable = Vec::new();
+        for cb in self.store.pending_callbacks()? {
+            match scheduler::recover(&cb, &self.policy, now) {
+                Recovery::Expire => {
+                    self.apply(&cb.id, Event::Expire, "expired (found at start-up)", now)?;
+                }
+                Recovery::Requeue => routable.push(cb),
+                Recovery::OfferInterrupted => {
+                    routable.push(self.apply(
+                        &cb.id,
+                        Event::Unoffer,
+                        "offer interrupted by a restart",
+                        now,
+                    )?);
+                }
+                Recovery::DialInterrupted(decision) => {
+                    let rec = self.write_attempt_end(
+                        &cb.id,
+                        &interrupted(decision),
+                        None,
+                        cb.not_before_ms,
+                        now,
+                    )?;
+                    if rec.state == CallbackState::Queued {
+                        info!(callback = %rec.id, attempts = rec.attempts, "dial interrupted: counted as an attempt");
+                        routable.push(rec);
+                    }
+                }
+            }
+        }
+        Ok(routable)
+    }
+}
+
+/// A dial cut by a restart: the customer's phone may have rung, so it
+/// counts; described as what it was.
+fn interrupted(decision: AfterAttempt) -> AfterAttempt {
+    let outcome = "interrupted by a restart".to_string();
+    match decision {
+        AfterAttempt::Retry { not_before, .. } => AfterAttempt::Retry {
+            not_before,
+            outcome,
+        },
+        _ => AfterAttempt::Fail { outcome },
+    }
+}
+
+fn sip_status(o: DialOutcome) -> Option<u16> {
+    match o {
+        DialOutcome::Answered => Some(200),
+        DialOutcome::NoAnswer(s) | DialOutcome::Failed(s) => Some(s),
+        DialOutcome::Cancelled => None,
+    }
+}

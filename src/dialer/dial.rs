@@ -1,0 +1,312 @@
+//! Calling a customer back. The agent has accepted the offer; they hear
+//! the agent whisper, then ringback while the customer is dialled through
+//! the trunk with the queue's caller ID; on answer the customer hears the
+//! outbound whisper and the two are bridged. Only the dial counts as an
+//! attempt, and it is counted before the INVITE leaves.
+
+use super::book::CallbackBook;
+use super::scheduler::AfterAttempt;
+use crate::call::uac::{DialOutcome, DialSpec, OutboundCall, asserted_identity};
+use crate::call::{EndReason, SipHandle};
+use crate::config::{Config, QueueConfig};
+use crate::flow::whisper::whisper;
+use crate::flow::{Callbacks, Contact, FlowEnv};
+use crate::media::engine::MediaEngine;
+use crate::media::tones::Tone;
+use crate::phone::DialRules;
+use crate::sip::message::Uri;
+use crate::sip::transport::{Peer, TransportKind};
+use crate::store::{CallbackRecord, ContactRecord};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+use tracing::{info, warn};
+
+/// What the dialer needs besides the book.
+pub struct Dialer {
+    pub book: CallbackBook,
+    pub config: Arc<Config>,
+    pub sip: SipHandle,
+    pub media: Arc<MediaEngine>,
+    pub rules: DialRules,
+}
+
+/// How an accepted callback ended.
+pub enum CallBack {
+    /// The agent hung up before the customer was dialled: the callback is
+    /// back in its queue as it was (no attempt used).
+    AgentLeft(CallbackRecord),
+    /// The number is no longer allowed (the rules changed): failed, never
+    /// dialled.
+    Refused,
+    /// A dial attempt was made; the decision is stored.
+    Attempted {
+        decision: AfterAttempt,
+        callback: CallbackRecord,
+        record: ContactRecord,
+    },
+    /// The callback changed meanwhile (stopped, or the database failed):
+    /// nothing dialled.
+    Abandoned,
+}
+
+fn now_ms() -> i64 {
+    crate::flow::context::epoch_ms(SystemTime::now())
+}
+
+/// The contact as whisper flows see it.
+fn contact_of(cb: &CallbackRecord) -> Contact {
+    let mut c = Contact::new_inbound("", Some(cb.number.clone()));
+    c.id = cb.id.clone();
+    c.initial_id = cb.initial_contact_id.clone();
+    c.initial_start = crate::flow::context::from_epoch_ms(cb.initial_start_ms);
+    c.attributes = cb.attributes.clone();
+    c.working_queue = Some(cb.queue.clone());
+    c
+}
+
+impl Dialer {
+    /// Runs an accepted callback from the agent whisper to the end of the
+    /// conversation.
+    pub async fn call_back<E: FlowEnv + Callbacks>(
+        &self,
+        env: &E,
+        agent: &mut OutboundCall,
+        agent_name: &str,
+        cb: CallbackRecord,
+        queue: Option<&QueueConfig>,
+    ) -> CallBack {
+        let flow = queue
+            .and_then(|q| q.agent_whisper_flow.as_deref())
+            .and_then(|f| env.flow(f));
+        let mut contact = contact_of(&cb);
+        let heard = whisper(
+            env,
+            &mut agent.session,
+            flow,
+            &["agent_whisper_callback", "number:wait_minutes", "minutes"],
+            &mut contact,
+        )
+        .await;
+        if heard.is_err() {
+            info!(callback = %cb.id, "agent hung up during the whisper: callback back in the queue");
+            return match self
+                .book
+                .unoffer(
+                    &cb.id,
+                    "agent hung up before the customer was dialled",
+                    now_ms(),
+                )
+                .await
+            {
+                Ok(rec) => CallBack::AgentLeft(rec),
+                Err(e) => {
+                    warn!(error = %e, "callback not requeued");
+                    CallBack::Abandoned
+                }
+            };
+        }
+        // The last line of defence against toll fraud: whatever put this
+        // number here, and whatever the rules were then, only a number
+        // passing today's rules is dialled.
+        if let Err(e) = self.rules.check(&cb.number) {
+            warn!(number = %cb.number, error = %e, "refusing to dial");
+            if let Err(e) = self.book.refuse(&cb.id, &e.to_string(), now_ms()).await {
+                warn!(error = %e, "callback state not updated");
+            }
+            agent.hangup();
+            return CallBack::Refused;
+        }
+        let cb = match self.book.begin_attempt(&cb.id, agent_name, now_ms()).await {
+            Ok(cb) => cb,
+            Err(e) => {
+                warn!(error = %e, "callback cannot be dialled");
+                agent.hangup();
+                return CallBack::Abandoned;
+            }
+        };
+        info!(callback = %cb.id, attempt = cb.attempts, number = %cb.number, "callback attempt");
+        let mut record = ContactRecord {
+            id: cb.contact_id.clone(),
+            initial_contact_id: cb.initial_contact_id.clone(),
+            initiation: "callback".into(),
+            queue: Some(cb.queue.clone()),
+            agent: Some(agent_name.to_string()),
+            customer_number: Some(cb.number.clone()),
+            caller_id_used: queue.and_then(|q| q.caller_id_number.clone()),
+            initiated_ms: cb.created_ms,
+            enqueued_ms: Some(cb.created_ms),
+            attributes: cb.attributes.clone(),
+            ..ContactRecord::default()
+        };
+        let (decision, callback) = self
+            .dial_customer(env, agent, &cb, queue, &mut record)
+            .await;
+        record.disconnected_ms = Some(now_ms());
+        let text = match &decision {
+            AfterAttempt::Connected => "connected",
+            AfterAttempt::Retry { outcome, .. } | AfterAttempt::Fail { outcome } => outcome,
+        };
+        record
+            .disconnect_reason
+            .get_or_insert_with(|| text.to_string());
+        CallBack::Attempted {
+            decision,
+            callback: callback.unwrap_or(cb),
+            record,
+        }
+    }
+
+    /// The trunk, the Request-URI and our identity for dialling `number`.
+    fn spec(&self, number: &str, queue: Option<&QueueConfig>) -> Result<DialSpec, String> {
+        let cfg = &self.config.dialer;
+        let uri = Uri::parse(&cfg.uri_template.replace("{number}", number))
+            .map_err(|_| "dialer.uri_template does not make a valid URI".to_string())?;
+        let target = cfg
+            .target
+            .parse()
+            .map_err(|_| "dialer.target is not an address".to_string())?;
+        let peer = match cfg.transport {
+            crate::config::Transport::Udp => Peer::udp(target),
+            crate::config::Transport::Tcp => Peer::tcp(target, None),
+        };
+        let display = queue.and_then(|q| q.caller_id_name.clone());
+        let user = queue
+            .and_then(|q| q.caller_id_number.clone())
+            .unwrap_or_else(|| "callgate".into());
+        let host = self.sip.local.sent_by(TransportKind::Udp, &target);
+        Ok(DialSpec {
+            uri,
+            peer,
+            asserted_identity: Some(asserted_identity(display.as_deref(), &user, &host)),
+            from_display: display,
+            from_user: user,
+            extra_headers: vec![],
+            credentials: cfg.auth_user.clone().zip(cfg.auth_password.clone()),
+        })
+    }
+
+    /// Dials, records the attempt's outcome as soon as it is known (so a
+    /// crash mid-conversation never dials the customer again), then runs
+    /// the conversation.
+    async fn dial_customer<E: FlowEnv + Callbacks>(
+        &self,
+        env: &E,
+        agent: &mut OutboundCall,
+        cb: &CallbackRecord,
+        queue: Option<&QueueConfig>,
+        record: &mut ContactRecord,
+    ) -> (AfterAttempt, Option<CallbackRecord>) {
+        let outcome = match self.spec(&cb.number, queue) {
+            Err(e) => {
+                warn!(error = %e, "cannot dial");
+                DialOutcome::Failed(500)
+            }
+            Ok(spec) => {
+                // Ringback for the agent while the customer's phone rings.
+                agent
+                    .session
+                    .play(vec![self.media.tones.get(Tone::Ringback)], true);
+                match OutboundCall::dial(self.sip.clone(), self.media.clone(), &spec) {
+                    Err(_) => DialOutcome::Failed(503),
+                    Ok(mut customer) => {
+                        record.call_id = Some(customer.call_id().to_string());
+                        let ring = Duration::from_secs(self.config.dialer.ring_timeout_s);
+                        // If the agent hangs up while the customer's phone
+                        // rings, give up.
+                        let agent_gone =
+                            async { while agent.session.wait(None, false, None).await.is_ok() {} };
+                        let outcome = customer.wait_answer(ring, agent_gone).await;
+                        if outcome == DialOutcome::Answered {
+                            return self.converse(env, agent, customer, cb, queue, record).await;
+                        }
+                        outcome
+                    }
+                }
+            }
+        };
+        let (decision, updated) = self.store_outcome(cb, outcome).await;
+        if agent.session.ended.is_none() {
+            // Tell the agent what happens next, then release them.
+            let words = match decision {
+                AfterAttempt::Retry { .. } => "callback_no_answer_agent",
+                _ => "callback_failed_agent",
+            };
+            if let Some(p) = self.media.prompts.get(words) {
+                let _ = agent.session.play_and_wait(vec![p], false).await;
+            }
+            agent.hangup();
+        }
+        (decision, updated)
+    }
+
+    async fn store_outcome(
+        &self,
+        cb: &CallbackRecord,
+        outcome: DialOutcome,
+    ) -> (AfterAttempt, Option<CallbackRecord>) {
+        match self.book.end_attempt(cb, outcome, now_ms()).await {
+            Ok((decision, rec)) => {
+                info!(callback = %cb.id, decision = ?decision, "attempt finished");
+                (decision, Some(rec))
+            }
+            Err(e) => {
+                warn!(error = %e, "callback state not updated");
+                (self.book.decide(cb, outcome, now_ms()), None)
+            }
+        }
+    }
+
+    /// The customer answered: the outbound whisper, then the bridge until
+    /// one side hangs up.
+    async fn converse<E: FlowEnv + Callbacks>(
+        &self,
+        env: &E,
+        agent: &mut OutboundCall,
+        mut customer: OutboundCall,
+        cb: &CallbackRecord,
+        queue: Option<&QueueConfig>,
+        record: &mut ContactRecord,
+    ) -> (AfterAttempt, Option<CallbackRecord>) {
+        record.connected_ms = Some(now_ms());
+        info!(number = %cb.number, "customer answered");
+        let stored = self.store_outcome(cb, DialOutcome::Answered).await;
+        let flow = queue
+            .and_then(|q| q.outbound_whisper_flow.as_deref())
+            .and_then(|f| env.flow(f));
+        let mut contact = contact_of(cb);
+        let whispered = whisper(
+            env,
+            &mut customer.session,
+            flow,
+            &["customer_whisper"],
+            &mut contact,
+        )
+        .await;
+        if whispered.is_err() || agent.session.ended.is_some() {
+            // Answered, so it counts as connected even if a side left early.
+            record.disconnect_reason = Some("ended during the whisper".into());
+            agent.hangup();
+            return stored;
+        }
+        if let (Some(a), Some(c)) = (agent.session.leg.as_ref(), customer.session.leg.as_ref()) {
+            a.link().bridge(&c.link());
+        }
+        info!("customer and agent bridged");
+        let who = tokio::select! {
+            r = until_ended(&mut agent.session) => ("agent hung up", r),
+            r = until_ended(&mut customer.session) => ("customer hung up", r),
+        };
+        record.disconnect_reason = Some(who.0.into());
+        agent.hangup();
+        customer.hangup();
+        stored
+    }
+}
+
+async fn until_ended(session: &mut crate::call::Session) -> EndReason {
+    loop {
+        if let Err(r) = session.wait(None, false, None).await {
+            return r;
+        }
+    }
+}
