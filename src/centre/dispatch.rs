@@ -125,12 +125,10 @@ async fn expire(centre: &Arc<Centre>, now: i64, scheduled: &mut HashSet<String>)
         if cb.state == CallbackState::Scheduled {
             scheduled.insert(cb.id.clone());
         }
-        if scheduler::is_expired(&cb, now) {
-            if centre.dialer.book.expire(&cb.id, now).await.is_ok() {
-                info!(callback = %cb.id, number = %cb.number, "callback expired");
-                scheduled.remove(&cb.id);
-                centre.withdraw(&cb.id);
-            }
+        if scheduler::is_expired(&cb, now) && centre.dialer.book.expire(&cb.id, now).await.is_ok() {
+            info!(callback = %cb.id, number = %cb.number, "callback expired");
+            scheduled.remove(&cb.id);
+            centre.withdraw(&cb.id);
         }
     }
 }

@@ -281,22 +281,20 @@ async fn call_back(
         .call_back(centre.as_ref(), agent, agent_name, cb, queue)
         .await
     {
-        CallBack::AgentLeft(_) => {
+        CallBack::AgentLeft => {
             let now = now_ms();
             if let Err(e) = centre.router.lock().requeue(contact, now, now) {
                 warn!(error = %e, "callback not requeued");
             }
         }
-        CallBack::Attempted {
-            decision, record, ..
-        } => {
+        CallBack::Attempted { decision, record } => {
             if let AfterAttempt::Retry { not_before, .. } = decision {
                 let requeued = centre.router.lock().requeue(contact, not_before, now_ms());
                 if let Err(e) = requeued {
                     warn!(error = %e, "callback not requeued");
                 }
             }
-            centre.record(record).await;
+            centre.record(*record).await;
         }
         CallBack::Refused | CallBack::Abandoned => {}
     }

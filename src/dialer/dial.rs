@@ -34,15 +34,15 @@ pub struct Dialer {
 pub enum CallBack {
     /// The agent hung up before the customer was dialled: the callback is
     /// back in its queue as it was (no attempt used).
-    AgentLeft(CallbackRecord),
+    AgentLeft,
     /// The number is no longer allowed (the rules changed): failed, never
     /// dialled.
     Refused,
-    /// A dial attempt was made; the decision is stored.
+    /// A dial attempt was made; the decision is stored. The contact
+    /// record of the attempt is for the caller to write.
     Attempted {
         decision: AfterAttempt,
-        callback: CallbackRecord,
-        record: ContactRecord,
+        record: Box<ContactRecord>,
     },
     /// The callback changed meanwhile (stopped, or the database failed):
     /// nothing dialled.
@@ -98,7 +98,7 @@ impl Dialer {
                 )
                 .await
             {
-                Ok(rec) => CallBack::AgentLeft(rec),
+                Ok(_) => CallBack::AgentLeft,
                 Err(e) => {
                     warn!(error = %e, "callback not requeued");
                     CallBack::Abandoned
@@ -138,7 +138,7 @@ impl Dialer {
             attributes: cb.attributes.clone(),
             ..ContactRecord::default()
         };
-        let (decision, callback) = self
+        let decision = self
             .dial_customer(env, agent, &cb, queue, &mut record)
             .await;
         record.disconnected_ms = Some(now_ms());
@@ -151,8 +151,7 @@ impl Dialer {
             .get_or_insert_with(|| text.to_string());
         CallBack::Attempted {
             decision,
-            callback: callback.unwrap_or(cb),
-            record,
+            record: Box::new(record),
         }
     }
 
@@ -195,7 +194,7 @@ impl Dialer {
         cb: &CallbackRecord,
         queue: Option<&QueueConfig>,
         record: &mut ContactRecord,
-    ) -> (AfterAttempt, Option<CallbackRecord>) {
+    ) -> AfterAttempt {
         let outcome = match self.spec(&cb.number, queue) {
             Err(e) => {
                 warn!(error = %e, "cannot dial");
@@ -224,7 +223,7 @@ impl Dialer {
                 }
             }
         };
-        let (decision, updated) = self.store_outcome(cb, outcome).await;
+        let decision = self.store_outcome(cb, outcome).await;
         if agent.session.ended.is_none() {
             // Tell the agent what happens next, then release them.
             let words = match decision {
@@ -236,22 +235,18 @@ impl Dialer {
             }
             agent.hangup();
         }
-        (decision, updated)
+        decision
     }
 
-    async fn store_outcome(
-        &self,
-        cb: &CallbackRecord,
-        outcome: DialOutcome,
-    ) -> (AfterAttempt, Option<CallbackRecord>) {
+    async fn store_outcome(&self, cb: &CallbackRecord, outcome: DialOutcome) -> AfterAttempt {
         match self.book.end_attempt(cb, outcome, now_ms()).await {
-            Ok((decision, rec)) => {
+            Ok((decision, _)) => {
                 info!(callback = %cb.id, decision = ?decision, "attempt finished");
-                (decision, Some(rec))
+                decision
             }
             Err(e) => {
                 warn!(error = %e, "callback state not updated");
-                (self.book.decide(cb, outcome, now_ms()), None)
+                self.book.decide(cb, outcome, now_ms())
             }
         }
     }
@@ -266,7 +261,7 @@ impl Dialer {
         cb: &CallbackRecord,
         queue: Option<&QueueConfig>,
         record: &mut ContactRecord,
-    ) -> (AfterAttempt, Option<CallbackRecord>) {
+    ) -> AfterAttempt {
         record.connected_ms = Some(now_ms());
         info!(number = %cb.number, "customer answered");
         let stored = self.store_outcome(cb, DialOutcome::Answered).await;
