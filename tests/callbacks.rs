@@ -45,7 +45,12 @@ type = "disconnect"
 /// Places one call from `from` to 4000 (the ANI flow) and waits for the
 /// gateway to hang up.
 fn request_callback(gw: &Gateway, from: &str) {
-    let mut ua = Ua::udp(gw.udp);
+    request_callback_via(Ua::udp(gw.udp), from);
+}
+
+/// Like `request_callback`, from a UA of the caller's choosing (another
+/// source address, say).
+fn request_callback_via(mut ua: Ua, from: &str) {
     let rtp = common::rtp::RtpPeer::new();
     let call_id = ua.unique("cb");
     let text = ua
@@ -357,6 +362,40 @@ fn the_agent_hears_whether_the_callback_will_be_retried() {
     );
     let _ = customer.wait(Duration::from_secs(10));
     assert_eq!(customer.received("INVITE").len(), 2);
+}
+
+/// `dedupe_callbacks`: one number calling 50 times at once (from 50
+/// addresses, as through a carrier's many gateways) gets one callback.
+#[test]
+fn simultaneous_callers_from_one_number_get_one_callback() {
+    let gw = start(
+        Some(&[("ani", &ani_flow(60, 2, 600))]),
+        "127.0.0.1:5995",
+        "[[numbers]]\nnumber = \"4000\"\nflow = \"ani\"\n",
+    );
+    let target = gw.udp;
+    let callers: Vec<_> = (0..50)
+        .map(|i| {
+            std::thread::spawn(move || {
+                let ua = Ua::udp_from(&format!("127.0.1.{}:0", i + 1), target);
+                request_callback_via(ua, "+12015550170");
+            })
+        })
+        .collect();
+    for c in callers {
+        c.join().expect("caller");
+    }
+    let rows = callbacks(&gw);
+    let pending: Vec<_> = rows.iter().filter(|c| c.0 == "+12015550170").collect();
+    assert_eq!(pending.len(), 1, "{rows:?}");
+    assert!(
+        eventually(Duration::from_secs(3), || gw
+            .logs()
+            .matches("callback already pending for this number")
+            .count()
+            == 49),
+        "the other 49 took the duplicate branch"
+    );
 }
 
 #[test]

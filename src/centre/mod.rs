@@ -314,18 +314,6 @@ impl Callbacks for Centre {
             .rules
             .check(&req.number)
             .map_err(|e| CallbackRefusal::NotAllowed(e.to_string()))?;
-        if q.dedupe_callbacks {
-            let pending = self
-                .dialer
-                .book
-                .has_pending(&req.queue, &req.number)
-                .await
-                .map_err(|e| CallbackRefusal::Failed(e.to_string()))?;
-            if pending {
-                info!(number = %req.number, queue = %req.queue, "callback already pending for this number");
-                return Err(CallbackRefusal::Duplicate);
-            }
-        }
         if self.router.lock().is_full(&req.queue) {
             return Err(CallbackRefusal::AtCapacity);
         }
@@ -345,13 +333,16 @@ impl Callbacks for Centre {
             max_retries: req.max_retries,
             retry_interval_s: req.retry_interval.as_secs(),
             attributes: req.contact.attributes.clone(),
+            dedupe: q.dedupe_callbacks,
         };
-        let rec = self
-            .dialer
-            .book
-            .create(new)
-            .await
-            .map_err(|e| CallbackRefusal::Failed(e.to_string()))?;
+        let rec = match self.dialer.book.create(new).await {
+            Ok(rec) => rec,
+            Err(StoreError::Duplicate(..)) => {
+                info!(number = %req.number, queue = %req.queue, "callback already pending for this number");
+                return Err(CallbackRefusal::Duplicate);
+            }
+            Err(e) => return Err(CallbackRefusal::Failed(e.to_string())),
+        };
         // Stored first, so it is never lost; then routable.
         if let Err(e) = self.router.lock().restore(queued(&rec)) {
             warn!(error = %e, "callback stored but not queued");

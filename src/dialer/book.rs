@@ -57,13 +57,6 @@ impl CallbackBook {
         self.run(move |b| b.store.insert_callback(&new)).await
     }
 
-    /// Whether `number` already has a pending callback in `queue`.
-    pub async fn has_pending(&self, queue: &str, number: &str) -> Result<bool, StoreError> {
-        let (queue, number) = (queue.to_string(), number.to_string());
-        self.run(move |b| Ok(b.store.pending_for_number(&queue, &number)? > 0))
-            .await
-    }
-
     pub async fn get(&self, id: &str) -> Result<Option<CallbackRecord>, StoreError> {
         let id = id.to_string();
         self.run(move |b| b.store.callback(&id)).await

@@ -33,6 +33,8 @@ pub enum StoreError {
     NotFound(String),
     #[error("callback {0} is {1}, not {2}")]
     WrongState(String, String, String),
+    #[error("a callback for {1} is already pending in {0}")]
+    Duplicate(String, String),
 }
 
 /// The operations the dialer, the flows and the API need. Every method is
@@ -45,8 +47,6 @@ pub trait Store: Send + Sync {
     /// Callbacks not yet finished (scheduled, queued, offered, dialling),
     /// in line order: initial start, then creation.
     fn pending_callbacks(&self) -> Result<Vec<CallbackRecord>, StoreError>;
-    /// Pending callbacks of a queue for a number (duplicate detection).
-    fn pending_for_number(&self, queue: &str, number: &str) -> Result<usize, StoreError>;
     /// Moves a callback to `to` if it is in one of `from`; records the
     /// transition. Returns the updated record.
     fn transition(

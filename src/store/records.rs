@@ -78,6 +78,9 @@ pub struct NewCallback {
     pub max_retries: u32,
     pub retry_interval_s: u64,
     pub attributes: BTreeMap<String, String>,
+    /// The queue allows one pending callback per number: a second one is
+    /// refused by the database (`StoreError::Duplicate`).
+    pub dedupe: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

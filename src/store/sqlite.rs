@@ -8,7 +8,11 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 use std::collections::BTreeMap;
 use std::path::Path;
 
-const SCHEMA: &str = r#"
+/// Versioned migrations, applied in order at start-up; `user_version`
+/// records how many have run. Never edit one that shipped: add another.
+const MIGRATIONS: &[&str] = &[
+    // 1: the original schema.
+    r#"
 CREATE TABLE IF NOT EXISTS callbacks (
     id TEXT PRIMARY KEY,
     contact_id TEXT NOT NULL,
@@ -67,7 +71,16 @@ CREATE TABLE IF NOT EXISTS contacts (
 );
 CREATE INDEX IF NOT EXISTS contacts_initial ON contacts(initial_contact_id);
 CREATE INDEX IF NOT EXISTS contacts_time ON contacts(initiated_ms);
-"#;
+"#,
+    // 2: one pending callback per number and queue where the queue
+    // dedupes, enforced by the database (a check-then-insert races).
+    r#"
+ALTER TABLE callbacks ADD COLUMN dedupe_key TEXT;
+CREATE UNIQUE INDEX callbacks_dedupe ON callbacks(dedupe_key)
+    WHERE dedupe_key IS NOT NULL
+      AND state IN ('scheduled', 'queued', 'offered', 'dialing');
+"#,
+];
 
 pub struct SqliteStore {
     conn: Mutex<Connection>,
@@ -151,11 +164,30 @@ impl SqliteStore {
         Self::init(Connection::open_in_memory()?)
     }
 
-    fn init(conn: Connection) -> Result<SqliteStore, StoreError> {
+    /// Brings the schema up to date, one migration per transaction.
+    fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+        let done: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        let done = usize::try_from(done).unwrap_or(usize::MAX);
+        if done > MIGRATIONS.len() {
+            return Err(StoreError::Worker(format!(
+                "the database has schema version {done}; this callgate knows {}: refusing to run an older version on it",
+                MIGRATIONS.len()
+            )));
+        }
+        for (i, sql) in MIGRATIONS.iter().enumerate().skip(done) {
+            let tx = conn.transaction()?;
+            tx.execute_batch(sql)?;
+            tx.pragma_update(None, "user_version", i as i64 + 1)?;
+            tx.commit()?;
+        }
+        Ok(())
+    }
+
+    fn init(mut conn: Connection) -> Result<SqliteStore, StoreError> {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "busy_timeout", 5000)?;
-        conn.execute_batch(SCHEMA)?;
+        Self::migrate(&mut conn)?;
         Ok(SqliteStore {
             conn: Mutex::new(conn),
         })
@@ -209,9 +241,10 @@ impl Store for SqliteStore {
         } else {
             CallbackState::Queued
         };
-        tx.execute(
-            "INSERT INTO callbacks (id, contact_id, initial_contact_id, queue, number, initial_start_ms, created_ms, not_before_ms, expires_ms, max_retries, retry_interval_s, attempts, state, state_ms, attributes)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, 0, ?12, ?7, ?13)",
+        let dedupe_key = cb.dedupe.then(|| format!("{}\n{}", cb.queue, cb.number));
+        let inserted = tx.execute(
+            "INSERT INTO callbacks (id, contact_id, initial_contact_id, queue, number, initial_start_ms, created_ms, not_before_ms, expires_ms, max_retries, retry_interval_s, attempts, state, state_ms, attributes, dedupe_key)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, 0, ?12, ?7, ?13, ?14)",
             params![
                 cb.id,
                 cb.contact_id,
@@ -226,8 +259,17 @@ impl Store for SqliteStore {
                 cb.retry_interval_s as i64,
                 state.as_str(),
                 attrs_json(&cb.attributes),
+                dedupe_key,
             ],
-        )?;
+        );
+        match inserted {
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE && cb.dedupe =>
+            {
+                return Err(StoreError::Duplicate(cb.queue.clone(), cb.number.clone()));
+            }
+            other => other?,
+        };
         Self::event(&tx, &cb.id, cb.created_ms, state, "created")?;
         let rec = Self::get(&tx, &cb.id)?.ok_or_else(|| StoreError::NotFound(cb.id.clone()))?;
         tx.commit()?;
@@ -246,19 +288,6 @@ impl Store for SqliteStore {
         ))?;
         let rows = stmt.query_map([], callback_from_row)?;
         Ok(rows.collect::<Result<Vec<_>, _>>()?)
-    }
-
-    fn pending_for_number(&self, queue: &str, number: &str) -> Result<usize, StoreError> {
-        let conn = self.conn.lock();
-        let n: i64 = conn.query_row(
-            &format!(
-                "SELECT COUNT(*) FROM callbacks WHERE queue = ?1 AND number = ?2 AND state IN {}",
-                pending_sql()
-            ),
-            params![queue, number],
-            |r| r.get(0),
-        )?;
-        Ok(n.max(0) as usize)
     }
 
     fn transition(
@@ -475,7 +504,50 @@ mod tests {
             max_retries: 2,
             retry_interval_s: 600,
             attributes: BTreeMap::from([("k".to_string(), "v".to_string())]),
+            dedupe: false,
         }
+    }
+
+    #[test]
+    fn one_pending_callback_per_number_where_the_queue_dedupes() {
+        let s = SqliteStore::in_memory().unwrap();
+        let dedupe = |id: &str| NewCallback {
+            dedupe: true,
+            ..new_cb(id, 1)
+        };
+        s.insert_callback(&dedupe("a")).unwrap();
+        assert!(matches!(
+            s.insert_callback(&dedupe("b")),
+            Err(StoreError::Duplicate(..))
+        ));
+        assert!(s.callback("b").unwrap().is_none(), "nothing written");
+        // Without dedupe the queue takes several.
+        s.insert_callback(&new_cb("c", 1)).unwrap();
+        // Once the first is finished, the number may have a new one.
+        s.transition(
+            "a",
+            &[CallbackState::Scheduled],
+            CallbackState::Stopped,
+            "stop",
+            2,
+        )
+        .unwrap();
+        s.insert_callback(&dedupe("d")).unwrap();
+    }
+
+    #[test]
+    fn migrations_run_once_and_a_newer_schema_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(SqliteStore::open(dir.path()).unwrap());
+        // Reopening runs nothing again (the ALTER TABLE would fail).
+        let s = SqliteStore::open(dir.path()).unwrap();
+        s.insert_callback(&new_cb("a", 1)).unwrap();
+        drop(s);
+        let conn = Connection::open(dir.path().join("callgate.sqlite3")).unwrap();
+        conn.pragma_update(None, "user_version", MIGRATIONS.len() as i64 + 1)
+            .unwrap();
+        drop(conn);
+        assert!(SqliteStore::open(dir.path()).is_err());
     }
 
     #[test]
@@ -484,7 +556,7 @@ mod tests {
         let r = s.insert_callback(&new_cb("a", 500)).unwrap();
         assert_eq!(r.state, CallbackState::Scheduled);
         assert_eq!(r.attributes.get("k").map(String::as_str), Some("v"));
-        assert_eq!(s.pending_for_number("cbq", "+12015550123").unwrap(), 1);
+        assert_eq!(s.pending_callbacks().unwrap().len(), 1);
         s.transition(
             "a",
             &[CallbackState::Scheduled],
