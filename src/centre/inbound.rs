@@ -36,6 +36,9 @@ pub async fn run(centre: Arc<Centre>, mut call: InboundCall, flow_name: &str) {
         initiated_ms: now_ms(),
         ..ContactRecord::default()
     };
+    // Written now, so a crash mid-call still leaves a record (closed as
+    // "interrupted" at the next start).
+    centre.record(record.clone());
     call.ring();
     let reason = match call.answer() {
         Err(r) => r,
@@ -75,7 +78,7 @@ pub async fn run(centre: Arc<Centre>, mut call: InboundCall, flow_name: &str) {
             .to_string(),
     );
     drop(call);
-    centre.record(record).await;
+    centre.record(record);
 }
 
 enum QueueEvent {
@@ -156,6 +159,8 @@ async fn wait_in_queue(
         return EndReason::LocalHangup;
     }
     record.enqueued_ms = Some(now);
+    record.queue = Some(queue.to_string());
+    centre.record(record.clone());
     let (tx, mut rx) = mpsc::unbounded_channel();
     centre.register_waiting(&contact.id, tx);
     centre.wake.notify_one();
@@ -199,6 +204,7 @@ async fn wait_in_queue(
             }
             record.agent = Some(agent.clone());
             record.connected_ms = Some(now_ms());
+            centre.record(record.clone());
             info!(contact = %contact.id, agent = %agent, "connected to agent");
             // The caller's half of the bridge: until one side hangs up.
             let ended = tokio::select! {

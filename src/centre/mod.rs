@@ -20,7 +20,7 @@ use crate::media::leg::LegLink;
 use crate::phone::DialRules;
 use crate::registrar::Bindings;
 use crate::routing::{ContactKind, ProfileEntry, QueuedContact, Router};
-use crate::store::{ContactRecord, NewCallback, Store, StoreError};
+use crate::store::{ContactRecord, NewCallback, RecordWriter, Store, StoreError};
 use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -55,6 +55,8 @@ pub struct Centre {
     pub sip: SipHandle,
     pub bindings: Bindings,
     pub store: Arc<dyn Store>,
+    /// Contact records, written at every milestone.
+    pub records: RecordWriter,
     pub flows: FlowSet,
     pub router: Mutex<Router>,
     pub queues: HashMap<String, QueueConfig>,
@@ -107,6 +109,7 @@ impl Centre {
                 now,
             );
         }
+        let records = RecordWriter::spawn(store.clone());
         let dialer = Dialer {
             book: CallbackBook::new(
                 store.clone(),
@@ -117,6 +120,7 @@ impl Centre {
             config: config.clone(),
             sip: sip.clone(),
             media: media.clone(),
+            records: records.clone(),
             rules: DialRules {
                 allowed_prefixes: config.dialer.allowed_prefixes.clone(),
                 blocked_prefixes: config.dialer.blocked_prefixes.clone(),
@@ -135,6 +139,7 @@ impl Centre {
             sip,
             bindings,
             store,
+            records,
             flows,
             router: Mutex::new(router),
             waiting: Mutex::new(HashMap::new()),
@@ -151,12 +156,16 @@ impl Centre {
         crate::store::blocking(&self.store, move |s: &(dyn Store + 'static)| f(s)).await
     }
 
-    /// Records a contact (best effort: a failed write is logged, the call
-    /// goes on).
-    pub async fn record(&self, c: ContactRecord) {
-        if let Err(e) = self.db(move |s| s.upsert_contact(&c)).await {
-            warn!(error = %e, "could not write a contact record");
-        }
+    /// Records a contact, or a milestone of one: queued for the record
+    /// writer, the call does not wait.
+    pub fn record(&self, c: ContactRecord) {
+        self.records.write(c);
+    }
+
+    /// At start-up: contacts a crash cut short get their end recorded as
+    /// "interrupted".
+    pub fn close_interrupted_records(&self) -> Result<usize, StoreError> {
+        self.store.close_interrupted_contacts(now_ms())
     }
 
     /// Puts callbacks found in the database back in their queues, resolving
@@ -358,8 +367,7 @@ impl Callbacks for Centre {
             enqueued_ms: Some(now),
             attributes: rec.attributes.clone(),
             ..ContactRecord::default()
-        })
-        .await;
+        });
         self.wake.notify_one();
         Ok(id)
     }

@@ -294,7 +294,7 @@ async fn call_back(
                     warn!(error = %e, "callback not requeued");
                 }
             }
-            centre.record(*record).await;
+            centre.record(*record);
         }
         CallBack::Refused | CallBack::Abandoned => {}
     }

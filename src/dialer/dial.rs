@@ -16,7 +16,7 @@ use crate::media::tones::Tone;
 use crate::phone::DialRules;
 use crate::sip::message::Uri;
 use crate::sip::transport::{Peer, TransportKind};
-use crate::store::{CallbackRecord, ContactRecord};
+use crate::store::{CallbackRecord, ContactRecord, RecordWriter};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 use tracing::{info, warn};
@@ -28,6 +28,9 @@ pub struct Dialer {
     pub sip: SipHandle,
     pub media: Arc<MediaEngine>,
     pub rules: DialRules,
+    /// The attempt's contact record is written as it goes: dialled,
+    /// connected, ended.
+    pub records: RecordWriter,
 }
 
 /// How an accepted callback ended.
@@ -209,6 +212,7 @@ impl Dialer {
                     Err(_) => DialOutcome::Failed(503),
                     Ok(mut customer) => {
                         record.call_id = Some(customer.call_id().to_string());
+                        self.records.write(record.clone());
                         let ring = Duration::from_secs(self.config.dialer.ring_timeout_s);
                         // If the agent hangs up while the customer's phone
                         // rings, give up.
@@ -263,6 +267,7 @@ impl Dialer {
         record: &mut ContactRecord,
     ) -> AfterAttempt {
         record.connected_ms = Some(now_ms());
+        self.records.write(record.clone());
         info!(number = %cb.number, "customer answered");
         let stored = self.store_outcome(cb, DialOutcome::Answered).await;
         let flow = queue

@@ -132,6 +132,15 @@ pub async fn start(loaded: Loaded) -> anyhow::Result<Running> {
         store,
         flows,
     ));
+    let closed = centre
+        .close_interrupted_records()
+        .context("closing interrupted contact records")?;
+    if closed > 0 {
+        tracing::info!(
+            closed,
+            "contact records of calls cut short marked interrupted"
+        );
+    }
     let restored = centre.restore_callbacks().context("restoring callbacks")?;
     tracing::info!(restored, "callbacks restored from the database");
     crate::centre::dispatch::spawn(centre.clone());

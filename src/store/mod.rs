@@ -3,9 +3,11 @@
 //! embedded implementation (a PostgreSQL one would implement the same
 //! trait with the same SQL, `FOR UPDATE SKIP LOCKED` for claiming).
 
+pub mod record_writer;
 pub mod records;
 pub mod sqlite;
 
+pub use record_writer::RecordWriter;
 pub use records::{Attempt, CallbackRecord, CallbackState, ContactRecord, NewCallback};
 pub use sqlite::SqliteStore;
 
@@ -91,7 +93,12 @@ pub trait Store: Send + Sync {
     fn attempts(&self, id: &str) -> Result<Vec<Attempt>, StoreError>;
     /// State transitions of a callback: (time, state, detail).
     fn history(&self, id: &str) -> Result<Vec<(i64, String, String)>, StoreError>;
-    fn upsert_contact(&self, c: &ContactRecord) -> Result<(), StoreError>;
+    /// Inserts or updates contact records, in one transaction.
+    fn upsert_contacts(&self, batch: &[ContactRecord]) -> Result<(), StoreError>;
+    /// At start-up: records of contacts a crash cut short (an inbound call,
+    /// or a conversation, that never recorded its end) are closed as
+    /// "interrupted" at `now_ms`. Returns how many.
+    fn close_interrupted_contacts(&self, now_ms: i64) -> Result<usize, StoreError>;
     fn contact(&self, id: &str) -> Result<Option<ContactRecord>, StoreError>;
     fn contacts(&self, limit: usize) -> Result<Vec<ContactRecord>, StoreError>;
 }

@@ -437,33 +437,52 @@ impl Store for SqliteStore {
         Ok(rows.collect::<Result<Vec<_>, _>>()?)
     }
 
-    fn upsert_contact(&self, c: &ContactRecord) -> Result<(), StoreError> {
-        self.conn.lock().execute(
-            "INSERT INTO contacts (id, initial_contact_id, initiation, queue, agent, customer_number, dialled, caller_id_used, call_id, initiated_ms, enqueued_ms, connected_ms, disconnected_ms, disconnect_reason, attributes)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)
-             ON CONFLICT(id) DO UPDATE SET queue = excluded.queue, agent = excluded.agent, customer_number = excluded.customer_number,
-               caller_id_used = excluded.caller_id_used, call_id = excluded.call_id, enqueued_ms = excluded.enqueued_ms,
-               connected_ms = excluded.connected_ms, disconnected_ms = excluded.disconnected_ms,
-               disconnect_reason = excluded.disconnect_reason, attributes = excluded.attributes",
-            params![
-                c.id,
-                c.initial_contact_id,
-                c.initiation,
-                c.queue,
-                c.agent,
-                c.customer_number,
-                c.dialled,
-                c.caller_id_used,
-                c.call_id,
-                c.initiated_ms,
-                c.enqueued_ms,
-                c.connected_ms,
-                c.disconnected_ms,
-                c.disconnect_reason,
-                attrs_json(&c.attributes),
-            ],
-        )?;
+    fn upsert_contacts(&self, batch: &[ContactRecord]) -> Result<(), StoreError> {
+        let mut conn = self.conn.lock();
+        let tx = conn.transaction()?;
+        {
+            let mut stmt = tx.prepare_cached(
+                "INSERT INTO contacts (id, initial_contact_id, initiation, queue, agent, customer_number, dialled, caller_id_used, call_id, initiated_ms, enqueued_ms, connected_ms, disconnected_ms, disconnect_reason, attributes)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)
+                 ON CONFLICT(id) DO UPDATE SET queue = excluded.queue, agent = excluded.agent, customer_number = excluded.customer_number,
+                   caller_id_used = excluded.caller_id_used, call_id = excluded.call_id, enqueued_ms = excluded.enqueued_ms,
+                   connected_ms = excluded.connected_ms, disconnected_ms = excluded.disconnected_ms,
+                   disconnect_reason = excluded.disconnect_reason, attributes = excluded.attributes",
+            )?;
+            for c in batch {
+                stmt.execute(params![
+                    c.id,
+                    c.initial_contact_id,
+                    c.initiation,
+                    c.queue,
+                    c.agent,
+                    c.customer_number,
+                    c.dialled,
+                    c.caller_id_used,
+                    c.call_id,
+                    c.initiated_ms,
+                    c.enqueued_ms,
+                    c.connected_ms,
+                    c.disconnected_ms,
+                    c.disconnect_reason,
+                    attrs_json(&c.attributes),
+                ])?;
+            }
+        }
+        tx.commit()?;
         Ok(())
+    }
+
+    fn close_interrupted_contacts(&self, now_ms: i64) -> Result<usize, StoreError> {
+        // A callback's record stays open while the callback is pending
+        // (it is still a live contact); only a conversation that began
+        // and an inbound call are cut short by a crash.
+        let n = self.conn.lock().execute(
+            "UPDATE contacts SET disconnected_ms = ?1, disconnect_reason = 'interrupted'
+             WHERE disconnected_ms IS NULL AND (initiation = 'inbound' OR connected_ms IS NOT NULL)",
+            params![now_ms],
+        )?;
+        Ok(n)
     }
 
     fn contact(&self, id: &str) -> Result<Option<ContactRecord>, StoreError> {
@@ -665,10 +684,10 @@ mod tests {
             initiated_ms: 5,
             ..Default::default()
         };
-        s.upsert_contact(&c).unwrap();
+        s.upsert_contacts(std::slice::from_ref(&c)).unwrap();
         c.disconnected_ms = Some(9);
         c.disconnect_reason = Some("caller hung up".into());
-        s.upsert_contact(&c).unwrap();
+        s.upsert_contacts(std::slice::from_ref(&c)).unwrap();
         let back = s.contact("c1").unwrap().unwrap();
         assert_eq!(back.disconnect_reason.as_deref(), Some("caller hung up"));
         assert_eq!(s.contacts(10).unwrap().len(), 1);

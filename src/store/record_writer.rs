@@ -1,0 +1,123 @@
+//! Contact records are written at every milestone of every contact
+//! (initiated, enqueued, connected, disconnected) so that a crash leaves a
+//! truthful record. They must not cost a call a fsync each, nor make it
+//! wait: a dedicated thread takes them over a channel and writes whatever
+//! has queued up in one transaction (several milestones of one contact
+//! coalesce, the last wins). A kill -9 loses at most the batch being
+//! written (milliseconds); `flush` waits for everything sent before it.
+
+use super::{ContactRecord, Store};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, Sender, channel};
+use tracing::warn;
+
+/// Records written per transaction at most.
+const MAX_BATCH: usize = 1024;
+
+enum Msg {
+    Write(Box<ContactRecord>),
+    Flush(tokio::sync::oneshot::Sender<()>),
+}
+
+/// Where contact records are sent. Cheap to clone.
+#[derive(Clone)]
+pub struct RecordWriter {
+    tx: Sender<Msg>,
+}
+
+impl RecordWriter {
+    /// Starts the writer thread; it ends when every handle is dropped.
+    pub fn spawn(store: Arc<dyn Store>) -> RecordWriter {
+        let (tx, rx) = channel();
+        let spawned = std::thread::Builder::new()
+            .name("records".into())
+            .spawn(move || run(store, rx));
+        if let Err(e) = spawned {
+            warn!(error = %e, "no record writer thread: contact records are not written");
+        }
+        RecordWriter { tx }
+    }
+
+    /// Queues `rec` (an insert, or an update of the record with its id).
+    pub fn write(&self, rec: ContactRecord) {
+        if self.tx.send(Msg::Write(Box::new(rec))).is_err() {
+            warn!("record writer gone: contact record not written");
+        }
+    }
+
+    /// Resolves once every record written before it is committed.
+    pub async fn flush(&self) {
+        let (done, wait) = tokio::sync::oneshot::channel();
+        if self.tx.send(Msg::Flush(done)).is_ok() {
+            let _ = wait.await;
+        }
+    }
+}
+
+fn run(store: Arc<dyn Store>, rx: Receiver<Msg>) {
+    while let Ok(first) = rx.recv() {
+        let mut batch: Vec<ContactRecord> = Vec::new();
+        let mut index: HashMap<String, usize> = HashMap::new();
+        let mut flushes = Vec::new();
+        let mut next = Some(first);
+        while let Some(msg) = next.take() {
+            match msg {
+                Msg::Write(rec) => match index.get(&rec.id) {
+                    Some(&i) => batch[i] = *rec,
+                    None => {
+                        index.insert(rec.id.clone(), batch.len());
+                        batch.push(*rec);
+                    }
+                },
+                Msg::Flush(done) => flushes.push(done),
+            }
+            if batch.len() < MAX_BATCH {
+                next = rx.try_recv().ok();
+            }
+        }
+        if !batch.is_empty()
+            && let Err(e) = store.upsert_contacts(&batch)
+        {
+            warn!(error = %e, records = batch.len(), "could not write contact records");
+        }
+        for done in flushes {
+            let _ = done.send(());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::SqliteStore;
+
+    fn rec(id: &str, reason: Option<&str>) -> ContactRecord {
+        ContactRecord {
+            id: id.into(),
+            initial_contact_id: id.into(),
+            initiation: "inbound".into(),
+            initiated_ms: 1,
+            disconnect_reason: reason.map(str::to_string),
+            ..ContactRecord::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn milestones_coalesce_and_flush_waits_for_the_commit() {
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::in_memory().unwrap());
+        let w = RecordWriter::spawn(store.clone());
+        for i in 0..2000 {
+            w.write(rec(&format!("c{}", i % 100), None));
+        }
+        w.write(rec("c7", Some("done")));
+        w.flush().await;
+        assert_eq!(store.contacts(10_000).unwrap().len(), 100);
+        let c7 = store.contact("c7").unwrap().unwrap();
+        assert_eq!(
+            c7.disconnect_reason.as_deref(),
+            Some("done"),
+            "the last write wins"
+        );
+    }
+}
