@@ -57,7 +57,9 @@ impl App {
             self.media.clone(),
         );
         let app = self.clone();
-        tokio::spawn(async move { app.run_inbound(inbound).await }.instrument(span));
+        self.centre
+            .tasks
+            .spawn(async move { app.run_inbound(inbound).await }.instrument(span));
         events_tx
     }
 

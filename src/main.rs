@@ -143,8 +143,15 @@ fn run(config: callgate::runtime::Loaded) -> anyhow::Result<()> {
         // Tests and scripts wait for this exact line on stdout.
         println!("{}", running.bound.ready_line());
         shutdown_signal().await;
-        tracing::info!("shutting down");
-        running.core.abort();
+        // A second signal means now.
+        tokio::spawn(async {
+            shutdown_signal().await;
+            tracing::warn!("second signal: exiting at once");
+            std::process::exit(1);
+        });
+        if !running.shutdown().await {
+            tracing::warn!("shutdown did not finish everything within its deadline");
+        }
         Ok(())
     })
 }

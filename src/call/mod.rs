@@ -6,6 +6,7 @@
 //! plain async code ("answer, play, wait for a digit"), one task per call.
 
 pub mod session;
+pub mod tasks;
 pub mod uac;
 pub mod uas;
 

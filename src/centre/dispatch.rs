@@ -45,6 +45,12 @@ async fn run(centre: Arc<Centre>) {
             _ = centre.wake.notified() => {}
             _ = centre.bindings.changed() => {}
             _ = tokio::time::sleep(wait) => {}
+            _ = centre.tasks.stopping() => return,
+        }
+        if centre.is_draining() {
+            // No offers while shutting down: wait to be stopped.
+            centre.tasks.stopping().await;
+            return;
         }
         let now = now_ms();
         sync_registrations(&centre, centre.bindings.take_changed(), now);

@@ -8,7 +8,7 @@ use crate::call::{EndReason, Session};
 use crate::flow::{Contact, Mode, Outcome};
 use crate::media::tones::Tone;
 use crate::routing::{ContactKind, QueuedContact};
-use crate::store::ContactRecord;
+use crate::store::{ContactRecord, OpenRecord};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -26,19 +26,22 @@ pub async fn run(centre: Arc<Centre>, mut call: InboundCall, flow_name: &str) {
         .and_then(|u| crate::phone::normalize_signalled(&u, centre.country));
     let mut contact = Contact::new_inbound(&call.dialled(), ani.clone());
     info!(contact = %contact.id, flow = %flow.name, caller = ?ani, "inbound contact");
-    let mut record = ContactRecord {
-        id: contact.id.clone(),
-        initial_contact_id: contact.initial_id.clone(),
-        initiation: "inbound".into(),
-        customer_number: ani,
-        dialled: Some(contact.dialled.clone()),
-        call_id: Some(call.call_id().to_string()),
-        initiated_ms: now_ms(),
-        ..ContactRecord::default()
-    };
-    // Written now, so a crash mid-call still leaves a record (closed as
-    // "interrupted" at the next start).
-    centre.record(record.clone());
+    // Written now and at each milestone, so a crash mid-call still leaves
+    // a record (closed as "interrupted" at the next start), and closed
+    // however the call ends.
+    let mut record = OpenRecord::open(
+        &centre.records,
+        ContactRecord {
+            id: contact.id.clone(),
+            initial_contact_id: contact.initial_id.clone(),
+            initiation: "inbound".into(),
+            customer_number: ani,
+            dialled: Some(contact.dialled.clone()),
+            call_id: Some(call.call_id().to_string()),
+            initiated_ms: now_ms(),
+            ..ContactRecord::default()
+        },
+    );
     call.ring();
     let reason = match call.answer() {
         Err(r) => r,
@@ -67,7 +70,7 @@ pub async fn run(centre: Arc<Centre>, mut call: InboundCall, flow_name: &str) {
             }
         }
     };
-    record.queue = record.queue.or(contact.working_queue.clone());
+    record.queue = record.queue.take().or(contact.working_queue.clone());
     record.attributes = contact.attributes.clone();
     record.disconnected_ms = Some(now_ms());
     record.disconnect_reason = Some(
@@ -77,8 +80,6 @@ pub async fn run(centre: Arc<Centre>, mut call: InboundCall, flow_name: &str) {
             .unwrap_or(reason.as_str())
             .to_string(),
     );
-    drop(call);
-    centre.record(record);
 }
 
 enum QueueEvent {
@@ -130,7 +131,7 @@ async fn wait_in_queue(
     session: &mut Session,
     contact: &mut Contact,
     queue: &str,
-    record: &mut ContactRecord,
+    record: &mut OpenRecord,
 ) -> EndReason {
     let now = now_ms();
     let qc = QueuedContact {
@@ -160,7 +161,7 @@ async fn wait_in_queue(
     }
     record.enqueued_ms = Some(now);
     record.queue = Some(queue.to_string());
-    centre.record(record.clone());
+    record.save();
     let (tx, mut rx) = mpsc::unbounded_channel();
     centre.register_waiting(&contact.id, tx);
     centre.wake.notify_one();
@@ -204,7 +205,7 @@ async fn wait_in_queue(
             }
             record.agent = Some(agent.clone());
             record.connected_ms = Some(now_ms());
-            centre.record(record.clone());
+            record.save();
             info!(contact = %contact.id, agent = %agent, "connected to agent");
             // The caller's half of the bridge: until one side hangs up.
             let ended = tokio::select! {

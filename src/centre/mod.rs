@@ -8,6 +8,7 @@ pub mod inbound;
 pub mod offer;
 
 use crate::call::SipHandle;
+use crate::call::tasks::CallTasks;
 use crate::config::{Config, QueueConfig};
 use crate::dialer::scheduler::RetryPolicy;
 use crate::dialer::{CallbackBook, Dialer};
@@ -24,6 +25,7 @@ use crate::store::{ContactRecord, NewCallback, RecordWriter, Store, StoreError};
 use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::SystemTime;
 use tokio::sync::{Notify, mpsc, oneshot};
 use tracing::{info, warn};
@@ -69,6 +71,12 @@ pub struct Centre {
     offers: Mutex<HashMap<String, oneshot::Sender<()>>>,
     /// Wakes the dispatcher.
     pub wake: Notify,
+    /// Every call task (callers, offers), for shutdown to end them.
+    pub tasks: CallTasks,
+    /// Shutting down: no new offers.
+    draining: AtomicBool,
+    /// The database answered the last background probe.
+    database_ok: AtomicBool,
 }
 
 impl Centre {
@@ -145,6 +153,9 @@ impl Centre {
             waiting: Mutex::new(HashMap::new()),
             offers: Mutex::new(HashMap::new()),
             wake: Notify::new(),
+            tasks: CallTasks::new(),
+            draining: AtomicBool::new(false),
+            database_ok: AtomicBool::new(true),
         }
     }
 
@@ -183,6 +194,38 @@ impl Centre {
             }
         }
         Ok(restored)
+    }
+
+    /// Shutdown begins: no more offers. Calls in progress go on until the
+    /// tasks are cancelled.
+    pub fn begin_drain(&self) {
+        self.draining.store(true, Ordering::SeqCst);
+        self.wake.notify_one();
+    }
+
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::SeqCst)
+    }
+
+    pub fn database_ok(&self) -> bool {
+        self.database_ok.load(Ordering::Relaxed)
+    }
+
+    /// Probes the database every second on the blocking pool, for the
+    /// health check to answer from memory.
+    pub fn spawn_database_probe(self: &Arc<Self>) {
+        let centre = Arc::downgrade(self);
+        tokio::spawn(async move {
+            loop {
+                let Some(c) = centre.upgrade() else { return };
+                let ok = c.db(|s| s.contacts(1)).await.is_ok();
+                if ok != c.database_ok.swap(ok, Ordering::Relaxed) {
+                    warn!(ok, "database health changed");
+                }
+                drop(c);
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            }
+        });
     }
 
     pub fn register_waiting(&self, contact: &str, tx: mpsc::UnboundedSender<QueueSignal>) {

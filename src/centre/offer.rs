@@ -22,7 +22,25 @@ use tracing::{Instrument, info, warn};
 /// one (as the dispatcher's Offered write returned it).
 pub fn spawn(centre: Arc<Centre>, offer: Offer, callback: Option<CallbackRecord>) {
     let span = tracing::info_span!("offer", agent = %offer.agent, contact = %offer.contact, queue = %offer.queue);
-    tokio::spawn(async move { run(centre, offer, callback).await }.instrument(span));
+    // Cut short by shutdown, the offer's calls hang up as they drop; a
+    // callback offered or being dialled goes back to its queue, the dial
+    // not counted.
+    let release = callback.as_ref().map(|cb| cb.id.clone());
+    let (c, s) = (centre.clone(), span.clone());
+    let cleanup = async move {
+        if let Some(id) = release {
+            match c.dialer.book.release(&id, now_ms()).await {
+                Ok(_) => info!(callback = %id, "callback released at shutdown"),
+                // Connected (or finished) meanwhile: nothing to give back.
+                Err(e) => info!(callback = %id, error = %e, "callback not released"),
+            }
+        }
+    }
+    .instrument(s);
+    centre.tasks.spawn_with_cleanup(
+        run(centre.clone(), offer, callback).instrument(span),
+        cleanup,
+    );
 }
 /// Where to reach an agent: the most recently registered binding. The
 /// Request-URI is the Contact exactly as registered; where the INVITE goes

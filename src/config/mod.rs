@@ -31,6 +31,7 @@ pub struct Config {
     pub routing_profiles: Vec<RoutingProfileConfig>,
     pub agents: Vec<AgentConfig>,
     pub test_numbers: Vec<TestNumberConfig>,
+    pub shutdown: ShutdownConfig,
     /// The file this came from; relative paths in it resolve against its
     /// directory.
     #[serde(skip)]
@@ -55,7 +56,27 @@ impl Default for Config {
             routing_profiles: Vec::new(),
             agents: Vec::new(),
             test_numbers: Vec::new(),
+            shutdown: ShutdownConfig::default(),
             source: PathBuf::from("<defaults>"),
+        }
+    }
+}
+
+/// SIGTERM / SIGINT: stop taking calls, let calls finish for up to
+/// `drain_s`, then end the rest (BYE, CANCEL), put in-flight callbacks
+/// back in their queues and exit 0 within `deadline_s` more.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ShutdownConfig {
+    pub drain_s: u64,
+    pub deadline_s: u64,
+}
+
+impl Default for ShutdownConfig {
+    fn default() -> Self {
+        ShutdownConfig {
+            drain_s: 0,
+            deadline_s: 10,
         }
     }
 }

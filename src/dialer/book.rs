@@ -103,6 +103,22 @@ impl CallbackBook {
             .await
     }
 
+    /// Graceful shutdown: an offer or dial in flight is called off; the
+    /// callback goes back to its queue, the dial not counted.
+    pub async fn release(&self, id: &str, now: i64) -> Result<CallbackRecord, StoreError> {
+        let id = id.to_string();
+        self.run(move |b| {
+            b.store.release(
+                &id,
+                &sources(Event::Release),
+                target(Event::Release),
+                "released at shutdown",
+                now,
+            )
+        })
+        .await
+    }
+
     pub async fn stop(&self, id: &str, now: i64) -> Result<CallbackRecord, StoreError> {
         self.apply_async(id, Event::Stop, "stopped by API".into(), now)
             .await

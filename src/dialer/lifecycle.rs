@@ -11,6 +11,7 @@
 //!     │                               └─refuse→ failed (number no longer allowed)
 //!     ├─expire→ expired   (from scheduled | queued)
 //!     └─stop→ stopped     (from scheduled | queued | offered)
+//! offered | dialing ─release→ queued   (graceful shutdown; the dial not counted)
 //! ```
 
 use crate::store::CallbackState;
@@ -39,6 +40,10 @@ pub enum Event {
     Expire,
     /// StopContact.
     Stop,
+    /// Graceful shutdown: an offer or a dial in flight is called off and
+    /// the callback goes back to its queue; a dial so cut short is not
+    /// counted as an attempt.
+    Release,
 }
 
 use CallbackState as S;
@@ -60,6 +65,8 @@ const TABLE: &[(S, E, S)] = &[
     (S::Scheduled, E::Stop, S::Stopped),
     (S::Queued, E::Stop, S::Stopped),
     (S::Offered, E::Stop, S::Stopped),
+    (S::Offered, E::Release, S::Queued),
+    (S::Dialing, E::Release, S::Queued),
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -100,7 +107,8 @@ pub fn target(event: Event) -> CallbackState {
 mod tests {
     use super::*;
 
-    const EVENTS: [Event; 10] = [
+    const EVENTS: [Event; 11] = [
+        E::Release,
         E::Routable,
         E::Offer,
         E::Unoffer,

@@ -70,6 +70,8 @@ pub struct Stats {
     pub banned_dropped: AtomicU64,
     pub oversized: AtomicU64,
     pub calls_active: AtomicU64,
+    /// Our requests still waiting for a final response.
+    pub requests_in_flight: AtomicU64,
     pub calls_total: AtomicU64,
 }
 
@@ -90,6 +92,8 @@ pub struct Endpoint {
     max_message: usize,
     server_header: String,
     stats: Arc<Stats>,
+    /// Shutting down: new calls and probes get 503.
+    draining: bool,
 }
 
 impl Endpoint {
@@ -112,6 +116,7 @@ impl Endpoint {
             max_message: config.sip.max_message_bytes,
             server_header: config.sip.user_agent.clone(),
             stats: Arc::new(Stats::default()),
+            draining: false,
         }
     }
 
@@ -339,6 +344,15 @@ impl Endpoint {
             let r = Response::to_request(&req, 483, Some(&tag));
             return self.respond(tx, r, now, out);
         }
+        let out_of_dialog = !req.addr_to().is_ok_and(|t| t.tag().is_some());
+        if self.draining && out_of_dialog && matches!(req.method, Method::Invite | Method::Options)
+        {
+            // RFC 3261 §21.5.4: unavailable for now, try again (or elsewhere).
+            let r = Response::to_request(&req, 503, Some(&tag))
+                .with_reason("Shutting Down")
+                .with_header(HeaderName::RetryAfter, "30");
+            return self.respond(tx, r, now, out);
+        }
         let resp = match &req.method {
             Method::Options => capabilities::options_response(&req, &tag),
             Method::Register => match self.registrar.handle(&req, peer, &tag, now) {
@@ -465,6 +479,7 @@ impl Endpoint {
             Command::Attach { call, .. } => {
                 self.calls.entry(call).or_default();
             }
+            Command::Drain => self.draining = true,
         }
         out
     }
@@ -486,6 +501,13 @@ impl Endpoint {
         let mut out = self.on_command(Command::Respond { tx, response: resp }, now);
         out.extend(self.on_command(Command::Ended { call }, now));
         out
+    }
+
+    /// Publishes gauges the runtime reads (metrics, shutdown).
+    pub fn update_gauges(&self) {
+        self.stats
+            .requests_in_flight
+            .store(self.layer.awaiting_answer() as u64, Ordering::Relaxed);
     }
 
     pub fn next_timeout(&self) -> Option<Instant> {

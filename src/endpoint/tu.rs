@@ -75,6 +75,10 @@ pub enum Command {
         call: CallRef,
         events: mpsc::UnboundedSender<CallEvent>,
     },
+    /// Shutting down: refuse new calls (503 with Retry-After) and answer
+    /// OPTIONS probes 503, so proxies and load balancers send elsewhere;
+    /// calls in progress go on.
+    Drain,
 }
 
 /// Our own SIP addresses, for Via and Contact of the requests we send.

@@ -28,15 +28,25 @@ fn store_error(e: StoreError) -> Response {
     }
 }
 
+/// Unauthenticated, for load balancers and proxies: answered from memory
+/// (the database is probed in the background), so a flood of checks
+/// costs no database work. 503 while shutting down or when the database
+/// does not answer.
 pub async fn health(State(app): Shared) -> Response {
-    let ok = app.centre.store.contacts(1).is_ok();
-    let body = json!({ "status": if ok { "ok" } else { "degraded" }, "version": env!("CARGO_PKG_VERSION") });
-    let status = if ok {
+    let status = if app.centre.is_draining() {
+        "draining"
+    } else if !app.centre.database_ok() {
+        "degraded"
+    } else {
+        "ok"
+    };
+    let body = json!({ "status": status, "version": env!("CARGO_PKG_VERSION") });
+    let code = if status == "ok" {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    (status, Json(body)).into_response()
+    (code, Json(body)).into_response()
 }
 
 #[derive(Serialize)]

@@ -4,6 +4,7 @@
 
 pub mod bind;
 pub mod loaded;
+pub mod shutdown;
 pub mod sip_core;
 
 use crate::app::App;
@@ -144,6 +145,7 @@ pub async fn start(loaded: Loaded) -> anyhow::Result<Running> {
     let restored = centre.restore_callbacks().context("restoring callbacks")?;
     tracing::info!(restored, "callbacks restored from the database");
     crate::centre::dispatch::spawn(centre.clone());
+    centre.spawn_database_probe();
     let app = Arc::new(App {
         config: config.clone(),
         media,

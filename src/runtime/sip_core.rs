@@ -111,6 +111,7 @@ impl Core {
                 }
             };
             self.dispatch(outputs).await;
+            self.endpoint.update_gauges();
             self.app.stats.calls_active.store(
                 self.calls.len() as u64,
                 std::sync::atomic::Ordering::Relaxed,

@@ -7,7 +7,7 @@ pub mod record_writer;
 pub mod records;
 pub mod sqlite;
 
-pub use record_writer::RecordWriter;
+pub use record_writer::{OpenRecord, RecordWriter};
 pub use records::{Attempt, CallbackRecord, CallbackState, ContactRecord, NewCallback};
 pub use sqlite::SqliteStore;
 
@@ -80,6 +80,16 @@ pub trait Store: Send + Sync {
         from: &[CallbackState],
         next: CallbackState,
         not_before_ms: i64,
+        now_ms: i64,
+    ) -> Result<CallbackRecord, StoreError>;
+    /// Moves a callback in one of `from` to `to`; if it was dialling, the
+    /// attempt in flight is forgotten (not counted). Graceful shutdown.
+    fn release(
+        &self,
+        id: &str,
+        from: &[CallbackState],
+        to: CallbackState,
+        detail: &str,
         now_ms: i64,
     ) -> Result<CallbackRecord, StoreError>;
     /// Callbacks, newest first, optionally of one state.

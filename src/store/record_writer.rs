@@ -55,6 +55,57 @@ impl RecordWriter {
     }
 }
 
+/// The record of a contact in progress: written when opened, at each
+/// `save`, and closed when dropped however the contact ends (a task
+/// cancelled at shutdown included) — "gateway shut down" unless a reason
+/// was set.
+pub struct OpenRecord {
+    rec: ContactRecord,
+    writer: RecordWriter,
+}
+
+impl OpenRecord {
+    pub fn open(writer: &RecordWriter, rec: ContactRecord) -> OpenRecord {
+        writer.write(rec.clone());
+        OpenRecord {
+            rec,
+            writer: writer.clone(),
+        }
+    }
+
+    /// Writes the record as it now stands (a milestone).
+    pub fn save(&self) {
+        self.writer.write(self.rec.clone());
+    }
+}
+
+impl std::ops::Deref for OpenRecord {
+    type Target = ContactRecord;
+    fn deref(&self) -> &ContactRecord {
+        &self.rec
+    }
+}
+
+impl std::ops::DerefMut for OpenRecord {
+    fn deref_mut(&mut self) -> &mut ContactRecord {
+        &mut self.rec
+    }
+}
+
+impl Drop for OpenRecord {
+    fn drop(&mut self) {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0);
+        self.rec.disconnected_ms.get_or_insert(now);
+        self.rec
+            .disconnect_reason
+            .get_or_insert_with(|| "gateway shut down".into());
+        self.writer.write(std::mem::take(&mut self.rec));
+    }
+}
+
 fn run(store: Arc<dyn Store>, rx: Receiver<Msg>) {
     while let Ok(first) = rx.recv() {
         let mut batch: Vec<ContactRecord> = Vec::new();

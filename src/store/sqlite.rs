@@ -378,6 +378,38 @@ impl Store for SqliteStore {
         Ok(rec)
     }
 
+    fn release(
+        &self,
+        id: &str,
+        from: &[CallbackState],
+        to: CallbackState,
+        detail: &str,
+        now_ms: i64,
+    ) -> Result<CallbackRecord, StoreError> {
+        let mut conn = self.conn.lock();
+        let tx = conn.transaction()?;
+        let rec = Self::get(&tx, id)?.ok_or_else(|| StoreError::NotFound(id.to_string()))?;
+        Self::check_state(&rec, from)?;
+        if rec.state == CallbackState::Dialing {
+            tx.execute(
+                "DELETE FROM attempts WHERE callback_id = ?1 AND n = ?2",
+                params![id, rec.attempts],
+            )?;
+            tx.execute(
+                "UPDATE callbacks SET attempts = attempts - 1 WHERE id = ?1 AND attempts > 0",
+                params![id],
+            )?;
+        }
+        tx.execute(
+            "UPDATE callbacks SET state = ?2, state_ms = ?3 WHERE id = ?1",
+            params![id, to.as_str(), now_ms],
+        )?;
+        Self::event(&tx, id, now_ms, to, detail)?;
+        let rec = Self::get(&tx, id)?.ok_or_else(|| StoreError::NotFound(id.to_string()))?;
+        tx.commit()?;
+        Ok(rec)
+    }
+
     fn all_callbacks(
         &self,
         state: Option<&str>,
@@ -552,6 +584,43 @@ mod tests {
         )
         .unwrap();
         s.insert_callback(&dedupe("d")).unwrap();
+    }
+
+    #[test]
+    fn a_released_dial_is_not_counted() {
+        let s = SqliteStore::in_memory().unwrap();
+        s.insert_callback(&new_cb("a", 1)).unwrap();
+        s.transition(
+            "a",
+            &[CallbackState::Scheduled],
+            CallbackState::Offered,
+            "o",
+            2,
+        )
+        .unwrap();
+        s.begin_attempt("a", "alice", &[CallbackState::Offered], 3)
+            .unwrap();
+        let r = s
+            .release(
+                "a",
+                &[CallbackState::Dialing],
+                CallbackState::Queued,
+                "shutdown",
+                4,
+            )
+            .unwrap();
+        assert_eq!((r.state, r.attempts), (CallbackState::Queued, 0));
+        assert!(s.attempts("a").unwrap().is_empty());
+        assert!(matches!(
+            s.release(
+                "a",
+                &[CallbackState::Dialing],
+                CallbackState::Queued,
+                "again",
+                5
+            ),
+            Err(StoreError::WrongState(..))
+        ));
     }
 
     #[test]

@@ -139,6 +139,25 @@ impl TransactionLayer {
         (self.servers.len(), self.clients.len())
     }
 
+    /// Client transactions still waiting for a final response (a BYE or
+    /// CANCEL sent at shutdown, say).
+    pub fn awaiting_answer(&self) -> usize {
+        self.clients
+            .values()
+            .filter(|e| match &e.machine {
+                ClientMachine::Invite(m) => matches!(
+                    m.state(),
+                    super::invite_client::State::Calling | super::invite_client::State::Proceeding
+                ),
+                ClientMachine::NonInvite(m) => matches!(
+                    m.state(),
+                    super::non_invite_client::State::Trying
+                        | super::non_invite_client::State::Proceeding
+                ),
+            })
+            .count()
+    }
+
     fn id(&mut self) -> u64 {
         let id = self.next_id;
         self.next_id += 1;
