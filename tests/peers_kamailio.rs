@@ -111,12 +111,23 @@ fn register_through_proxy(tcp: bool) {
             .unwrap_or_else(|| panic!("no {status} to the UA:\n{}", describe(&msgs)));
         assert_eq!(to_ua.src, proxy, "{status} reached the UA around the proxy");
         assert_eq!(to_ua.transport, want_transport);
+        // The UA only accepts a response whose top Via is its own.
+        let vias = to_ua.headers("Via");
         assert!(
-            msgs.iter()
-                .any(|m| m.status() == Some(status) && m.src == gw.udp && m.dst == proxy),
-            "{status} from callgate to the proxy:\n{}",
-            describe(&msgs)
+            vias.len() == 1 && vias[0].contains(&ua.local.to_string()),
+            "{status} to the UA has the UA's Via only: {vias:?}"
         );
+        let from_cg = msgs
+            .iter()
+            .find(|m| m.status() == Some(status) && m.src == gw.udp && m.dst == proxy)
+            .unwrap_or_else(|| {
+                panic!(
+                    "no {status} from callgate to the proxy:\n{}",
+                    describe(&msgs)
+                )
+            });
+        // §8.2.6.2: every Via of the request, in order.
+        assert_eq!(from_cg.headers("Via").len(), 2, "{}", from_cg.text);
     }
     assert!(
         !msgs.iter().any(|m| m.src == ua.local && m.dst == gw.udp),
