@@ -1,10 +1,12 @@
 //! baresip, a real softphone, against the real callgate: it registers as
-//! an agent, calls the test number and keys digits by RFC 4733.
+//! an agent, calls the test number, hears its prompt and keys digits by
+//! RFC 4733.
 
 mod common;
 
 use common::baresip::{self, Baresip};
 use common::capture::{self, Capture};
+use common::rtp::{best_correlation, read_wav};
 use common::{Gateway, repo_root, wire};
 use std::time::Duration;
 
@@ -27,7 +29,10 @@ fn baresip_registers_as_alice_calls_7000_and_its_rfc4733_digits_are_heard() {
         return;
     }
     let gw = gateway();
-    let mut phone = Baresip::start(baresip::Options::default());
+    let mut phone = Baresip::start(baresip::Options {
+        record: true,
+        ..Default::default()
+    });
     let account = baresip::account_line("alice", "alice-secret", gw.udp, "udp");
     let aor = phone.register(&account).expect("baresip registers");
     assert!(
@@ -48,6 +53,7 @@ fn baresip_registers_as_alice_calls_7000_and_its_rfc4733_digits_are_heard() {
     let call_id = phone
         .dial(&format!("sip:7000@{}", gw.udp))
         .expect("7000 answers");
+    let answered = std::time::Instant::now();
     assert!(
         gw.wait_for_log(&["incoming call", "dialled=7000"], Duration::from_secs(5)),
         "{}",
@@ -62,11 +68,22 @@ fn baresip_registers_as_alice_calls_7000_and_its_rfc4733_digits_are_heard() {
     );
     let pcap = cap.stop_raw();
     assert!(heard, "callgate heard: {}", gw.logs());
+    // The whole 3 s prompt reaches the phone before it hangs up.
+    std::thread::sleep(Duration::from_millis(4500).saturating_sub(answered.elapsed()));
     phone.hangup().expect("hangup");
     assert!(gw.wait_for_log(
         &["call ended", "remote hung up", &call_id],
         Duration::from_secs(5)
     ));
+    let (_, heard_wav) = phone.recordings();
+    let heard = read_wav(&heard_wav.expect("baresip recorded the call"));
+    let prompt = read_wav(&repo_root().join("prompts/test_tone_sweep.wav"));
+    let (corr, at) = best_correlation(&heard, &prompt);
+    eprintln!(
+        "baresip heard {} samples; prompt correlation {corr:.3} at {at}",
+        heard.len()
+    );
+    assert!(corr > 0.9, "baresip heard the prompt: correlation {corr}");
 
     // On the wire: RFC 4733 events (not SIP INFO) from baresip's
     // RTP port at its telephone-event payload type 101.

@@ -259,6 +259,25 @@ impl Linphonec {
     pub fn heard_wav(&self) -> PathBuf {
         self.dir.path().join("heard.wav")
     }
+
+    /// The samples of the `record` WAV (8 kHz mono) once linphonec has
+    /// stopped writing it (its size held still for 300 ms; the header is
+    /// finished after the data, so an early read comes up short).
+    pub fn heard(&self) -> Vec<i16> {
+        let path = self.heard_wav();
+        let size = || std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+        let mut last = size();
+        let _ = tools::poll(Duration::from_secs(5), || {
+            std::thread::sleep(Duration::from_millis(300));
+            let now = size();
+            let still = now == last && now > 44;
+            last = now;
+            still.then_some(())
+        });
+        hound::WavReader::open(&path)
+            .map(|mut r| r.samples::<i16>().map_while(Result::ok).collect())
+            .unwrap_or_default()
+    }
 }
 
 impl Drop for Linphonec {
