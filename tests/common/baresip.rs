@@ -26,7 +26,7 @@
 use super::tools::{self, poll, terminate};
 use serde_json::Value;
 use std::collections::VecDeque;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -135,33 +135,7 @@ impl Baresip {
             .stderr(Stdio::piped())
             .spawn()
             .expect("spawn baresip");
-        let output = Arc::new(Mutex::new(String::new()));
-        for pipe in [
-            child
-                .stdout
-                .take()
-                .map(|s| Box::new(s) as Box<dyn Read + Send>),
-            child
-                .stderr
-                .take()
-                .map(|s| Box::new(s) as Box<dyn Read + Send>),
-        ]
-        .into_iter()
-        .flatten()
-        {
-            let output = output.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(pipe).lines().map_while(Result::ok) {
-                    if std::env::var_os("CALLGATE_TEST_ECHO").is_some() {
-                        eprintln!("[baresip] {line}");
-                    }
-                    if let Ok(mut o) = output.lock() {
-                        o.push_str(&line);
-                        o.push('\n');
-                    }
-                }
-            });
-        }
+        let output = tools::collect_output(&mut child, "baresip");
         let ctrl_addr: SocketAddr = ([127, 0, 0, 1], ctrl_port).into();
         let ctrl = poll(Duration::from_secs(10), || {
             if !matches!(child.try_wait(), Ok(None)) {

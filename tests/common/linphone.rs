@@ -20,7 +20,7 @@
 //! - linphonec itself hangs up after 30 s without RTP (`nortp_timeout`).
 
 use super::tools::{self, terminate};
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
@@ -99,23 +99,7 @@ impl Linphonec {
             .stderr(Stdio::piped())
             .spawn()
             .expect("spawn linphonec");
-        let output = Arc::new(Mutex::new(String::new()));
-        for pipe in [
-            child
-                .stdout
-                .take()
-                .map(|s| Box::new(s) as Box<dyn Read + Send>),
-            child
-                .stderr
-                .take()
-                .map(|s| Box::new(s) as Box<dyn Read + Send>),
-        ]
-        .into_iter()
-        .flatten()
-        {
-            let output = output.clone();
-            std::thread::spawn(move || pump(pipe, &output));
-        }
+        let output = tools::collect_output(&mut child, "linphonec");
         let stdin = child.stdin.take().expect("stdin");
         let mut lp = Linphonec {
             child,
@@ -284,22 +268,6 @@ impl Drop for Linphonec {
     fn drop(&mut self) {
         self.send("quit");
         terminate(&mut self.child, Duration::from_secs(3), false);
-    }
-}
-
-fn pump(mut pipe: Box<dyn Read + Send>, output: &Mutex<String>) {
-    let mut buf = [0u8; 4096];
-    while let Ok(n) = pipe.read(&mut buf) {
-        if n == 0 {
-            break;
-        }
-        let text = String::from_utf8_lossy(&buf[..n]);
-        if std::env::var_os("CALLGATE_TEST_ECHO").is_some() {
-            eprint!("{text}");
-        }
-        if let Ok(mut o) = output.lock() {
-            o.push_str(&text);
-        }
     }
 }
 

@@ -3,7 +3,10 @@
 //! `CI=true` a missing program fails the test, otherwise the test is
 //! skipped with a printed notice.
 
+use std::io::Read;
 use std::path::PathBuf;
+use std::process::Child;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// Where `bin` is installed: `PATH`, then the sbin directories (kamailio
@@ -113,4 +116,37 @@ fn exited_unreaped(pid: i32) -> Option<bool> {
     }
     // SAFETY: filled by waitid; si_pid is 0 while the child still runs.
     Some(unsafe { info.si_pid() } != 0)
+}
+
+/// Collects everything `child` writes to its piped stdout and stderr (as
+/// it comes, prompts without a newline too); echoed to the test's stderr
+/// with `CALLGATE_TEST_ECHO` set.
+pub fn collect_output(child: &mut Child, tag: &'static str) -> Arc<Mutex<String>> {
+    let output = Arc::new(Mutex::new(String::new()));
+    let pipes = [
+        child
+            .stdout
+            .take()
+            .map(|s| Box::new(s) as Box<dyn Read + Send>),
+        child
+            .stderr
+            .take()
+            .map(|s| Box::new(s) as Box<dyn Read + Send>),
+    ];
+    for mut pipe in pipes.into_iter().flatten() {
+        let output = output.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n @ 1..) = pipe.read(&mut buf) {
+                let text = String::from_utf8_lossy(&buf[..n]);
+                if std::env::var_os("CALLGATE_TEST_ECHO").is_some() {
+                    eprint!("[{tag}] {text}");
+                }
+                if let Ok(mut o) = output.lock() {
+                    o.push_str(&text);
+                }
+            }
+        });
+    }
+    output
 }
