@@ -37,10 +37,19 @@ impl Capture {
             .map(|p| format!("dst port {p}"))
             .collect::<Vec<_>>()
             .join(" or ");
+        Self::start_filter(file, &format!("udp and ({filter})"))
+    }
+
+    /// Captures what matches a tcpdump filter expression on loopback
+    /// (`"port 5060 or port 5080"`: both directions, UDP and TCP).
+    pub fn start_filter(file: &Path, filter: &str) -> Capture {
+        // --immediate-mode: without it libpcap hands packets over in
+        // blocks (up to a second late) and a block pending at SIGINT is
+        // lost, so a short exchange right before `stop` went missing.
         let mut child = Command::new("tcpdump")
-            .args(["-i", "lo", "-U", "-n", "-w"])
+            .args(["-i", "lo", "--immediate-mode", "-U", "-n", "-w"])
             .arg(file)
-            .arg(format!("udp and ({filter})"))
+            .arg(filter)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -73,7 +82,12 @@ impl Capture {
     }
 
     /// Stops the capture; (destination port, UDP payload) of each packet.
-    pub fn stop_by_port(mut self) -> Vec<(u16, Vec<u8>)> {
+    pub fn stop_by_port(self) -> Vec<(u16, Vec<u8>)> {
+        udp_packets(&self.stop_raw())
+    }
+
+    /// Stops the capture and returns the pcap file's bytes.
+    pub fn stop_raw(mut self) -> Vec<u8> {
         std::thread::sleep(Duration::from_millis(200));
         // SIGINT makes tcpdump flush and close the file.
         let _ = Command::new("kill")
@@ -81,7 +95,7 @@ impl Capture {
             .arg(self.child.id().to_string())
             .status();
         let _ = self.child.wait();
-        udp_packets(&std::fs::read(&self.file).unwrap_or_default())
+        std::fs::read(&self.file).unwrap_or_default()
     }
 }
 

@@ -4,13 +4,19 @@
 #![allow(dead_code)]
 
 pub mod agent;
+pub mod baresip;
 pub mod caller;
 pub mod capture;
 pub mod centre;
 pub mod http;
+pub mod kamailio;
+pub mod linphone;
+pub mod netns;
 pub mod rtp;
 pub mod sipp;
+pub mod tools;
 pub mod ua;
+pub mod wire;
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -100,9 +106,28 @@ impl Gateway {
     }
 
     pub fn start_with_config(dir: tempfile::TempDir, text: &str) -> Gateway {
+        Self::start_with_config_via(dir, text, &[])
+    }
+
+    /// Like `start_with_config`, run through `wrapper` (e.g. `ip netns
+    /// exec NAME`, see `netns::Netns::wrapper`).
+    pub fn start_with_config_via(
+        dir: tempfile::TempDir,
+        text: &str,
+        wrapper: &[String],
+    ) -> Gateway {
         let config_path = dir.path().join("callgate.toml");
         std::fs::write(&config_path, text).expect("write config");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_callgate"))
+        let bin = env!("CARGO_BIN_EXE_callgate");
+        let mut cmd = match wrapper.split_first() {
+            Some((first, rest)) => {
+                let mut c = Command::new(first);
+                c.args(rest).arg(bin);
+                c
+            }
+            None => Command::new(bin),
+        };
+        let mut child = cmd
             .arg("--config")
             .arg(&config_path)
             .env("RUST_LOG", "info,callgate=debug")
