@@ -16,7 +16,11 @@ pub struct Caller {
 
 impl Caller {
     pub fn dial(gw: &Gateway, number: &str) -> Caller {
-        let mut ua = Ua::udp(gw.udp);
+        Self::dial_via(Ua::udp(gw.udp), number)
+    }
+
+    /// Dials from a UA of the test's choosing (another source address).
+    pub fn dial_via(mut ua: Ua, number: &str) -> Caller {
         let rtp = RtpPeer::new();
         let call = ua
             .call(number, &rtp.offer(&[(0, "PCMU"), (101, "telephone-event")]))

@@ -219,6 +219,26 @@ impl Gateway {
         matches!(self.child.try_wait(), Ok(None))
     }
 
+    /// SIGTERM: a graceful shutdown.
+    pub fn sigterm(&mut self) {
+        // SAFETY: kill(2) with a pid we spawned; no memory is involved.
+        unsafe {
+            libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM);
+        }
+    }
+
+    /// The exit code once the process ends, or `None` after `timeout`.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<i32> {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status.code().unwrap_or(-1));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
     pub fn kill9(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
