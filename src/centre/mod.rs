@@ -110,10 +110,7 @@ impl Centre {
                 .iter()
                 .map(|q| (q.name.clone(), q.clone()))
                 .collect(),
-            dial_rules: DialRules {
-                allowed_prefixes: config.dialer.allowed_prefixes.clone(),
-                blocked_prefixes: config.dialer.blocked_prefixes.clone(),
-            },
+            dial_rules: DialRules::from_config(&config.dialer),
             country: crate::phone::country(&config.dialer.country),
             retry: RetryPolicy {
                 retry_statuses: config.dialer.retry_statuses.clone(),
@@ -206,6 +203,19 @@ impl Centre {
             };
             if let Some(d) = detail {
                 info!(callback = %rec.id, attempts = rec.attempts, "{d}");
+            }
+            // The dial rules may be stricter than when this callback was
+            // stored: one they now refuse is never dialled.
+            if let Err(e) = self.dial_rules.check(&rec.number) {
+                warn!(callback = %rec.id, reason = %e, "callback refused by the dial rules: failed");
+                self.store.transition(
+                    &rec.id,
+                    &CallbackState::PENDING,
+                    CallbackState::Failed,
+                    &format!("refused by the dial rules: {e}"),
+                    now,
+                )?;
+                continue;
             }
             let qc = QueuedContact {
                 id: rec.id.clone(),

@@ -344,10 +344,19 @@ impl<Io: CallIo, Cc: ContactCenter> FlowRun<'_, Io, Cc> {
                     InputMode::Digits => typed,
                     InputMode::PhoneNumber => {
                         let c = country.as_deref().and_then(phone::country);
-                        match phone::normalize_keyed(&typed, *format, c) {
+                        // A number callgate would never dial is invalid
+                        // here already: the caller hears so before
+                        // confirming it, not after.
+                        let checked = phone::normalize_keyed(&typed, *format, c)
+                            .map_err(|e| e.to_string())
+                            .and_then(|n| {
+                                self.cc.dial_rules().check(&n).map_err(|e| e.to_string())?;
+                                Ok(n)
+                            });
+                        match checked {
                             Ok(n) => n,
-                            Err(_) => {
-                                info!(block = name, "invalid phone number");
+                            Err(reason) => {
+                                info!(block = name, %reason, "invalid phone number");
                                 return Ok(on_invalid.clone().or_else(|| Some(on_timeout.clone())));
                             }
                         }

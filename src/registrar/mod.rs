@@ -1,34 +1,35 @@
 //! The registrar for agents: REGISTER with digest authentication (RFC 3261
-//! §10.3 and §22), bindings with expiry, and failure throttling.
+//! §10.3 and §22), bindings with expiry, failure throttling and the rules
+//! for what a Contact may point at.
 
 pub mod bindings;
+pub mod contact_policy;
 
 pub use bindings::{Binding, Bindings};
+pub use contact_policy::ContactPolicy;
 
 use crate::config::{Config, RegistrarConfig};
 use crate::security::AuthThrottle;
-use crate::security::throttle::FailureOutcome;
 use crate::sip::auth::{Algorithm, Challenge, Credentials, DigestInput, NonceCheck, Nonces};
 use crate::sip::message::validate::Rejection;
 use crate::sip::message::{HeaderName, MessageExt, NameAddr, Request, Response};
-use crate::sip::transport::Peer;
+use crate::sip::transport::{Peer, TransportKind};
 use std::collections::HashMap;
 use std::time::{Duration, Instant, SystemTime};
-use tracing::{info, warn};
-
-pub enum RegisterOutcome {
-    Respond(Response),
-    /// The source is banned: no answer at all.
-    Drop,
-}
+use tracing::{debug, info, warn};
 
 pub struct Registrar {
     realm: String,
     secrets: HashMap<String, String>,
+    /// What an unknown user's digest is computed against, so that a
+    /// request for a user who does not exist costs the same time as one
+    /// for a user who does (no enumeration by timing).
+    dummy_secret: String,
     cfg: RegistrarConfig,
     nonces: Nonces,
     opaque: String,
     throttle: AuthThrottle,
+    contacts: ContactPolicy,
     ban_secs: u64,
     algorithms: Vec<Algorithm>,
     bindings: Bindings,
@@ -36,16 +37,23 @@ pub struct Registrar {
 
 enum Auth {
     Ok(String),
-    Challenge { stale: bool },
-    Failed,
+    /// Answer with a fresh challenge (no credentials, a nonce not ours or
+    /// stale, or a failure: all look alike from outside).
+    Challenge {
+        stale: bool,
+    },
+    /// The user name is locked after repeated failures and this source has
+    /// not authenticated as it recently.
+    Locked,
 }
 
 impl Registrar {
     pub fn new(config: &Config, bindings: Bindings, now: Instant) -> Self {
         let sec = &config.security;
-        let trusted = sec.trusted_cidrs();
         let mut opaque = [0u8; 8];
         rand::fill(&mut opaque);
+        let mut dummy = [0u8; 16];
+        rand::fill(&mut dummy);
         Registrar {
             realm: config.sip.realm.clone(),
             secrets: config
@@ -53,6 +61,7 @@ impl Registrar {
                 .iter()
                 .map(|a| (a.user.clone(), a.secret.clone()))
                 .collect(),
+            dummy_secret: hex::encode(dummy),
             cfg: config.registrar.clone(),
             nonces: Nonces::new(Duration::from_secs(config.registrar.nonce_lifetime_s), now),
             opaque: hex::encode(opaque),
@@ -60,8 +69,9 @@ impl Registrar {
                 sec.auth_fail_limit,
                 Duration::from_secs(sec.auth_fail_window_s),
                 Duration::from_secs(sec.auth_ban_s),
-                trusted,
+                config.exempt_sources(),
             ),
+            contacts: ContactPolicy::new(config.dialer.outbound_targets()),
             ban_secs: sec.auth_ban_s,
             algorithms: config
                 .registrar
@@ -77,7 +87,8 @@ impl Registrar {
         &self.bindings
     }
 
-    /// Whether requests from this source should be ignored.
+    /// Whether requests from this source should be ignored (responses
+    /// never are: they belong to our own transactions).
     pub fn is_banned(&self, peer: &Peer, now: Instant) -> bool {
         self.throttle.is_banned(peer.addr.ip(), now)
     }
@@ -91,8 +102,15 @@ impl Registrar {
         self.throttle.prune(now);
     }
 
-    fn challenge(&self, req: &Request, tag: &str, stale: bool, now: Instant) -> Response {
-        let nonce = self.nonces.issue(now);
+    fn challenge(
+        &self,
+        req: &Request,
+        peer: &Peer,
+        tag: &str,
+        stale: bool,
+        now: Instant,
+    ) -> Response {
+        let nonce = self.nonces.issue(peer.addr.ip(), now);
         let mut resp = Response::to_request(req, 401, Some(tag));
         // One challenge per configured algorithm, in preference order
         // (RFC 8760 §2.4).
@@ -110,16 +128,40 @@ impl Registrar {
         resp
     }
 
+    /// A failure backed by evidence (see `authenticate`): one stable line
+    /// for fail2ban, and the ban and lock counts. The user name is quoted
+    /// and escaped (`?`): it is the client's text, and must not be able to
+    /// forge a `src_ip=` or a line of its own.
     fn fail(&mut self, peer: &Peer, user: &str, reason: &str, now: Instant) {
         let ip = peer.addr.ip();
-        // One stable line per failure for fail2ban-style tooling.
-        warn!(target: "callgate::auth", src_ip = %ip, user = %user, reason = %reason, "auth failure");
-        if self.throttle.record_failure(ip, now) == FailureOutcome::Banned {
+        warn!(target: "callgate::auth", src_ip = %ip, user = ?user, reason = %reason, "auth failure");
+        let outcome = self.throttle.record_failure(ip, user, now);
+        if outcome.ip_banned {
             warn!(target: "callgate::auth", src_ip = %ip, ban_s = self.ban_secs, "source banned after repeated auth failures");
+        }
+        if outcome.user_locked {
+            warn!(target: "callgate::auth", user = ?user, ban_s = self.ban_secs, "user name locked after repeated auth failures (except from its recent addresses)");
         }
     }
 
+    /// A failure that proves nothing about its source (a UDP packet may
+    /// carry any source address): logged for debugging only, never
+    /// counted and never in the fail2ban line.
+    fn unproven(&self, peer: &Peer, user: &str, reason: &str) {
+        debug!(target: "callgate::auth", src = %peer, user = ?user, reason = %reason, "auth attempt refused (not counted)");
+    }
+
+    /// Digest authentication. What counts as a failure (towards a ban) is
+    /// only what a spoofer cannot forge: a wrong response carrying a nonce
+    /// this process issued to the request's own source address and still
+    /// valid (a spoofer never sees that challenge), or malformed
+    /// credentials on a TCP connection (the handshake proved the source).
+    /// An unknown nonce (forged, or from before a restart) or a stale one
+    /// is simply challenged again. Known and unknown user names go through
+    /// the same steps, the same hash work and the same answers: nothing
+    /// here tells an outsider which users exist.
     fn authenticate(&mut self, req: &Request, peer: &Peer, now: Instant) -> Auth {
+        let ip = peer.addr.ip();
         let mut creds = None;
         for v in req.headers.get_all(&HeaderName::Authorization) {
             match Credentials::parse(v) {
@@ -129,44 +171,55 @@ impl Registrar {
                 }
                 Ok(_) => {}
                 Err(e) => {
-                    self.fail(peer, "", &format!("malformed credentials: {e}"), now);
-                    return Auth::Failed;
+                    let reason = format!("malformed credentials: {e}");
+                    if peer.kind == TransportKind::Tcp {
+                        self.fail(peer, "", &reason, now);
+                    } else {
+                        self.unproven(peer, "", &reason);
+                    }
+                    return Auth::Challenge { stale: false };
                 }
             }
         }
         let Some(c) = creds else {
             return Auth::Challenge { stale: false };
         };
-        let Some(secret) = self.secrets.get(&c.username).cloned() else {
-            self.fail(peer, &c.username, "unknown user", now);
-            return Auth::Failed;
-        };
+        if self.throttle.is_user_locked(&c.username, ip, now) {
+            self.unproven(peer, &c.username, "user name locked");
+            return Auth::Locked;
+        }
         let algorithm = match Algorithm::parse(c.algorithm.as_deref()) {
             Some(a) if self.algorithms.contains(&a) => a,
             _ => return Auth::Challenge { stale: false },
         };
-        match self.nonces.check(&c.nonce, now) {
+        match self.nonces.check(&c.nonce, ip, now) {
             NonceCheck::Valid => {}
             NonceCheck::Stale => return Auth::Challenge { stale: true },
-            // A nonce from before a restart, or forged: challenge afresh.
-            NonceCheck::Invalid => return Auth::Challenge { stale: false },
+            NonceCheck::Invalid => {
+                self.unproven(peer, &c.username, "nonce not issued to this address");
+                return Auth::Challenge { stale: false };
+            }
         }
+        // From here on the request came from an address that received our
+        // challenge: a failure is real evidence against it.
         let (qop, nc) = match c.qop.as_deref() {
             None => (None, None),
             Some(q) if q.eq_ignore_ascii_case("auth") => match (c.nonce_count(), &c.cnonce) {
                 (Some(nc), Some(_)) => (Some("auth"), Some(nc)),
                 _ => {
                     self.fail(peer, &c.username, "qop=auth without nc/cnonce", now);
-                    return Auth::Failed;
+                    return Auth::Challenge { stale: false };
                 }
             },
             Some(_) => return Auth::Challenge { stale: false },
         };
+        let known = self.secrets.get(&c.username);
+        let password = known.unwrap_or(&self.dummy_secret);
         let expected = DigestInput {
             algorithm,
             username: &c.username,
             realm: &self.realm,
-            password: &secret,
+            password,
             method: req.method.as_str(),
             uri: &c.uri,
             nonce: &c.nonce,
@@ -175,56 +228,53 @@ impl Registrar {
             cnonce: c.cnonce.as_deref().unwrap_or_default(),
         }
         .response();
-        if !crate::sip::auth::digest::constant_time_eq(&expected, &c.response) {
-            self.fail(peer, &c.username, "wrong password", now);
-            return Auth::Failed;
+        let matches = crate::sip::auth::digest::constant_time_eq(&expected, &c.response);
+        let known = known.is_some();
+        if !(matches && known) {
+            let reason = if known {
+                "wrong password"
+            } else {
+                "unknown user"
+            };
+            self.fail(peer, &c.username, reason, now);
+            return Auth::Challenge { stale: false };
         }
         if !self.nonces.record_use(&c.nonce, nc, now) {
             self.fail(peer, &c.username, "replayed nonce", now);
-            return Auth::Failed;
+            return Auth::Challenge { stale: false };
         }
-        self.throttle.record_success(peer.addr.ip());
+        self.throttle.record_success(ip, &c.username, now);
         Auth::Ok(c.username)
     }
 
     /// Handles a validated REGISTER. `tag` is the To tag for responses.
-    pub fn handle(
-        &mut self,
-        req: &Request,
-        peer: Peer,
-        tag: &str,
-        now: Instant,
-    ) -> RegisterOutcome {
-        // A banned source never gets here: the endpoint drops everything
-        // from it before parsing.
+    pub fn handle(&mut self, req: &Request, peer: Peer, tag: &str, now: Instant) -> Response {
+        // A banned source never gets here: the endpoint drops its requests.
         let reply = |code: u16| Response::to_request(req, code, Some(tag));
         let to = match req.addr_to() {
             Ok(t) if t.uri.is_sip() => t,
             // RFC 4475 §3.3.4: the AOR must be a SIP or SIPS URI.
             _ => {
-                return RegisterOutcome::Respond(
-                    reply(400).with_reason("To must be a SIP or SIPS URI"),
-                );
+                return reply(400).with_reason("To must be a SIP or SIPS URI");
             }
         };
         let user = match self.authenticate(req, &peer, now) {
             Auth::Ok(u) => u,
             Auth::Challenge { stale } => {
-                return RegisterOutcome::Respond(self.challenge(req, tag, stale, now));
+                return self.challenge(req, &peer, tag, stale, now);
             }
-            Auth::Failed => {
-                if self.is_banned(&peer, now) {
-                    return RegisterOutcome::Drop;
-                }
-                return RegisterOutcome::Respond(self.challenge(req, tag, false, now));
+            Auth::Locked => {
+                return reply(403).with_reason("Too many authentication failures for this user");
             }
         };
         let aor_user = to.uri.user_unescaped().unwrap_or_default();
         if aor_user != user {
-            warn!(target: "callgate::auth", src_ip = %peer.addr.ip(), user = %user, aor = %aor_user, "authenticated user may not register this AOR");
-            return RegisterOutcome::Respond(
-                reply(403).with_reason("Authenticated user does not match To"),
-            );
+            warn!(target: "callgate::auth", src_ip = %peer.addr.ip(), user = ?user, aor = ?aor_user, "authenticated user may not register this AOR");
+            return reply(403).with_reason("Authenticated user does not match To");
+        }
+        if let Err(why) = self.check_contacts(req, &user, &peer) {
+            warn!(target: "callgate::auth", src_ip = %peer.addr.ip(), user = ?user, reason = %why, "registration refused");
+            return reply(403).with_reason("Contact not allowed");
         }
         match self.update_bindings(req, &user, peer, now) {
             Ok(()) => {
@@ -235,10 +285,25 @@ impl Registrar {
                         .set("expires", Some(b.remaining_secs(now).to_string()));
                     resp.headers.push(HeaderName::Contact, c.to_string());
                 }
-                RegisterOutcome::Respond(resp)
+                resp
             }
-            Err(rej) => RegisterOutcome::Respond(rej.respond_to(req, tag)),
+            Err(rej) => rej.respond_to(req, tag),
         }
+    }
+
+    /// The Contact policy (see `contact_policy`), for every Contact of the
+    /// request (malformed ones are refused later with 400).
+    fn check_contacts(&self, req: &Request, user: &str, peer: &Peer) -> Result<(), String> {
+        self.contacts.check_source(peer)?;
+        for v in req.headers.get_all(&HeaderName::Contact) {
+            if v.trim() == "*" {
+                continue;
+            }
+            if let Ok(c) = NameAddr::parse(v) {
+                self.contacts.check(&c.uri, user, peer)?;
+            }
+        }
+        Ok(())
     }
 
     fn update_bindings(
