@@ -134,6 +134,12 @@ impl Registrar {
     /// forge a `src_ip=` or a line of its own.
     fn fail(&mut self, peer: &Peer, user: &str, reason: &str, now: Instant) {
         let ip = peer.addr.ip();
+        if self.throttle.is_exempt(ip) {
+            // Worded differently so that fail2ban does not firewall the
+            // trunk or a load tester that callgate itself never bans.
+            warn!(target: "callgate::auth", src_ip = %ip, user = ?user, reason = %reason, "auth failure from an exempt source (not counted)");
+            return;
+        }
         warn!(target: "callgate::auth", src_ip = %ip, user = ?user, reason = %reason, "auth failure");
         let outcome = self.throttle.record_failure(ip, user, now);
         if outcome.ip_banned {

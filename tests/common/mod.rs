@@ -100,9 +100,15 @@ impl Gateway {
     }
 
     pub fn start_with_config(dir: tempfile::TempDir, text: &str) -> Gateway {
+        Self::start_with_args(dir, text, &[])
+    }
+
+    /// Like `start_with_config`, with extra command-line arguments.
+    pub fn start_with_args(dir: tempfile::TempDir, text: &str, args: &[&str]) -> Gateway {
         let config_path = dir.path().join("callgate.toml");
         std::fs::write(&config_path, text).expect("write config");
         let mut child = Command::new(env!("CARGO_BIN_EXE_callgate"))
+            .args(args)
             .arg("--config")
             .arg(&config_path)
             .env("RUST_LOG", "info,callgate=debug")
