@@ -447,3 +447,144 @@ fn fail2ban_filter_matches_real_failures_only() {
         );
     }
 }
+
+const WAIT_FLOW: &str = "type = \"inbound\"\nstart = \"q\"\n[blocks.q]\ntype = \"transfer_to_queue\"\nmode = \"voice\"\nqueue = \"support\"\non_at_capacity = \"end\"\n[blocks.end]\ntype = \"disconnect\"\n";
+
+/// Responses are never dropped for their source's sake: an agent behind
+/// the same NAT address as a phone with a wrong password (the address is
+/// banned), or whose address is flooded past the rate limit (spoofed
+/// packets), still answers its offer, and callgate still ACKs.
+#[test]
+fn an_agent_answers_its_offer_from_a_banned_or_flooded_address() {
+    for case in ["banned", "flooded"] {
+        let ip = if case == "banned" {
+            "127.0.0.31"
+        } else {
+            "127.0.0.32"
+        };
+        let gw = start_opts(
+            Some(&[("wait", WAIT_FLOW)]),
+            "127.0.0.4:5080",
+            "[[numbers]]\nnumber = \"3001\"\nflow = \"wait\"\n",
+            &Opts::default(),
+        );
+        let mut alice = Agent::register_from(&format!("{ip}:0"), gw.udp, "alice", "alice-secret");
+        let _caller = common::caller::Caller::dial(&gw, "3001");
+        let invite = loop {
+            let r = alice
+                .ua
+                .recv_request(Duration::from_secs(10))
+                .expect("offer");
+            if r.method == Method::Invite {
+                break r;
+            }
+        };
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flood = if case == "banned" {
+            // A colleague's phone at the same address, wrong password.
+            let mut ua = Ua::udp_from(&format!("{ip}:0"), gw.udp);
+            let mut other = Registration::new(&mut ua, "bob", "wrong");
+            for _ in 0..5 {
+                other.register(&mut ua, 600);
+            }
+            let opts = ua.options("");
+            ua.send(&opts);
+            assert!(
+                ua.final_response(Duration::from_secs(1)).is_none(),
+                "{ip} banned"
+            );
+            None
+        } else {
+            let sock = UdpSocket::bind(format!("{ip}:0")).unwrap();
+            let (s, to) = (stop.clone(), gw.udp);
+            Some(std::thread::spawn(move || {
+                let junk = b"OPTIONS sip:x SIP/2.0\r\n\r\n";
+                while !s.load(std::sync::atomic::Ordering::Relaxed) {
+                    let _ = sock.send_to(junk, to);
+                    std::thread::sleep(Duration::from_micros(500));
+                }
+            }))
+        };
+        if flood.is_some() {
+            std::thread::sleep(Duration::from_secs(3));
+        }
+        let ringing = Response::to_request(&invite, 180, Some("al1"));
+        alice.ua.send_raw(&ringing.encode());
+        let sdp = alice.rtp.offer(&[(0, "PCMU")]);
+        let ok = Response::to_request(&invite, 200, Some("al1"))
+            .with_header(
+                HeaderName::Contact,
+                format!("<sip:alice@{}>", alice.ua.local),
+            )
+            .with_body("application/sdp", bytes::Bytes::from(sdp));
+        alice.ua.send_raw(&ok.encode());
+        let ack = alice.expect(Method::Ack, Duration::from_secs(5), None);
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(f) = flood {
+            f.join().unwrap();
+        }
+        assert!(
+            ack.is_some(),
+            "{case}: callgate took the 200 and ACKed:\n{}",
+            gw.logs()
+        );
+        if case == "flooded" {
+            let (_, metrics) = common::http::request(
+                gw.http.unwrap(),
+                "GET",
+                "/metrics",
+                Some("test-token"),
+                None,
+            );
+            let limited = metrics
+                .lines()
+                .find(|l| l.starts_with("callgate_sip_rate_limited_total"))
+                .and_then(|l| l.split_whitespace().last())
+                .and_then(|v| v.parse::<f64>().ok())
+                .unwrap_or(0.0);
+            assert!(
+                limited > 100.0,
+                "the flood was rate-limited by default: {limited}"
+            );
+        }
+    }
+}
+
+/// Over TCP the handshake proves the source: malformed credentials count
+/// there (and ban), while the same datagrams over UDP prove nothing.
+#[test]
+fn malformed_credentials_count_over_tcp_only() {
+    let gw = Gateway::start(
+        "[dialer]\ntarget = \"127.0.0.4:5080\"\nuri_template = \"sip:{number}@127.0.0.4:5080\"\n",
+    );
+    let bad = "Digest username=\"alice\", realm=";
+    let mut udp = Ua::udp_from("127.0.0.41:0", gw.udp);
+    for n in 1..=6 {
+        let text = register_text(udp.local, gw.udp, "alice", n, Some(bad));
+        udp.send_raw(text.as_bytes());
+        let r = udp.final_response(Duration::from_secs(2));
+        assert_eq!(r.map(|r| r.status), Some(401), "UDP attempt {n}");
+    }
+    let mut tcp = Ua::tcp(gw.tcp);
+    let mut answered = Vec::new();
+    for n in 1..=6 {
+        let text = register_text(tcp.local, gw.udp, "alice", n, Some(bad))
+            .replace("SIP/2.0/UDP", "SIP/2.0/TCP");
+        tcp.send_raw(text.as_bytes());
+        answered.push(
+            tcp.final_response(Duration::from_millis(1500))
+                .map(|r| r.status),
+        );
+    }
+    assert_eq!(
+        answered,
+        vec![Some(401), Some(401), Some(401), Some(401), Some(401), None],
+        "{}",
+        gw.logs()
+    );
+    assert!(gw.wait_for_log(
+        &["auth failure src_ip=127.0.0.1", "malformed credentials"],
+        Duration::from_secs(1)
+    ));
+    assert!(!gw.logs().contains("src_ip=127.0.0.41"));
+}
