@@ -36,7 +36,7 @@ fn register_text(
 fn bogus_auth(user: &str, gw: SocketAddr, n: u32) -> String {
     format!(
         "Digest username=\"{user}\", realm=\"callgate\", nonce=\"{nonce}\", uri=\"sip:{gw}\", response=\"0123456789abcdef0123456789abcdef\", algorithm=MD5, cnonce=\"c{n}\", qop=auth, nc=00000001",
-        nonce = format!("{:056x}", u128::from(n) * 7919)
+        nonce = format_args!("{:056x}", u128::from(n) * 7919)
     )
 }
 
@@ -272,9 +272,7 @@ fn normalise(r: Option<Response>, user: &str, local: SocketAddr) -> String {
             out.push_str(&rest[..i + key.len()]);
             out.push('*');
             rest = &rest[i + key.len()..];
-            let stop = rest
-                .find(|c: char| c == end || c == '\r' || c == '>' || c == ',')
-                .unwrap_or(rest.len());
+            let stop = rest.find([end, '\r', '>', ',']).unwrap_or(rest.len());
             rest = &rest[stop..];
         }
         out.push_str(rest);

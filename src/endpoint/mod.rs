@@ -148,7 +148,9 @@ impl Endpoint {
         // taken when its branch is one of ours (a cheap byte scan, before
         // any parsing).
         let response = looks_like_response(data);
-        if !self.rate.allow(peer.addr.ip(), now) && !(response && self.is_our_branch(data)) {
+        let allowed =
+            self.rate.allow(peer.addr.ip(), now) || (response && self.is_our_branch(data));
+        if !allowed {
             bump(&self.stats.rate_limited);
             return out;
         }
