@@ -444,6 +444,42 @@ fn fail2ban_filter_matches_real_failures_only() {
             "challenges fetched at .25 but answered from .24 prove nothing"
         );
     }
+    // The jail loads in fail2ban's own configuration (a copy of the
+    // packaged one, pointed at a scratch log file).
+    let etc = std::path::Path::new("/etc/fail2ban");
+    if etc.is_dir() {
+        let conf = tempfile::tempdir().unwrap();
+        let dir = conf.path().join("f2b");
+        let copied = std::process::Command::new("cp")
+            .arg("-r")
+            .arg(etc)
+            .arg(&dir)
+            .status()
+            .unwrap();
+        assert!(copied.success());
+        std::fs::copy(&filter, dir.join("filter.d/callgate.conf")).unwrap();
+        let log = conf.path().join("callgate.log");
+        std::fs::write(&log, "").unwrap();
+        let jail =
+            std::fs::read_to_string(repo_root().join("contrib/fail2ban/jail.d/callgate.conf"))
+                .unwrap()
+                .replace("/var/log/callgate.log", log.to_str().unwrap());
+        std::fs::write(dir.join("jail.d/callgate.conf"), jail).unwrap();
+        let out = std::process::Command::new("fail2ban-client")
+            .arg("-c")
+            .arg(&dir)
+            .arg("-d")
+            .output()
+            .expect("fail2ban-client");
+        let dump = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{dump}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(dump.contains("['add', 'callgate',"), "jail loaded: {dump}");
+        assert!(dump.contains("addfailregex"), "{dump}");
+    }
 }
 
 const WAIT_FLOW: &str = "type = \"inbound\"\nstart = \"q\"\n[blocks.q]\ntype = \"transfer_to_queue\"\nmode = \"voice\"\nqueue = \"support\"\non_at_capacity = \"end\"\n[blocks.end]\ntype = \"disconnect\"\n";

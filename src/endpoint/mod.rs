@@ -536,3 +536,35 @@ fn looks_like_response(data: &[u8]) -> bool {
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     hay.windows(needle.len()).position(|w| w == needle)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn responses_are_told_from_requests_by_their_first_line() {
+        assert!(looks_like_response(b"SIP/2.0 200 OK\r\n\r\n"));
+        assert!(looks_like_response(b"\r\n\r\nSIP/2.0 180 Ringing\r\n"));
+        assert!(!looks_like_response(b"REGISTER sip:x SIP/2.0\r\n"));
+        assert!(!looks_like_response(b"OPTIONS SIP/2.0 x\r\n"));
+        assert!(!looks_like_response(b""));
+        assert!(!looks_like_response(b"\r\n"));
+    }
+
+    #[test]
+    fn only_our_branches_pass_an_exhausted_rate_limit() {
+        let mut ep = Endpoint::new(&Config::default(), Bindings::new(), Instant::now());
+        ep.branches.insert("z9hG4bKours1".into(), ClientTxId(1));
+        let ours =
+            b"SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bKours1;rport\r\n\r\n";
+        let theirs =
+            b"SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bKours12\r\n\r\n";
+        assert!(ep.is_our_branch(ours));
+        assert!(
+            !ep.is_our_branch(theirs),
+            "a longer branch is another branch"
+        );
+        assert!(!ep.is_our_branch(b"SIP/2.0 200 OK\r\n\r\n"));
+        assert!(!ep.is_our_branch(b"branch="));
+    }
+}

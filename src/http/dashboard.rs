@@ -1,7 +1,9 @@
 //! A single page showing queues and agents in real time. It holds no data
 //! itself: the operator signs in with the API token, which the page keeps
 //! in the tab's session storage (gone when the tab closes) and sends only
-//! in the `Authorization` header, never in a URL.
+//! in the `Authorization` header, never in a URL. (The input has no
+//! `name` and the form posts: even without the script, submitting it
+//! cannot put the token in a URL.)
 
 use axum::response::Html;
 
@@ -23,8 +25,8 @@ th:first-child,td:first-child{text-align:left}
 #err{color:#b00} small{color:#777} #logout{float:right}
 </style></head><body>
 <h1>callgate <small id="updated"></small></h1>
-<form id="login" hidden>
-<label>API token <input id="token" name="token" type="password" autocomplete="current-password" required></label>
+<form id="login" method="post" hidden>
+<label>API token <input id="token" type="password" autocomplete="current-password" required></label>
 <button type="submit">Sign in</button>
 </form>
 <div id="err"></div>
