@@ -137,6 +137,10 @@ fn run(config: callgate::runtime::Loaded) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
+    if config.config.http.token == callgate::config::HttpConfig::default().token {
+        // The shipped token is public: anyone who read the README has it.
+        tracing::warn!("http.token is the shipped default: change it before exposing the API");
+    }
     rt.block_on(async move {
         let running = callgate::runtime::start(config).await?;
         tracing::info!(sip_udp = ?running.bound.sip_udp, sip_tcp = ?running.bound.sip_tcp, "callgate started");

@@ -140,7 +140,13 @@ fn invalid_timeout_not_allowed_and_duplicate_branches() {
     let logs = gw.logs();
     assert!(logs.contains("invalid phone number"), "invalid branch");
     assert!(logs.contains("block=timeout"), "timeout branch");
-    assert!(logs.contains("callback number refused"), "dial rules");
+    // The dial rules apply as the number is keyed: store_input's invalid
+    // branch, before the caller confirms anything.
+    assert!(
+        logs.contains("invalid phone number")
+            && logs.contains("+19005550123 is a premium_rate number"),
+        "dial rules"
+    );
     assert!(callbacks(&gw).is_empty(), "nothing scheduled");
     // Dedupe: the same number twice → the duplicate branch.
     for _ in 0..2 {
@@ -362,6 +368,11 @@ fn shipped_example_flow_run_by_sipp_schedules_the_callback() {
         r.3 >= t0 - 500 && r.3 < r.4,
         "keeps the original call's start time"
     );
+    // (The inbound record is written as the call ends, a moment after
+    // SIPp has seen the BYE.)
+    assert!(eventually(Duration::from_secs(3), || contacts(&gw)
+        .iter()
+        .any(|c| c.2 == "inbound")));
     let recs = contacts(&gw);
     let inbound = recs
         .iter()

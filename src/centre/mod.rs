@@ -129,10 +129,7 @@ impl Centre {
             sip: sip.clone(),
             media: media.clone(),
             records: records.clone(),
-            rules: DialRules {
-                allowed_prefixes: config.dialer.allowed_prefixes.clone(),
-                blocked_prefixes: config.dialer.blocked_prefixes.clone(),
-            },
+            rules: config.dialer.dial_rules(),
         };
         Centre {
             queues: config
@@ -182,7 +179,7 @@ impl Centre {
     /// Puts callbacks found in the database back in their queues, resolving
     /// offers and dials a crash interrupted (see `CallbackBook::recover`).
     pub fn restore_callbacks(&self) -> Result<usize, StoreError> {
-        let routable = self.dialer.book.recover(now_ms())?;
+        let routable = self.dialer.book.recover(now_ms(), &self.dialer.rules)?;
         let mut restored = 0;
         let mut router = self.router.lock();
         for rec in routable {

@@ -11,7 +11,7 @@ use crate::flow::Contact;
 use crate::flow::whisper::whisper;
 use crate::routing::{ContactKind, Offer, QueuedContact};
 use crate::sip::message::{HeaderName, Uri};
-use crate::sip::transport::{Peer, TransportKind};
+use crate::sip::transport::Peer;
 use crate::store::CallbackRecord;
 use std::sync::Arc;
 use std::time::Duration;
@@ -43,11 +43,9 @@ pub fn spawn(centre: Arc<Centre>, offer: Offer, callback: Option<CallbackRecord>
     );
 }
 /// Where to reach an agent: the most recently registered binding. The
-/// Request-URI is the Contact exactly as registered; where the INVITE goes
-/// depends on what the REGISTER showed: over TCP, or with RFC 5626 `ob`,
-/// or when the Contact names a private address the REGISTER did not come
-/// from (a phone behind NAT), back the way the REGISTER came; otherwise to
-/// the Contact's own address.
+/// Request-URI is the Contact exactly as registered (phones add parameters
+/// they expect back); the INVITE itself goes back the way the REGISTER
+/// came (see `binding_peer`).
 fn agent_target(centre: &Centre, agent: &str) -> Option<(Uri, Peer)> {
     let now = std::time::Instant::now();
     let b = centre
@@ -59,24 +57,14 @@ fn agent_target(centre: &Centre, agent: &str) -> Option<(Uri, Peer)> {
     Some((uri.clone(), binding_peer(&uri, &b.source)))
 }
 
-pub fn binding_peer(uri: &Uri, source: &Peer) -> Peer {
-    if source.kind == TransportKind::Tcp || uri.params.has("ob") {
-        return *source;
-    }
-    let Some(ip) = uri.host.as_ref().and_then(|h| h.ip()) else {
-        // A name we would have to resolve: the source is reachable.
-        return *source;
-    };
-    let private = match ip {
-        std::net::IpAddr::V4(v4) => v4.is_private() || v4.is_link_local() || v4.is_unspecified(),
-        std::net::IpAddr::V6(v6) => {
-            v6.is_unique_local() || v6.is_unicast_link_local() || v6.is_unspecified()
-        }
-    };
-    if ip != source.addr.ip() && private {
-        return *source;
-    }
-    Peer::udp(std::net::SocketAddr::new(ip, uri.port.unwrap_or(5060)))
+/// An offer goes to the address the REGISTER came from (its flow, RFC
+/// 5626 §5.3: the UDP source or the TCP connection), never to the
+/// Contact's host. A Contact is only what the phone wrote: an agent could
+/// write the trunk's address there and have callgate INVITE the trunk
+/// with a premium-rate Request-URI (toll fraud, issue 9). The source is
+/// also where a phone behind NAT is reachable.
+pub fn binding_peer(_uri: &Uri, source: &Peer) -> Peer {
+    *source
 }
 
 async fn run(centre: Arc<Centre>, offer: Offer, callback: Option<CallbackRecord>) {
@@ -327,29 +315,21 @@ mod tests {
     }
 
     #[test]
-    fn agent_reached_at_contact_unless_behind_nat() {
+    fn offers_go_to_the_registering_flow_never_the_contact_host() {
         let src = peer("203.0.113.5:40000");
-        let nat = Uri::parse("sip:alice@192.168.1.10:5060").unwrap();
-        assert_eq!(
-            binding_peer(&nat, &src),
-            src,
-            "private contact from elsewhere: NAT"
-        );
-        let direct = Uri::parse("sip:alice@198.51.100.7:5062").unwrap();
-        assert_eq!(
-            binding_peer(&direct, &src).addr,
-            "198.51.100.7:5062".parse().unwrap()
-        );
-        let same = Uri::parse("sip:alice@127.0.0.1:5090").unwrap();
-        assert_eq!(
-            binding_peer(&same, &peer("127.0.0.1:5070")).addr,
-            "127.0.0.1:5090".parse().unwrap()
-        );
-        let ob = Uri::parse("sip:alice@198.51.100.7:5062;ob").unwrap();
-        assert_eq!(binding_peer(&ob, &src), src, "RFC 5626 outbound flow");
-        let name = Uri::parse("sip:alice@phone.example.com").unwrap();
-        assert_eq!(binding_peer(&name, &src), src);
+        for contact in [
+            "sip:alice@192.168.1.10:5060",
+            "sip:alice@198.51.100.7:5062",
+            "sip:alice@198.51.100.7:5062;ob",
+            "sip:alice@phone.example.com",
+            // Issue 9: the trunk in the Contact.
+            "sip:+19005550100@127.0.0.1:5080;user=phone",
+        ] {
+            let uri = Uri::parse(contact).unwrap();
+            assert_eq!(binding_peer(&uri, &src), src, "{contact}");
+        }
         let tcp = Peer::tcp("203.0.113.5:40000".parse().unwrap(), Some(3));
+        let direct = Uri::parse("sip:alice@198.51.100.7:5062").unwrap();
         assert_eq!(binding_peer(&direct, &tcp), tcp, "TCP: same connection");
     }
 }

@@ -344,19 +344,25 @@ fn validate(c: &Config) -> Vec<(String, String)> {
             ),
         ));
     }
-    for (i, pre) in c
-        .dialer
-        .allowed_prefixes
-        .iter()
-        .chain(c.dialer.blocked_prefixes.iter())
-        .enumerate()
-    {
-        if !pre.starts_with('+') || !pre[1..].chars().all(|ch| ch.is_ascii_digit()) {
-            p.push((
-                "dialer.allowed_prefixes".into(),
-                format!("prefix #{i} {pre:?} must be + and digits"),
-            ));
+    for (key, list) in [
+        ("allowed_prefixes", &c.dialer.allowed_prefixes),
+        ("blocked_prefixes", &c.dialer.blocked_prefixes),
+    ] {
+        for (i, pre) in list.iter().enumerate() {
+            let digits = pre.strip_prefix('+').unwrap_or_default();
+            if digits.is_empty() || !digits.chars().all(|ch| ch.is_ascii_digit()) {
+                p.push((
+                    format!("dialer.{key}[{i}]"),
+                    format!("{pre:?} must be + and digits, e.g. \"+1\""),
+                ));
+            }
         }
+    }
+    if c.dialer.allowed_regions.as_ref().is_some_and(Vec::is_empty) {
+        p.push((
+            "dialer.allowed_regions".into(),
+            "must name at least one region (leave it out for the dialer's country)".into(),
+        ));
     }
     if !c.dialer.uri_template.contains("{number}") || !c.dialer.uri_template.starts_with("sip:") {
         p.push((
@@ -476,6 +482,32 @@ mod tests {
             vec![
                 "t.toml:6:1: agents[1].user: duplicate agent \"a\"".to_string(),
                 "t.toml:7:1: agents[1].secret: must be at least 4 characters".to_string(),
+            ]
+        );
+    }
+
+    #[test]
+    fn dial_rule_errors_are_located() {
+        // (toml reports an element's error at its array.)
+        let e = errors("[dialer]\nallowed_regions = [\"US\",\n  \"XX\"]\n");
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert!(
+            e[0].starts_with("t.toml:2:19: dialer.allowed_regions: unknown region \"XX\""),
+            "{e:?}"
+        );
+        let e = errors("[dialer]\nblocked_types = [\"premium\"]\n");
+        assert!(
+            e[0].starts_with("t.toml:2:17: dialer.blocked_types: unknown number type \"premium\""),
+            "{e:?}"
+        );
+        let e = errors(
+            "[dialer]\nallowed_regions = []\nallowed_prefixes = [\"+1\"]\nblocked_prefixes = [\"+1900\", \"1976\"]\n",
+        );
+        assert_eq!(
+            e,
+            vec![
+                "t.toml:4:30: dialer.blocked_prefixes[1]: \"1976\" must be + and digits, e.g. \"+1\"",
+                "t.toml:2:1: dialer.allowed_regions: must name at least one region (leave it out for the dialer's country)",
             ]
         );
     }

@@ -228,10 +228,11 @@ pub struct SecurityConfig {
     pub auth_fail_window_s: u64,
     pub auth_ban_s: u64,
     /// Requests per second one source may send before the excess is
-    /// dropped (0 = unlimited).
+    /// dropped (0 = unlimited). Responses to our own requests are never
+    /// dropped by it.
     pub max_requests_per_source_per_s: u32,
-    /// Sources never throttled (load generators, trusted trunks), as
-    /// CIDR blocks.
+    /// Sources never rate-limited or banned (load generators), as CIDR
+    /// blocks. The dialer's trunk is always exempt.
     pub trusted: Vec<String>,
 }
 
@@ -246,13 +247,30 @@ impl SecurityConfig {
     }
 }
 
+impl Config {
+    /// Sources never banned or rate-limited: `security.trusted` and the
+    /// addresses of the dialer's trunk. Banning the trunk would drop the
+    /// customer's answers to our own calls; it is also the one address an
+    /// attacker would most like to get banned.
+    pub fn exempt_sources(&self) -> Vec<crate::security::Cidr> {
+        let mut v = self.security.trusted_cidrs();
+        v.extend(
+            self.dialer
+                .outbound_targets()
+                .into_iter()
+                .map(|a| crate::security::Cidr::host(a.ip())),
+        );
+        v
+    }
+}
+
 impl Default for SecurityConfig {
     fn default() -> Self {
         SecurityConfig {
             auth_fail_limit: 5,
             auth_fail_window_s: 60,
             auth_ban_s: 300,
-            max_requests_per_source_per_s: 0,
+            max_requests_per_source_per_s: 50,
             trusted: Vec::new(),
         }
     }
@@ -424,6 +442,10 @@ impl Default for RoutingConfig {
 pub struct DialerConfig {
     /// Country of local-format numbers and of callers' national numbers.
     pub country: String,
+    /// Regions whose numbers may be dialled (None: the `country`).
+    pub allowed_regions: Option<Vec<crate::phone::Region>>,
+    /// Number types never dialled.
+    pub blocked_types: Vec<crate::phone::NumberType>,
     /// Only numbers starting with one of these are dialled (empty: any).
     pub allowed_prefixes: Vec<String>,
     /// Never dialled.
@@ -445,10 +467,52 @@ pub struct DialerConfig {
     pub auth_password: Option<String>,
 }
 
+impl DialerConfig {
+    /// Every address callgate sends outbound calls to: the trunk target
+    /// and the host of the Request-URI template when it is an address.
+    /// Agents may never point offers there, and these sources are never
+    /// banned or rate-limited (their responses are our calls').
+    pub fn outbound_targets(&self) -> Vec<SocketAddr> {
+        let mut out: Vec<SocketAddr> = self.target.parse().into_iter().collect();
+        let sample = self.uri_template.replace("{number}", "0");
+        if let Ok(uri) = crate::sip::message::Uri::parse(&sample)
+            && let Some(ip) = uri.host.as_ref().and_then(|h| h.ip())
+        {
+            let port = uri.port.unwrap_or(match uri.scheme {
+                crate::sip::message::uri::Scheme::Sips => 5061,
+                _ => 5060,
+            });
+            let a = SocketAddr::new(ip, port);
+            if !out.contains(&a) {
+                out.push(a);
+            }
+        }
+        out
+    }
+}
+
+impl DialerConfig {
+    /// The rules every number is checked against before it is dialled.
+    pub fn dial_rules(&self) -> crate::phone::DialRules {
+        let allowed_regions = match &self.allowed_regions {
+            Some(list) => list.iter().map(|r| r.0).collect(),
+            None => crate::phone::country(&self.country).into_iter().collect(),
+        };
+        crate::phone::DialRules {
+            allowed_regions,
+            blocked_types: self.blocked_types.clone(),
+            allowed_prefixes: self.allowed_prefixes.clone(),
+            blocked_prefixes: self.blocked_prefixes.clone(),
+        }
+    }
+}
+
 impl Default for DialerConfig {
     fn default() -> Self {
         DialerConfig {
             country: "US".into(),
+            allowed_regions: None,
+            blocked_types: crate::phone::NumberType::DEFAULT_BLOCKED.to_vec(),
             allowed_prefixes: vec!["+1".into()],
             blocked_prefixes: vec!["+1900".into(), "+1976".into()],
             uri_template: "sip:{number}@127.0.0.1:5080".into(),

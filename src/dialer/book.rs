@@ -7,9 +7,10 @@
 use super::lifecycle::{Event, sources, target};
 use super::scheduler::{self, AfterAttempt, Recovery, RetryPolicy};
 use crate::call::uac::DialOutcome;
+use crate::phone::DialRules;
 use crate::store::{self, CallbackRecord, CallbackState, NewCallback, Store, StoreError};
 use std::sync::Arc;
-use tracing::info;
+use tracing::{info, warn};
 
 #[derive(Clone)]
 pub struct CallbackBook {
@@ -197,8 +198,24 @@ impl CallbackBook {
 
     /// At start-up: resolves offers and dials a crash or restart
     /// interrupted (see `scheduler::recover`), expires what is overdue,
-    /// and returns the callbacks to put back in their queues.
-    pub fn recover(&self, now: i64) -> Result<Vec<CallbackRecord>, StoreError> {
+    /// fails what today's dial rules refuse (they may be stricter than when
+    /// it was stored), and returns the callbacks to put back in their
+    /// queues.
+    pub fn recover(&self, now: i64, rules: &DialRules) -> Result<Vec<CallbackRecord>, StoreError> {
+        let mut routable = Vec::new();
+        for cb in self.recover_interrupted(now)? {
+            match rules.check(&cb.number) {
+                Ok(()) => routable.push(cb),
+                Err(e) => {
+                    warn!(callback = %cb.id, reason = %e, "callback refused by the dial rules: failed");
+                    self.apply(&cb.id, Event::Refuse, &refused(&e.to_string()), now)?;
+                }
+            }
+        }
+        Ok(routable)
+    }
+
+    fn recover_interrupted(&self, now: i64) -> Result<Vec<CallbackRecord>, StoreError> {
         let mut routable = Vec::new();
         for cb in self.store.pending_callbacks()? {
             match scheduler::recover(&cb, &self.policy, now) {
@@ -231,6 +248,10 @@ impl CallbackBook {
         }
         Ok(routable)
     }
+}
+
+fn refused(why: &str) -> String {
+    format!("refused by the dial rules: {why}")
 }
 
 /// A dial cut by a restart: the customer's phone may have rung, so it

@@ -78,6 +78,18 @@ impl Dialer {
         cb: CallbackRecord,
         queue: Option<&QueueConfig>,
     ) -> CallBack {
+        // The last line of defence against toll fraud: whatever put this
+        // number here, and whatever the rules were then, only a number
+        // passing today's rules is dialled. Checked before the whisper, so
+        // the agent is released at once.
+        if let Err(e) = self.rules.check(&cb.number) {
+            warn!(callback = %cb.id, number = %cb.number, reason = %e, "callback refused by the dial rules: failed");
+            if let Err(e) = self.book.refuse(&cb.id, &e.to_string(), now_ms()).await {
+                warn!(error = %e, "callback state not updated");
+            }
+            agent.hangup();
+            return CallBack::Refused;
+        }
         let flow = queue
             .and_then(|q| q.agent_whisper_flow.as_deref())
             .and_then(|f| env.flow(f));
@@ -107,17 +119,6 @@ impl Dialer {
                     CallBack::Abandoned
                 }
             };
-        }
-        // The last line of defence against toll fraud: whatever put this
-        // number here, and whatever the rules were then, only a number
-        // passing today's rules is dialled.
-        if let Err(e) = self.rules.check(&cb.number) {
-            warn!(number = %cb.number, error = %e, "refusing to dial");
-            if let Err(e) = self.book.refuse(&cb.id, &e.to_string(), now_ms()).await {
-                warn!(error = %e, "callback state not updated");
-            }
-            agent.hangup();
-            return CallBack::Refused;
         }
         let cb = match self.book.begin_attempt(&cb.id, agent_name, now_ms()).await {
             Ok(cb) => cb,

@@ -8,7 +8,8 @@
 //! scheduled ─routable→ queued ─offer→ offered ─dial→ dialing ─answered→ connected
 //!     │  └────────offer────────────↗  │ │ ↑ unoffer  │ └─fail→ failed
 //!     │                               │ └─┘          └─retry→ queued
-//!     │                               └─refuse→ failed (number no longer allowed)
+//!     │                               └─refuse→ failed (number no longer allowed;
+//!     │                                  also from scheduled | queued, at start-up)
 //!     ├─expire→ expired   (from scheduled | queued)
 //!     └─stop→ stopped     (from scheduled | queued | offered)
 //! offered | dialing ─release→ queued   (graceful shutdown; the dial not counted)
@@ -29,7 +30,8 @@ pub enum Event {
     Unoffer,
     /// The customer is being dialled: an attempt is counted.
     Dial,
-    /// The number no longer passes the dial rules: never dialled.
+    /// The number no longer passes the dial rules (checked at start-up and
+    /// before each dial): failed, never dialled.
     Refuse,
     /// The customer answered.
     Answered,
@@ -56,6 +58,8 @@ const TABLE: &[(S, E, S)] = &[
     (S::Queued, E::Offer, S::Offered),
     (S::Offered, E::Unoffer, S::Queued),
     (S::Offered, E::Dial, S::Dialing),
+    (S::Scheduled, E::Refuse, S::Failed),
+    (S::Queued, E::Refuse, S::Failed),
     (S::Offered, E::Refuse, S::Failed),
     (S::Dialing, E::Answered, S::Connected),
     (S::Dialing, E::Retry, S::Queued),

@@ -9,7 +9,7 @@ pub mod capabilities;
 pub mod tu;
 
 use crate::config::Config;
-use crate::registrar::{Bindings, RegisterOutcome, Registrar};
+use crate::registrar::{Bindings, Registrar};
 use crate::security::RateLimiter;
 use crate::sip::dialog::DialogId;
 use crate::sip::message::validate::{Rejection, validate_request};
@@ -98,7 +98,7 @@ pub struct Endpoint {
 
 impl Endpoint {
     pub fn new(config: &Config, bindings: Bindings, now: Instant) -> Self {
-        let trusted = config.security.trusted_cidrs();
+        let exempt = config.exempt_sources();
         let timers = TimerConfig {
             t1: Duration::from_millis(config.sip.t1_ms),
             ..TimerConfig::default()
@@ -112,7 +112,7 @@ impl Endpoint {
             branches: HashMap::new(),
             dialogs: HashMap::new(),
             registrar: Registrar::new(config, bindings, now),
-            rate: RateLimiter::new(config.security.max_requests_per_source_per_s, trusted),
+            rate: RateLimiter::new(config.security.max_requests_per_source_per_s, exempt),
             max_message: config.sip.max_message_bytes,
             server_header: config.sip.user_agent.clone(),
             stats: Arc::new(Stats::default()),
@@ -147,11 +147,21 @@ impl Endpoint {
             debug!(%peer, len = data.len(), "dropping oversized message");
             return out;
         }
-        if !self.rate.allow(peer.addr.ip(), now) {
+        // Rate limits and bans are for requests. A response can only
+        // matter if it answers one of our own client transactions (the
+        // trunk's 180 and 200, an agent's answer), and dropping those
+        // would burn the callback: over the limit, a response is still
+        // taken when its branch is one of ours (a cheap byte scan, before
+        // any parsing).
+        let response = looks_like_response(data);
+        let allowed =
+            self.rate.allow(peer.addr.ip(), now) || (response && self.is_our_branch(data));
+        if !allowed {
             bump(&self.stats.rate_limited);
             return out;
         }
-        if self.registrar.is_banned(&peer, now) {
+        let banned = !response && self.registrar.is_banned(&peer, now);
+        if banned {
             bump(&self.stats.banned_dropped);
             return out;
         }
@@ -161,7 +171,11 @@ impl Endpoint {
             parse_stream_message(data)
         };
         match parsed {
-            Err(bad) => self.on_malformed(bad, peer, &mut out),
+            Err(bad) => self.on_malformed(bad, peer, now, &mut out),
+            Ok(SipMessage::Request(_)) if self.registrar.is_banned(&peer, now) => {
+                // (Only reached if the scan above misread the start line.)
+                bump(&self.stats.banned_dropped);
+            }
             Ok(SipMessage::Request(mut req)) => {
                 let via = stamp_received(&mut req, &peer);
                 let reply_to = response_peer(via.as_ref(), peer);
@@ -184,12 +198,16 @@ impl Endpoint {
         out
     }
 
-    fn on_malformed(&mut self, bad: BadMessage, peer: Peer, out: &mut Vec<Output>) {
+    fn on_malformed(&mut self, bad: BadMessage, peer: Peer, now: Instant, out: &mut Vec<Output>) {
         bump(&self.stats.malformed);
         debug!(%peer, reason = %bad.reason, "malformed message");
         let Some(headers) = bad.request_headers else {
             return;
         };
+        if self.registrar.is_banned(&peer, now) {
+            bump(&self.stats.banned_dropped);
+            return;
+        }
         // A 400 needs somewhere to go: the top Via, or the source itself.
         let via = headers
             .get(&HeaderName::Via)
@@ -206,6 +224,22 @@ impl Endpoint {
         let reply_to = response_peer(via.as_ref(), peer);
         let rej = Rejection::new(400, bad.reason);
         self.stateless(&headers, &rej, reply_to, out);
+    }
+
+    /// Whether the top Via branch in `data` is one of our client
+    /// transactions' (found by scanning for the first `branch=`, which in
+    /// a response is the top Via's: RFC 3261 §8.1.3.3 lets a response
+    /// reaching us carry only our Via).
+    fn is_our_branch(&self, data: &[u8]) -> bool {
+        let Some(at) = find(data, b"branch=") else {
+            return false;
+        };
+        let rest = &data[at + 7..];
+        let end = rest
+            .iter()
+            .position(|b| matches!(b, b';' | b',' | b' ' | b'\t' | b'\r' | b'\n'))
+            .unwrap_or(rest.len());
+        std::str::from_utf8(&rest[..end]).is_ok_and(|b| self.branches.contains_key(b))
     }
 
     /// Answers outside any transaction (RFC 3261 §8.2.7): used for requests
@@ -355,11 +389,7 @@ impl Endpoint {
         }
         let resp = match &req.method {
             Method::Options => capabilities::options_response(&req, &tag),
-            Method::Register => match self.registrar.handle(&req, peer, &tag, now) {
-                RegisterOutcome::Respond(r) => r,
-                // Banned mid-transaction: let the transaction time out.
-                RegisterOutcome::Drop => return,
-            },
+            Method::Register => self.registrar.handle(&req, peer, &tag, now),
             _ if req.addr_to().is_ok_and(|t| t.tag().is_some()) => {
                 // In-dialog: to the call that owns the dialog, or 481.
                 let call =
@@ -525,5 +555,51 @@ impl Endpoint {
     pub fn housekeeping(&mut self, now: Instant) {
         self.registrar.tick(now);
         self.rate.prune(now);
+    }
+}
+
+/// A status line (`SIP/2.0 200 OK`) rather than a request line, after the
+/// CRLFs RFC 3261 §7.5 lets a sender put first.
+fn looks_like_response(data: &[u8]) -> bool {
+    let start = data
+        .iter()
+        .position(|b| !matches!(b, b'\r' | b'\n'))
+        .unwrap_or(data.len());
+    data[start..].starts_with(b"SIP/")
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn responses_are_told_from_requests_by_their_first_line() {
+        assert!(looks_like_response(b"SIP/2.0 200 OK\r\n\r\n"));
+        assert!(looks_like_response(b"\r\n\r\nSIP/2.0 180 Ringing\r\n"));
+        assert!(!looks_like_response(b"REGISTER sip:x SIP/2.0\r\n"));
+        assert!(!looks_like_response(b"OPTIONS SIP/2.0 x\r\n"));
+        assert!(!looks_like_response(b""));
+        assert!(!looks_like_response(b"\r\n"));
+    }
+
+    #[test]
+    fn only_our_branches_pass_an_exhausted_rate_limit() {
+        let mut ep = Endpoint::new(&Config::default(), Bindings::new(), Instant::now());
+        ep.branches.insert("z9hG4bKours1".into(), ClientTxId(1));
+        let ours =
+            b"SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bKours1;rport\r\n\r\n";
+        let theirs =
+            b"SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bKours12\r\n\r\n";
+        assert!(ep.is_our_branch(ours));
+        assert!(
+            !ep.is_our_branch(theirs),
+            "a longer branch is another branch"
+        );
+        assert!(!ep.is_our_branch(b"SIP/2.0 200 OK\r\n\r\n"));
+        assert!(!ep.is_our_branch(b"branch="));
     }
 }

@@ -14,32 +14,44 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use std::sync::Arc;
 
+/// Compares digests, so that neither the content nor the length of the
+/// token leaks through timing.
 fn token_ok(expected: &str, given: Option<&str>) -> bool {
+    use sha2::{Digest, Sha256};
     let Some(given) = given else { return false };
-    let (a, b) = (expected.as_bytes(), given.as_bytes());
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    let (a, b) = (Sha256::digest(expected), Sha256::digest(given));
+    a.iter()
+        .zip(b.iter())
+        .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+        == 0
 }
 
-/// `Authorization: Bearer <token>` (or `?token=` for the dashboard's
-/// convenience) on everything but /health and the dashboard page.
+/// `Authorization: Bearer <token>` on everything but /health and the
+/// dashboard page. Only the header: a token in the URL (`?token=`) ends up
+/// in proxy and server logs, browser history and Referer headers, so it is
+/// not accepted at all.
 async fn require_token(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
     let bearer = req
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
-    let query = req.uri().query().and_then(|q| {
-        q.split('&')
-            .find_map(|kv| kv.strip_prefix("token="))
-            .map(str::to_string)
-    });
-    if token_ok(&app.config.http.token, bearer.or(query.as_deref())) {
-        next.run(req).await
+        .and_then(|v| {
+            let (scheme, token) = v.split_once(' ')?;
+            scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+        });
+    if token_ok(&app.config.http.token, bearer) {
+        let mut resp = next.run(req).await;
+        // Operational data: never kept by a shared cache.
+        resp.headers_mut().insert(
+            header::CACHE_CONTROL,
+            header::HeaderValue::from_static("no-store"),
+        );
+        resp
     } else {
         (
             StatusCode::UNAUTHORIZED,
             [(header::WWW_AUTHENTICATE, "Bearer")],
-            "token required\n",
+            "token required (Authorization: Bearer <token>)\n",
         )
             .into_response()
     }

@@ -1,74 +1,35 @@
 //! The registrar for agents: REGISTER with digest authentication (RFC 3261
-//! §10.3 and §22), bindings with expiry, and failure throttling.
+//! §10.3 and §22), bindings with expiry, failure throttling and the rules
+//! for what a Contact may point at.
 
 pub mod bindings;
+pub mod contact_policy;
+mod digest_auth;
 
 pub use bindings::{Binding, Bindings};
+pub use contact_policy::ContactPolicy;
 
 use crate::config::{Config, RegistrarConfig};
-use crate::security::AuthThrottle;
-use crate::security::throttle::FailureOutcome;
-use crate::sip::auth::{Algorithm, Challenge, Credentials, DigestInput, NonceCheck, Nonces};
 use crate::sip::message::validate::Rejection;
 use crate::sip::message::{HeaderName, MessageExt, NameAddr, Request, Response};
 use crate::sip::transport::Peer;
-use std::collections::HashMap;
+use digest_auth::{Auth, Authenticator};
 use std::time::{Duration, Instant, SystemTime};
 use tracing::{info, warn};
 
-pub enum RegisterOutcome {
-    Respond(Response),
-    /// The source is banned: no answer at all.
-    Drop,
-}
-
 pub struct Registrar {
-    realm: String,
-    secrets: HashMap<String, String>,
+    auth: Authenticator,
     cfg: RegistrarConfig,
-    nonces: Nonces,
-    opaque: String,
-    throttle: AuthThrottle,
-    ban_secs: u64,
-    algorithms: Vec<Algorithm>,
+    contacts: ContactPolicy,
     bindings: Bindings,
-}
-
-enum Auth {
-    Ok(String),
-    Challenge { stale: bool },
-    Failed,
 }
 
 impl Registrar {
     pub fn new(config: &Config, bindings: Bindings, now: Instant) -> Self {
-        let sec = &config.security;
-        let trusted = sec.trusted_cidrs();
-        let mut opaque = [0u8; 8];
-        rand::fill(&mut opaque);
         Registrar {
-            realm: config.sip.realm.clone(),
-            secrets: config
-                .agents
-                .iter()
-                .map(|a| (a.user.clone(), a.secret.clone()))
-                .collect(),
+            auth: Authenticator::new(config, now),
             cfg: config.registrar.clone(),
-            nonces: Nonces::new(Duration::from_secs(config.registrar.nonce_lifetime_s), now),
-            opaque: hex::encode(opaque),
-            throttle: AuthThrottle::new(
-                sec.auth_fail_limit,
-                Duration::from_secs(sec.auth_fail_window_s),
-                Duration::from_secs(sec.auth_ban_s),
-                trusted,
-            ),
-            ban_secs: sec.auth_ban_s,
-            algorithms: config
-                .registrar
-                .digest_algorithms
-                .iter()
-                .filter_map(|a| Algorithm::parse(Some(a)))
-                .collect(),
+            contacts: ContactPolicy::new(config.dialer.outbound_targets()),
             bindings,
         }
     }
@@ -77,9 +38,10 @@ impl Registrar {
         &self.bindings
     }
 
-    /// Whether requests from this source should be ignored.
+    /// Whether requests from this source should be ignored (responses
+    /// never are: they belong to our own transactions).
     pub fn is_banned(&self, peer: &Peer, now: Instant) -> bool {
-        self.throttle.is_banned(peer.addr.ip(), now)
+        self.auth.is_banned(peer, now)
     }
 
     /// Periodic housekeeping: expired bindings and replay state.
@@ -87,144 +49,37 @@ impl Registrar {
         for (agent, contact) in self.bindings.expire(now) {
             info!(agent = %agent, contact = %contact, "binding expired");
         }
-        self.nonces.prune(now);
-        self.throttle.prune(now);
-    }
-
-    fn challenge(&self, req: &Request, tag: &str, stale: bool, now: Instant) -> Response {
-        let nonce = self.nonces.issue(now);
-        let mut resp = Response::to_request(req, 401, Some(tag));
-        // One challenge per configured algorithm, in preference order
-        // (RFC 8760 §2.4).
-        for &algorithm in &self.algorithms {
-            let c = Challenge {
-                realm: &self.realm,
-                nonce: &nonce,
-                opaque: &self.opaque,
-                algorithm,
-                stale,
-            };
-            resp.headers
-                .push(HeaderName::WwwAuthenticate, c.header_value());
-        }
-        resp
-    }
-
-    fn fail(&mut self, peer: &Peer, user: &str, reason: &str, now: Instant) {
-        let ip = peer.addr.ip();
-        // One stable line per failure for fail2ban-style tooling.
-        warn!(target: "callgate::auth", src_ip = %ip, user = %user, reason = %reason, "auth failure");
-        if self.throttle.record_failure(ip, now) == FailureOutcome::Banned {
-            warn!(target: "callgate::auth", src_ip = %ip, ban_s = self.ban_secs, "source banned after repeated auth failures");
-        }
-    }
-
-    fn authenticate(&mut self, req: &Request, peer: &Peer, now: Instant) -> Auth {
-        let mut creds = None;
-        for v in req.headers.get_all(&HeaderName::Authorization) {
-            match Credentials::parse(v) {
-                Ok(Some(c)) if c.realm == self.realm => {
-                    creds = Some(c);
-                    break;
-                }
-                Ok(_) => {}
-                Err(e) => {
-                    self.fail(peer, "", &format!("malformed credentials: {e}"), now);
-                    return Auth::Failed;
-                }
-            }
-        }
-        let Some(c) = creds else {
-            return Auth::Challenge { stale: false };
-        };
-        let Some(secret) = self.secrets.get(&c.username).cloned() else {
-            self.fail(peer, &c.username, "unknown user", now);
-            return Auth::Failed;
-        };
-        let algorithm = match Algorithm::parse(c.algorithm.as_deref()) {
-            Some(a) if self.algorithms.contains(&a) => a,
-            _ => return Auth::Challenge { stale: false },
-        };
-        match self.nonces.check(&c.nonce, now) {
-            NonceCheck::Valid => {}
-            NonceCheck::Stale => return Auth::Challenge { stale: true },
-            // A nonce from before a restart, or forged: challenge afresh.
-            NonceCheck::Invalid => return Auth::Challenge { stale: false },
-        }
-        let (qop, nc) = match c.qop.as_deref() {
-            None => (None, None),
-            Some(q) if q.eq_ignore_ascii_case("auth") => match (c.nonce_count(), &c.cnonce) {
-                (Some(nc), Some(_)) => (Some("auth"), Some(nc)),
-                _ => {
-                    self.fail(peer, &c.username, "qop=auth without nc/cnonce", now);
-                    return Auth::Failed;
-                }
-            },
-            Some(_) => return Auth::Challenge { stale: false },
-        };
-        let expected = DigestInput {
-            algorithm,
-            username: &c.username,
-            realm: &self.realm,
-            password: &secret,
-            method: req.method.as_str(),
-            uri: &c.uri,
-            nonce: &c.nonce,
-            qop,
-            nc: c.nc.as_deref().unwrap_or_default(),
-            cnonce: c.cnonce.as_deref().unwrap_or_default(),
-        }
-        .response();
-        if !crate::sip::auth::digest::constant_time_eq(&expected, &c.response) {
-            self.fail(peer, &c.username, "wrong password", now);
-            return Auth::Failed;
-        }
-        if !self.nonces.record_use(&c.nonce, nc, now) {
-            self.fail(peer, &c.username, "replayed nonce", now);
-            return Auth::Failed;
-        }
-        self.throttle.record_success(peer.addr.ip());
-        Auth::Ok(c.username)
+        self.auth.tick(now);
     }
 
     /// Handles a validated REGISTER. `tag` is the To tag for responses.
-    pub fn handle(
-        &mut self,
-        req: &Request,
-        peer: Peer,
-        tag: &str,
-        now: Instant,
-    ) -> RegisterOutcome {
-        // A banned source never gets here: the endpoint drops everything
-        // from it before parsing.
+    pub fn handle(&mut self, req: &Request, peer: Peer, tag: &str, now: Instant) -> Response {
+        // A banned source never gets here: the endpoint drops its requests.
         let reply = |code: u16| Response::to_request(req, code, Some(tag));
         let to = match req.addr_to() {
             Ok(t) if t.uri.is_sip() => t,
             // RFC 4475 §3.3.4: the AOR must be a SIP or SIPS URI.
             _ => {
-                return RegisterOutcome::Respond(
-                    reply(400).with_reason("To must be a SIP or SIPS URI"),
-                );
+                return reply(400).with_reason("To must be a SIP or SIPS URI");
             }
         };
-        let user = match self.authenticate(req, &peer, now) {
+        let user = match self.auth.authenticate(req, &peer, now) {
             Auth::Ok(u) => u,
             Auth::Challenge { stale } => {
-                return RegisterOutcome::Respond(self.challenge(req, tag, stale, now));
+                return self.auth.challenge(req, &peer, tag, stale, now);
             }
-            Auth::Failed => {
-                if self.is_banned(&peer, now) {
-                    return RegisterOutcome::Drop;
-                }
-                return RegisterOutcome::Respond(self.challenge(req, tag, false, now));
+            Auth::Locked => {
+                return reply(403).with_reason("Too many authentication failures for this user");
             }
         };
         let aor_user = to.uri.user_unescaped().unwrap_or_default();
         if aor_user != user {
-            warn!(target: "callgate::auth", src_ip = %peer.addr.ip(), user = %user, aor = %aor_user, "authenticated user may not register this AOR");
-            return RegisterOutcome::Respond(
-                reply(403).with_reason("Authenticated user does not match To"),
-            );
+            warn!(target: "callgate::auth", src_ip = %peer.addr.ip(), user = ?user, aor = ?aor_user, "authenticated user may not register this AOR");
+            return reply(403).with_reason("Authenticated user does not match To");
+        }
+        if let Err(why) = self.check_contacts(req, &user, &peer) {
+            warn!(target: "callgate::auth", src_ip = %peer.addr.ip(), user = ?user, reason = %why, "registration refused");
+            return reply(403).with_reason("Contact not allowed");
         }
         match self.update_bindings(req, &user, peer, now) {
             Ok(()) => {
@@ -235,10 +90,25 @@ impl Registrar {
                         .set("expires", Some(b.remaining_secs(now).to_string()));
                     resp.headers.push(HeaderName::Contact, c.to_string());
                 }
-                RegisterOutcome::Respond(resp)
+                resp
             }
-            Err(rej) => RegisterOutcome::Respond(rej.respond_to(req, tag)),
+            Err(rej) => rej.respond_to(req, tag),
         }
+    }
+
+    /// The Contact policy (see `contact_policy`), for every Contact of the
+    /// request (malformed ones are refused later with 400).
+    fn check_contacts(&self, req: &Request, user: &str, peer: &Peer) -> Result<(), String> {
+        self.contacts.check_source(peer)?;
+        for v in req.headers.get_all(&HeaderName::Contact) {
+            if v.trim() == "*" {
+                continue;
+            }
+            if let Ok(c) = NameAddr::parse(v) {
+                self.contacts.check(&c.uri, user, peer)?;
+            }
+        }
+        Ok(())
     }
 
     fn update_bindings(

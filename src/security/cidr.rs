@@ -20,8 +20,17 @@ impl Cidr {
         (prefix <= max).then_some(Cidr { net, prefix })
     }
 
+    /// The block holding exactly `ip`.
+    pub fn host(ip: IpAddr) -> Cidr {
+        let ip = ip.to_canonical();
+        Cidr {
+            net: ip,
+            prefix: if ip.is_ipv4() { 32 } else { 128 },
+        }
+    }
+
     pub fn contains(&self, ip: IpAddr) -> bool {
-        match (self.net, ip) {
+        match (self.net, ip.to_canonical()) {
             (IpAddr::V4(n), IpAddr::V4(a)) => {
                 let mask = u32::MAX
                     .checked_shl(32 - u32::from(self.prefix))

@@ -37,14 +37,18 @@ impl RateLimiter {
 
     /// True if a request from `ip` may be processed now.
     pub fn allow(&mut self, ip: IpAddr, now: Instant) -> bool {
+        let ip = ip.to_canonical();
         if self.per_second <= 0.0 || any_contains(&self.trusted, ip) {
             return true;
         }
-        // Full: a new source waits for `prune` rather than each of its
-        // packets paying a scan of the table (a spoofed-source flood would
-        // otherwise cost 100k entries per datagram).
+        // Full (a flood from more sources than a per-source limit can
+        // help against, i.e. spoofed ones): a new source goes untracked
+        // until `prune` makes room. Refusing it instead would let spoofed
+        // packets lock every legitimate newcomer (an agent re-registering,
+        // a caller) out; scanning the table per packet would cost 100k
+        // entries per datagram.
         if self.buckets.len() >= MAX_TRACKED && !self.buckets.contains_key(&ip) {
-            return false;
+            return true;
         }
         let b = self.buckets.entry(ip).or_insert(Bucket {
             tokens: self.burst,
@@ -92,6 +96,21 @@ mod tests {
         assert!(r.allow(ip, t0 + Duration::from_millis(150)));
         let mut off = RateLimiter::new(0, vec![]);
         assert!((0..1000).all(|_| off.allow(ip, t0)));
+    }
+
+    #[test]
+    fn a_full_table_does_not_lock_newcomers_out() {
+        let t0 = Instant::now();
+        let mut r = RateLimiter::new(10, vec![]);
+        for i in 0..MAX_TRACKED as u32 {
+            r.allow(IpAddr::from(i.to_be_bytes()), t0);
+        }
+        assert_eq!(r.tracked(), MAX_TRACKED);
+        let agent: IpAddr = "2001:db8::1".parse().unwrap();
+        assert!(r.allow(agent, t0), "a new source still gets through");
+        assert_eq!(r.tracked(), MAX_TRACKED);
+        r.prune(t0 + Duration::from_secs(3));
+        assert_eq!(r.tracked(), 0);
     }
 
     #[test]

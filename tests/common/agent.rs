@@ -36,6 +36,11 @@ impl Agent {
         Self::register_on(Ua::udp(target), user, secret)
     }
 
+    /// Registers from a socket bound to `bind` (another loopback address).
+    pub fn register_from(bind: &str, target: SocketAddr, user: &str, secret: &str) -> Agent {
+        Self::register_on(Ua::udp_from(bind, target), user, secret)
+    }
+
     /// Registers over a TCP connection (kept open for the offers).
     pub fn register_tcp(target: SocketAddr, user: &str, secret: &str) -> Agent {
         Self::register_on(Ua::tcp(target), user, secret)

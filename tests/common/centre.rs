@@ -15,7 +15,12 @@ pub struct Opts<'a> {
     /// Extra keys for the `[dialer]` table.
     pub dialer: &'a str,
     pub ring_timeout_s: Option<u64>,
+    /// Replaces the dialer's number rules (`allowed_regions`,
+    /// `allowed_prefixes`, `blocked_prefixes`).
+    pub rules: Option<&'a str>,
 }
+
+const DEFAULT_RULES: &str = "allowed_regions = [\"US\", \"GB\"]\nallowed_prefixes = [\"+1\", \"+44\"]\nblocked_prefixes = [\"+1900\"]";
 
 pub fn centre_config(flows_dir: &Path, trunk: &str, extra: &str) -> String {
     centre_config_opts(flows_dir, trunk, extra, &Opts::default())
@@ -29,6 +34,7 @@ pub fn centre_config_opts(flows_dir: &Path, trunk: &str, extra: &str, o: &Opts<'
     });
     let callbacks_max = o.callbacks_max.unwrap_or(20);
     let dialer_extra = o.dialer;
+    let rules = o.rules.unwrap_or(DEFAULT_RULES);
     let ring = o.ring_timeout_s.unwrap_or(30);
     format!(
         r#"
@@ -63,8 +69,7 @@ queues = [{{ queue = "support", priority = 1 }}, {{ queue = "sales", priority = 
 
 [dialer]
 country = "US"
-allowed_prefixes = ["+1", "+44"]
-blocked_prefixes = ["+1900"]
+{rules}
 target = "{trunk}"
 uri_template = "sip:{{number}}@{trunk}"
 ring_timeout_s = {ring}

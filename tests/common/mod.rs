@@ -106,7 +106,7 @@ impl Gateway {
     }
 
     pub fn start_with_config(dir: tempfile::TempDir, text: &str) -> Gateway {
-        Self::start_with_config_via(dir, text, &[])
+        Self::launch(dir, text, &[], &[])
     }
 
     /// Like `start_with_config`, run through `wrapper` (e.g. `ip netns
@@ -116,6 +116,15 @@ impl Gateway {
         text: &str,
         wrapper: &[String],
     ) -> Gateway {
+        Self::launch(dir, text, wrapper, &[])
+    }
+
+    /// Like `start_with_config`, with extra command-line arguments.
+    pub fn start_with_args(dir: tempfile::TempDir, text: &str, args: &[&str]) -> Gateway {
+        Self::launch(dir, text, &[], args)
+    }
+
+    fn launch(dir: tempfile::TempDir, text: &str, wrapper: &[String], args: &[&str]) -> Gateway {
         let config_path = dir.path().join("callgate.toml");
         std::fs::write(&config_path, text).expect("write config");
         let bin = env!("CARGO_BIN_EXE_callgate");
@@ -128,6 +137,7 @@ impl Gateway {
             None => Command::new(bin),
         };
         let mut child = cmd
+            .args(args)
             .arg("--config")
             .arg(&config_path)
             .env("RUST_LOG", "info,callgate=debug")

@@ -218,16 +218,26 @@ impl Drop for Background {
     }
 }
 
-/// The agent side with SIPp: one instance registers (with its Contact
-/// pointing at the other), one answers offers.
+/// The agent side with SIPp: the answering instance's port is registered
+/// first (by the test UA, from that very port, since callgate sends offers
+/// back to the address a REGISTER came from), then SIPp takes the port
+/// over and answers offers.
 pub struct SippAgent {
-    pub register: Background,
     pub answer: Background,
     pub media_port: u16,
 }
 
 pub fn sipp_agent(gw: &super::Gateway, offers: usize, talk_ms: u64) -> SippAgent {
     sipp_agent_on(gw, offers, talk_ms, super::even_udp_port(), 0)
+}
+
+/// Registers `user` from 127.0.0.1:`port` (Contact at that port) for
+/// `expires` seconds and frees the port again.
+pub fn register_from_port(gw: &super::Gateway, port: u16, user: &str, secret: &str, expires: u32) {
+    let mut ua = super::ua::Ua::udp_from(&format!("127.0.0.1:{port}"), gw.udp);
+    let mut reg = super::ua::Registration::new(&mut ua, user, secret);
+    let r = reg.register(&mut ua, expires).expect("REGISTER answered");
+    assert_eq!(r.status, 200, "{user} registers from port {port}");
 }
 
 pub fn sipp_agent_on(
@@ -238,6 +248,8 @@ pub fn sipp_agent_on(
     speak_after_ms: u64,
 ) -> SippAgent {
     let answer_port = super::free_udp_port();
+    register_from_port(gw, answer_port, "alice", "alice-secret", 300);
+    // An offer sent before SIPp binds the port is retransmitted (Timer A).
     let answer = Background::start(
         "agent_answer.xml",
         None,
@@ -258,22 +270,6 @@ pub fn sipp_agent_on(
             &speak_after_ms.to_string(),
         ],
     );
-    let csv = gw.dir.path().join(format!("agent{answer_port}.csv"));
-    std::fs::write(&csv, format!("SEQUENTIAL\nalice;[authentication username=alice password=alice-secret];{answer_port}\n")).unwrap();
-    let register = Background::start(
-        "agent_register.xml",
-        Some(gw.udp),
-        super::free_udp_port(),
-        &[
-            "-m",
-            "1",
-            "-inf",
-            csv.to_str().unwrap(),
-            "-set",
-            "stay",
-            "300000",
-        ],
-    );
     assert!(
         gw.wait_for_log(
             &["binding added", "agent=alice", &format!(":{answer_port}")],
@@ -282,9 +278,5 @@ pub fn sipp_agent_on(
         "{}",
         gw.logs()
     );
-    SippAgent {
-        register,
-        answer,
-        media_port,
-    }
+    SippAgent { answer, media_port }
 }

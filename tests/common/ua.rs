@@ -55,6 +55,15 @@ impl Ua {
         }
     }
 
+    /// A second handle on the UDP socket (to send from the same address
+    /// and port while this UA keeps receiving).
+    pub fn udp_clone(&self) -> Option<UdpSocket> {
+        match &self.link {
+            Link::Udp(s) => s.try_clone().ok(),
+            Link::Tcp(..) => None,
+        }
+    }
+
     pub fn transport(&self) -> &'static str {
         match self.link {
             Link::Udp(_) => "UDP",

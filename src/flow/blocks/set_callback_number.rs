@@ -85,6 +85,7 @@ type = "disconnect"
             rules: DialRules {
                 allowed_prefixes: vec!["+1".into()],
                 blocked_prefixes: vec!["+1900".into()],
+                ..DialRules::default()
             },
             ..FakeEnv::default()
         }

@@ -177,10 +177,19 @@ impl StoreInput {
             InputMode::Digits => typed,
             InputMode::PhoneNumber => {
                 let country = self.country.as_deref().and_then(phone::country);
-                match phone::normalize_keyed(&typed, self.format, country) {
+                // A number callgate would never dial is invalid here
+                // already: the caller hears so before confirming it, not
+                // after.
+                let checked = phone::normalize_keyed(&typed, self.format, country)
+                    .map_err(|e| e.to_string())
+                    .and_then(|n| {
+                        cx.env.dial_rules().check(&n).map_err(|e| e.to_string())?;
+                        Ok(n)
+                    });
+                match checked {
                     Ok(n) => n,
-                    Err(_) => {
-                        info!(block = %cx.block, "invalid phone number");
+                    Err(reason) => {
+                        info!(block = %cx.block, %reason, "invalid phone number");
                         return Step::Next(
                             self.on_invalid
                                 .clone()

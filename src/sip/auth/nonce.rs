@@ -2,10 +2,18 @@
 //! kept per challenge, which a flood of REGISTERs could exhaust) with
 //! replay protection by nonce count, tracked only for nonces that were
 //! actually used with valid credentials.
+//!
+//! A nonce is bound to the IP address it was issued to (like Kamailio's
+//! `auth_checks_register` source-IP check): a request carrying a valid
+//! nonce therefore came from an address that could receive our
+//! challenge, which is what lets a wrong response count as evidence
+//! against that address (a spoofer sees no challenge). The port is left
+//! out: NAT may rebind it between a challenge and the retry.
 
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 type HmacSha256 = Hmac<Sha256>;
@@ -44,31 +52,37 @@ impl Nonces {
         }
     }
 
-    fn mac(&self, body: &[u8]) -> Vec<u8> {
+    fn mac(&self, body: &[u8], ip: IpAddr) -> Vec<u8> {
         // HMAC accepts keys of any length; new_from_slice cannot fail here.
         match HmacSha256::new_from_slice(&self.key) {
             Ok(mut m) => {
                 m.update(body);
+                match ip.to_canonical() {
+                    IpAddr::V4(v4) => m.update(&v4.octets()),
+                    IpAddr::V6(v6) => m.update(&v6.octets()),
+                }
                 m.finalize().into_bytes().to_vec()
             }
             Err(_) => Vec::new(),
         }
     }
 
-    /// A fresh nonce: hex(ms-since-epoch ‖ 8 random bytes ‖ MAC[..12]).
-    pub fn issue(&self, now: Instant) -> String {
+    /// A fresh nonce for `ip`: hex(ms-since-epoch ‖ 8 random bytes ‖
+    /// MAC(those ‖ ip)[..12]).
+    pub fn issue(&self, ip: IpAddr, now: Instant) -> String {
         let ms = now.saturating_duration_since(self.epoch).as_millis() as u64;
         let mut body = Vec::with_capacity(16);
         body.extend_from_slice(&ms.to_be_bytes());
         let mut r = [0u8; 8];
         rand::fill(&mut r);
         body.extend_from_slice(&r);
-        let mac = self.mac(&body);
+        let mac = self.mac(&body, ip);
         body.extend_from_slice(mac.get(..12).unwrap_or_default());
         hex::encode(body)
     }
 
-    pub fn check(&self, nonce: &str, now: Instant) -> NonceCheck {
+    /// Whether `nonce` is one we issued to `ip` and is still fresh.
+    pub fn check(&self, nonce: &str, ip: IpAddr, now: Instant) -> NonceCheck {
         let Ok(raw) = hex::decode(nonce) else {
             return NonceCheck::Invalid;
         };
@@ -76,7 +90,7 @@ impl Nonces {
             return NonceCheck::Invalid;
         }
         let (body, mac) = raw.split_at(16);
-        let expected = self.mac(body);
+        let expected = self.mac(body, ip);
         let ok = expected
             .get(..12)
             .is_some_and(|e| e.iter().zip(mac).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0);
@@ -137,35 +151,49 @@ impl Nonces {
 mod tests {
     use super::*;
 
+    const IP: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(192, 0, 2, 1));
+
     #[test]
     fn issue_check_expire_tamper() {
         let t0 = Instant::now();
         let n = Nonces::new(Duration::from_secs(300), t0);
-        let nonce = n.issue(t0);
+        let nonce = n.issue(IP, t0);
         assert_eq!(
-            n.check(&nonce, t0 + Duration::from_secs(10)),
+            n.check(&nonce, IP, t0 + Duration::from_secs(10)),
             NonceCheck::Valid
         );
         assert_eq!(
-            n.check(&nonce, t0 + Duration::from_secs(301)),
+            n.check(&nonce, IP, t0 + Duration::from_secs(301)),
             NonceCheck::Stale
         );
         let mut bad = nonce.clone().into_bytes();
         bad[3] = if bad[3] == b'0' { b'1' } else { b'0' };
         assert_eq!(
-            n.check(&String::from_utf8(bad).unwrap(), t0),
+            n.check(&String::from_utf8(bad).unwrap(), IP, t0),
             NonceCheck::Invalid
         );
-        assert_eq!(n.check("zz", t0), NonceCheck::Invalid);
+        assert_eq!(n.check("zz", IP, t0), NonceCheck::Invalid);
         let other = Nonces::new(Duration::from_secs(300), t0);
-        assert_eq!(other.check(&nonce, t0), NonceCheck::Invalid);
+        assert_eq!(other.check(&nonce, IP, t0), NonceCheck::Invalid);
+    }
+
+    #[test]
+    fn bound_to_the_address_it_was_issued_to() {
+        let t0 = Instant::now();
+        let n = Nonces::new(Duration::from_secs(300), t0);
+        let nonce = n.issue(IP, t0);
+        let elsewhere: IpAddr = "192.0.2.2".parse().unwrap();
+        assert_eq!(n.check(&nonce, elsewhere, t0), NonceCheck::Invalid);
+        // The same address seen through a dual-stack socket.
+        let mapped: IpAddr = "::ffff:192.0.2.1".parse().unwrap();
+        assert_eq!(n.check(&nonce, mapped, t0), NonceCheck::Valid);
     }
 
     #[test]
     fn replay_detection() {
         let t0 = Instant::now();
         let mut n = Nonces::new(Duration::from_secs(300), t0);
-        let nonce = n.issue(t0);
+        let nonce = n.issue(IP, t0);
         assert!(n.record_use(&nonce, Some(1), t0));
         assert!(n.record_use(&nonce, Some(2), t0));
         assert!(
@@ -173,7 +201,7 @@ mod tests {
             "same nc again is a replay"
         );
         assert!(n.record_use(&nonce, Some(0x10), t0));
-        let once = n.issue(t0);
+        let once = n.issue(IP, t0);
         assert!(n.record_use(&once, None, t0));
         assert!(!n.record_use(&once, None, t0));
     }

@@ -2,6 +2,12 @@
 //! numbering database (the `phonenumber` port of libphonenumber), and the
 //! rules that decide which numbers callgate may ever dial.
 
+mod kinds;
+mod rules;
+
+pub use kinds::{NumberType, Region};
+pub use rules::{DialRefusal, DialRules};
+
 use phonenumber::Mode;
 use phonenumber::country::Id;
 use serde::Deserialize;
@@ -27,7 +33,7 @@ pub enum PhoneError {
     Invalid,
 }
 
-fn e164(n: &phonenumber::PhoneNumber) -> String {
+pub(crate) fn e164(n: &phonenumber::PhoneNumber) -> String {
     n.format().mode(Mode::E164).to_string()
 }
 
@@ -75,55 +81,6 @@ pub fn normalize_signalled(raw: &str, default_country: Option<Id>) -> Option<Str
 /// first use, ~1 s in debug builds) is ready before the first caller.
 pub fn warm_up() {
     let _ = normalize_signalled("+12015550100", None);
-}
-
-/// Which E.164 numbers may be dialled: callgate must never become an open
-/// relay for toll fraud, whatever a flow or an API call asks for.
-#[derive(Debug, Clone, Default)]
-pub struct DialRules {
-    /// If non-empty, a number must start with one of these (e.g. "+1").
-    pub allowed_prefixes: Vec<String>,
-    /// Never dialled (premium rate, international, …), e.g. "+1900".
-    pub blocked_prefixes: Vec<String>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum DialRefusal {
-    #[error("{0} is not a valid E.164 number")]
-    Invalid(String),
-    #[error("{0} is not in an allowed prefix")]
-    NotAllowed(String),
-    #[error("{0} is in a blocked prefix")]
-    Blocked(String),
-}
-
-impl DialRules {
-    pub fn check(&self, number: &str) -> Result<(), DialRefusal> {
-        let valid = number.starts_with('+')
-            && number.len() >= 8
-            && number.len() <= 16
-            && number[1..].chars().all(|c| c.is_ascii_digit())
-            && phonenumber::parse(None, number).is_ok_and(|n| phonenumber::is_valid(&n));
-        if !valid {
-            return Err(DialRefusal::Invalid(number.to_string()));
-        }
-        if self
-            .blocked_prefixes
-            .iter()
-            .any(|p| number.starts_with(p.as_str()))
-        {
-            return Err(DialRefusal::Blocked(number.to_string()));
-        }
-        if !self.allowed_prefixes.is_empty()
-            && !self
-                .allowed_prefixes
-                .iter()
-                .any(|p| number.starts_with(p.as_str()))
-        {
-            return Err(DialRefusal::NotAllowed(number.to_string()));
-        }
-        Ok(())
-    }
 }
 
 #[cfg(test)]
@@ -190,31 +147,5 @@ mod tests {
         );
         assert_eq!(normalize_signalled("alice", us), None);
         assert_eq!(normalize_signalled("100", us), None);
-    }
-
-    #[test]
-    fn dial_rules() {
-        let r = DialRules {
-            allowed_prefixes: vec!["+1".into()],
-            blocked_prefixes: vec!["+1900".into()],
-        };
-        assert!(r.check("+12015550123").is_ok());
-        assert!(matches!(
-            r.check("+19005550123"),
-            Err(DialRefusal::Blocked(_))
-        ));
-        assert!(matches!(
-            r.check("+442079460000"),
-            Err(DialRefusal::NotAllowed(_))
-        ));
-        assert!(matches!(
-            r.check("12015550123"),
-            Err(DialRefusal::Invalid(_))
-        ));
-        assert!(matches!(
-            r.check("+1201555012;x"),
-            Err(DialRefusal::Invalid(_))
-        ));
-        assert!(DialRules::default().check("+442079460000").is_ok());
     }
 }
