@@ -120,14 +120,16 @@ fn callback_end_to_end_with_caller_id_whispers_and_bridge() {
             "500",
             "-set",
             "talk",
-            "12000",
+            "17000",
         ],
     );
     // The agent's media port is chosen before it registers, so the capture
-    // can start before the offer does.
+    // can start before the offer does. The agent speaks 11 s after
+    // answering: after its whisper (~3 s), the ring (0.5 s) and the
+    // customer's whisper (~5.5 s), with room for a loaded machine.
     let agent_media = common::even_udp_port();
     let cap = capture::Capture::start_ports(&pcap, &[customer_media, agent_media]);
-    let mut agent = sipp_agent_on(&gw, 1, 20000, agent_media, 9000);
+    let mut agent = sipp_agent_on(&gw, 1, 24000, agent_media, 11000);
     assert_eq!(
         customer.wait(Duration::from_secs(60)),
         Some(0),

@@ -20,6 +20,7 @@ use crate::media::engine::MediaEngine;
 use crate::media::leg::LegLink;
 use crate::phone::DialRules;
 use crate::registrar::Bindings;
+use crate::routing::hours::Hours;
 use crate::routing::{ContactKind, ProfileEntry, QueuedContact, Router};
 use crate::store::{ContactRecord, NewCallback, RecordWriter, Store, StoreError};
 use parking_lot::Mutex;
@@ -62,6 +63,8 @@ pub struct Centre {
     pub flows: FlowSet,
     pub router: Mutex<Router>,
     pub queues: HashMap<String, QueueConfig>,
+    /// Each queue's hours of operation.
+    hours: HashMap<String, Hours>,
     pub country: Option<phonenumber::country::Id>,
     /// Callbacks: their state (the book) and dialling customers back.
     pub dialer: Dialer,
@@ -132,6 +135,16 @@ impl Centre {
             rules: config.dialer.dial_rules(),
         };
         Centre {
+            hours: config
+                .queues
+                .iter()
+                .map(|q| {
+                    (
+                        q.name.clone(),
+                        Hours::new(q.hours.clone(), q.utc_offset_minutes),
+                    )
+                })
+                .collect(),
             queues: config
                 .queues
                 .iter()
@@ -272,17 +285,10 @@ impl Centre {
         self.queues.get(name)
     }
 
-    /// Within the queue's hours of operation (always, without hours).
-    pub fn is_open(&self, queue: &str) -> bool {
-        let Some(q) = self.queue(queue) else {
-            return false;
-        };
-        let spans = q
-            .hours
-            .iter()
-            .filter_map(|h| crate::routing::hours::Span::parse(h).ok())
-            .collect();
-        crate::routing::hours::Hours::new(spans, q.utc_offset_minutes).is_open(SystemTime::now())
+    /// Within the queue's hours of operation at `at` (always, without
+    /// hours; never, for a queue that does not exist).
+    pub fn is_open(&self, queue: &str, at: SystemTime) -> bool {
+        self.hours.get(queue).is_some_and(|h| h.is_open(at))
     }
 
     /// Runs a flow on a call's session, with this centre's services.
@@ -326,7 +332,7 @@ impl FlowEnv for Centre {
             estimated_wait_s: position * per,
             agents_available: s.agents_available as u64,
             agents_online: s.agents_online as u64,
-            open: self.is_open(queue),
+            open: self.is_open(queue, wall),
         }
     }
 

@@ -172,6 +172,42 @@ fn walk_item(item: &Item, offset: usize, path: &mut String) -> bool {
     }
 }
 
+/// The toml crate reports a value that failed inside an array at the
+/// whole array. Our value errors begin with the value quoted (`"banana" is
+/// not …`): find that element, for its own line and `[index]`.
+pub fn element_named(text: &str, span_start: usize, message: &str) -> Option<usize> {
+    let quoted = message.strip_prefix('"')?;
+    let value = quoted.get(..quoted.find('"')?)?;
+    let doc = Document::parse(text.to_string()).ok()?;
+    find_element(doc.as_item(), span_start, value)
+}
+
+fn find_element(item: &Item, span_start: usize, value: &str) -> Option<usize> {
+    match item {
+        Item::Table(t) => t
+            .iter()
+            .find_map(|(_, i)| find_element(i, span_start, value)),
+        Item::ArrayOfTables(a) => a.iter().find_map(|t| {
+            t.iter()
+                .find_map(|(_, i)| find_element(i, span_start, value))
+        }),
+        Item::Value(v) => {
+            if let Some(a) = v.as_array()
+                && v.span().is_some_and(|s| s.start == span_start)
+            {
+                return a
+                    .iter()
+                    .find(|e| e.as_str() == Some(value))
+                    .and_then(|e| e.span().map(|s| s.start));
+            }
+            let t = v.as_inline_table()?;
+            t.iter()
+                .find_map(|(_, v)| find_element(&Item::Value(v.clone()), span_start, value))
+        }
+        Item::None => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -183,6 +219,16 @@ mod tests {
         assert_eq!(locate(text, "agents[1].secret"), Some((9, 1)));
         assert_eq!(locate(text, "agents[1].missing"), Some((7, 1)));
         assert_eq!(locate(text, "nothing"), None);
+    }
+
+    #[test]
+    fn an_array_error_is_narrowed_to_the_element_it_names() {
+        let text = "[security]\ntrusted = [\n  \"10.0.0.0/8\",\n  \"banana\",\n]\n";
+        let array = text.find('[').map(|_| text.find("[\n").unwrap()).unwrap();
+        let at = element_named(text, array, "\"banana\" is not an address").unwrap();
+        assert_eq!(line_col(text, at), (4, 3));
+        assert_eq!(key_at(text, at).as_deref(), Some("security.trusted[1]"));
+        assert_eq!(element_named(text, array, "no quote"), None);
     }
 
     #[test]

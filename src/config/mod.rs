@@ -5,6 +5,7 @@
 pub mod error;
 pub mod load;
 pub mod locate;
+pub mod typed;
 
 pub use error::{ConfigError, ConfigErrors};
 pub use load::{Overrides, load, load_str};
@@ -233,18 +234,8 @@ pub struct SecurityConfig {
     pub max_requests_per_source_per_s: u32,
     /// Sources never rate-limited or banned (load generators), as CIDR
     /// blocks. The dialer's trunk is always exempt.
-    pub trusted: Vec<String>,
-}
-
-impl SecurityConfig {
-    /// The trusted blocks, parsed (load-time validation has already
-    /// refused any that don't parse).
-    pub fn trusted_cidrs(&self) -> Vec<crate::security::Cidr> {
-        self.trusted
-            .iter()
-            .filter_map(|c| crate::security::Cidr::parse(c))
-            .collect()
-    }
+    #[serde(deserialize_with = "typed::cidr")]
+    pub trusted: Vec<crate::security::Cidr>,
 }
 
 impl Config {
@@ -253,7 +244,7 @@ impl Config {
     /// customer's answers to our own calls; it is also the one address an
     /// attacker would most like to get banned.
     pub fn exempt_sources(&self) -> Vec<crate::security::Cidr> {
-        let mut v = self.security.trusted_cidrs();
+        let mut v = self.security.trusted.clone();
         v.extend(
             self.dialer
                 .outbound_targets()
@@ -379,8 +370,8 @@ pub struct QueueConfig {
     pub dedupe_callbacks: bool,
     /// Hours of operation, e.g. ["mon-fri 09:00-17:00"]; empty = always
     /// open. Flows test them with Check queue status (metric "open").
-    #[serde(default)]
-    pub hours: Vec<String>,
+    #[serde(default, deserialize_with = "typed::hours")]
+    pub hours: Vec<crate::routing::hours::Span>,
     /// The hours' time zone as a fixed offset from UTC, in minutes.
     #[serde(default)]
     pub utc_offset_minutes: i32,
@@ -451,9 +442,9 @@ pub struct DialerConfig {
     /// Never dialled.
     pub blocked_prefixes: Vec<String>,
     /// Request-URI of the outbound INVITE; `{number}` is the E.164 number.
-    pub uri_template: String,
-    /// Where outbound INVITEs are sent (the trunk), host:port.
-    pub target: String,
+    pub uri_template: typed::UriTemplate,
+    /// Where outbound INVITEs are sent (the trunk), IP:port.
+    pub target: SocketAddr,
     pub transport: Transport,
     /// Ring-no-answer: CANCEL after this long ringing.
     pub ring_timeout_s: u64,
@@ -473,9 +464,8 @@ impl DialerConfig {
     /// Agents may never point offers there, and these sources are never
     /// banned or rate-limited (their responses are our calls').
     pub fn outbound_targets(&self) -> Vec<SocketAddr> {
-        let mut out: Vec<SocketAddr> = self.target.parse().into_iter().collect();
-        let sample = self.uri_template.replace("{number}", "0");
-        if let Ok(uri) = crate::sip::message::Uri::parse(&sample)
+        let mut out = vec![self.target];
+        if let Ok(uri) = self.uri_template.render("+12015550123")
             && let Some(ip) = uri.host.as_ref().and_then(|h| h.ip())
         {
             let port = uri.port.unwrap_or(match uri.scheme {
@@ -515,8 +505,9 @@ impl Default for DialerConfig {
             blocked_types: crate::phone::NumberType::DEFAULT_BLOCKED.to_vec(),
             allowed_prefixes: vec!["+1".into()],
             blocked_prefixes: vec!["+1900".into(), "+1976".into()],
-            uri_template: "sip:{number}@127.0.0.1:5080".into(),
-            target: "127.0.0.1:5080".into(),
+            uri_template: typed::UriTemplate::new("sip:{number}@127.0.0.1:5080")
+                .unwrap_or_else(|e| unreachable!("the default template is valid: {e}")),
+            target: SocketAddr::from(([127, 0, 0, 1], 5080)),
             transport: Transport::Udp,
             ring_timeout_s: 30,
             retry_statuses: vec![408, 480, 487],

@@ -14,7 +14,6 @@ use crate::flow::{Callbacks, Contact, FlowEnv};
 use crate::media::engine::MediaEngine;
 use crate::media::tones::Tone;
 use crate::phone::DialRules;
-use crate::sip::message::Uri;
 use crate::sip::transport::{Peer, TransportKind};
 use crate::store::{CallbackRecord, ContactRecord, RecordWriter};
 use std::sync::Arc;
@@ -162,12 +161,8 @@ impl Dialer {
     /// The trunk, the Request-URI and our identity for dialling `number`.
     fn spec(&self, number: &str, queue: Option<&QueueConfig>) -> Result<DialSpec, String> {
         let cfg = &self.config.dialer;
-        let uri = Uri::parse(&cfg.uri_template.replace("{number}", number))
-            .map_err(|_| "dialer.uri_template does not make a valid URI".to_string())?;
-        let target = cfg
-            .target
-            .parse()
-            .map_err(|_| "dialer.target is not an address".to_string())?;
+        let uri = cfg.uri_template.render(number)?;
+        let target = cfg.target;
         let peer = match cfg.transport {
             crate::config::Transport::Udp => Peer::udp(target),
             crate::config::Transport::Tcp => Peer::tcp(target, None),
@@ -270,19 +265,22 @@ impl Dialer {
         record.connected_ms = Some(now_ms());
         self.records.write(record.clone());
         info!(number = %cb.number, "customer answered");
-        let stored = self.store_outcome(cb, DialOutcome::Answered).await;
         let flow = queue
             .and_then(|q| q.outbound_whisper_flow.as_deref())
             .and_then(|f| env.flow(f));
         let mut contact = contact_of(cb);
-        let whispered = whisper(
-            env,
-            &mut customer.session,
-            flow,
-            &["customer_whisper"],
-            &mut contact,
-        )
-        .await;
+        // Stored as connected while the customer hears the whisper (not
+        // after it: the customer must not wait on a disk write).
+        let (stored, whispered) = tokio::join!(
+            self.store_outcome(cb, DialOutcome::Answered),
+            whisper(
+                env,
+                &mut customer.session,
+                flow,
+                &["customer_whisper"],
+                &mut contact,
+            )
+        );
         if whispered.is_err() || agent.session.ended.is_some() {
             // Answered, so it counts as connected even if a side left early.
             record.disconnect_reason = Some("ended during the whisper".into());
