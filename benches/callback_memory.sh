@@ -65,7 +65,7 @@ country = "US"
 CFG
 
 start() {
-  RUST_LOG=warn ./target/release/callgate --config "$work/callgate.toml" > "$work/out" 2> "$work/err" &
+  RUST_LOG=warn ${CALLGATE_WRAP:-} ./target/release/callgate --config "$work/callgate.toml" > "$work/out" 2> "$work/err" &
   pid=$!
   for _ in $(seq 100); do grep -q ready "$work/out" 2>/dev/null && break; sleep 0.1; done
 }
@@ -94,6 +94,8 @@ while [ "$done_calls" -lt "$calls" ]; do
 done
 pending=$(sqlite3 "$work/data/callgate.sqlite3" "SELECT COUNT(*) FROM callbacks WHERE state='scheduled'" 2>/dev/null || echo "?")
 echo "pending callbacks: $pending"
+sleep 40
+echo "40 s later (transactions of the last calls expired): RSS $(rss_mb) MB"
 kill "$pid"; wait "$pid" 2>/dev/null || true
 start
 sleep 2
