@@ -10,6 +10,7 @@ pub mod centre;
 pub mod http;
 pub mod rtp;
 pub mod sipp;
+pub mod tcp;
 pub mod ua;
 
 use std::io::{BufRead, BufReader};
@@ -100,9 +101,38 @@ impl Gateway {
     }
 
     pub fn start_with_config(dir: tempfile::TempDir, text: &str) -> Gateway {
+        Self::start_with_nofile(dir, text, None)
+    }
+
+    /// Like `start_with_config`, with the child's RLIMIT_NOFILE soft limit
+    /// lowered to `soft_nofile` before it starts (callgate raises it).
+    pub fn start_with_nofile(
+        dir: tempfile::TempDir,
+        text: &str,
+        soft_nofile: Option<u64>,
+    ) -> Gateway {
         let config_path = dir.path().join("callgate.toml");
         std::fs::write(&config_path, text).expect("write config");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_callgate"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_callgate"));
+        if let Some(soft) = soft_nofile {
+            use std::os::unix::process::CommandExt;
+            // SAFETY: the closure only calls getrlimit/setrlimit, which are
+            // async-signal-safe, between fork and exec.
+            unsafe {
+                command.pre_exec(move || {
+                    let mut lim = libc::rlimit {
+                        rlim_cur: 0,
+                        rlim_max: 0,
+                    };
+                    if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 {
+                        lim.rlim_cur = soft.min(lim.rlim_max);
+                        libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+                    }
+                    Ok(())
+                });
+            }
+        }
+        let mut child = command
             .arg("--config")
             .arg(&config_path)
             .env("RUST_LOG", "info,callgate=debug")
