@@ -15,7 +15,7 @@
 use super::outbox::Outbox;
 use super::tcp::TcpLimits;
 use super::{Inbound, Peer};
-use crate::sip::message::framing::{Frame, next_frame};
+use crate::sip::message::framing::{Frame, Framer};
 use bytes::{Buf, Bytes, BytesMut};
 use std::fmt;
 use std::sync::Arc;
@@ -187,6 +187,7 @@ async fn pause_while_backlogged(ctx: &Ctx<'_>, started: &mut Option<Instant>) {
 async fn read_loop(mut rd: OwnedReadHalf, ctx: &Ctx<'_>) -> Closed {
     let limits = ctx.limits;
     let mut buf = BytesMut::with_capacity(8192);
+    let mut framer = Framer::default();
     // When the first byte of the message now in `buf` arrived.
     let mut started: Option<Instant> = None;
     loop {
@@ -220,7 +221,7 @@ async fn read_loop(mut rd: OwnedReadHalf, ctx: &Ctx<'_>) -> Closed {
             Some(Ok(_)) => ctx.touch(),
         }
         loop {
-            match next_frame(&buf, limits.max_message) {
+            match framer.next(&buf, limits.max_message) {
                 Frame::Incomplete => break,
                 Frame::KeepAlive { consumed, ping } => {
                     buf.advance(consumed);
