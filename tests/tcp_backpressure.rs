@@ -143,51 +143,53 @@ fn pipelined_options_to_a_slow_reader_are_all_answered() {
 
 #[test]
 fn a_peer_that_stops_reading_is_paused_then_closed_while_others_are_served() {
-    let gw = Gateway::start_patched("t1_ms = 500", "t1_ms = 500\ntcp_send_timeout_s = 2", "");
+    let gw = Gateway::start_patched("t1_ms = 500", "t1_ms = 500\ntcp_send_timeout_s = 5", "");
     let stuck = common::tcp::connect_small_rcvbuf(gw.tcp, 4096).expect("connect");
     let stuck_port = stuck.local_addr().unwrap().port();
     let mut writer = stuck.try_clone().expect("clone");
     let mut ua = Ua::tcp(gw.tcp);
     let (one, _) = pipelined_options(&mut ua, 1);
-    // Writes requests and never reads. Without back-pressure callgate
-    // would read (and answer into the void) for as long as we write.
-    const MAX_BYTES: usize = 64 << 20;
+    // Writes requests and never reads, until a write blocks for a second.
+    // Callgate must stop reading it: then its writes stall (time out)
+    // while the connection is still open. Were it to read on, answering
+    // into the void, they would go on until callgate gave up on the
+    // connection and reset it.
+    const MAX_BYTES: usize = 256 << 20;
     let w = std::thread::spawn(move || {
         writer
-            .set_write_timeout(Some(Duration::from_secs(20)))
+            .set_write_timeout(Some(Duration::from_secs(1)))
             .unwrap();
         let mut written = 0;
         while written < MAX_BYTES {
             match writer.write(&one) {
                 Ok(n) => written += n,
-                Err(_) => break,
+                Err(e) => return (written, Some(e.kind())),
             }
         }
-        written
+        (written, None)
     });
-    // While it is stuck, the core still answers everyone else.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let mut served_while_stuck = false;
-    while Instant::now() < deadline && !w.is_finished() {
-        let mut udp = Ua::udp(gw.udp);
-        let mut tcp = Ua::tcp(gw.tcp);
-        let (u, t) = (udp.options(""), tcp.options(""));
-        if udp.request(&u).map(|r| r.status) == Some(200)
-            && tcp.request(&t).map(|r| r.status) == Some(200)
-        {
-            served_while_stuck = true;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    let written = w.join().unwrap();
-    eprintln!("the stuck peer got {written} bytes in before being stopped");
+    let (written, error) = w.join().unwrap();
+    eprintln!("the stuck peer got {written} bytes in before its writes stalled ({error:?})");
     assert!(
-        served_while_stuck,
-        "others were not served while one peer was stuck"
+        matches!(
+            error,
+            Some(std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut)
+        ),
+        "callgate did not stop reading from a peer that does not read: {written} bytes, then {error:?}"
     );
-    assert!(
-        written < MAX_BYTES,
-        "callgate kept reading from a peer that does not read ({written} bytes)"
+    // While it is stuck, the core still answers everyone else.
+    let mut udp = Ua::udp(gw.udp);
+    let mut tcp = Ua::tcp(gw.tcp);
+    let (u, t) = (udp.options(""), tcp.options(""));
+    assert_eq!(
+        udp.request(&u).map(|r| r.status),
+        Some(200),
+        "UDP not served while one peer is stuck"
+    );
+    assert_eq!(
+        tcp.request(&t).map(|r| r.status),
+        Some(200),
+        "TCP not served while one peer is stuck"
     );
     let needle = format!(":{stuck_port}");
     assert!(
