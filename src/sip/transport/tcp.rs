@@ -254,11 +254,6 @@ impl TcpTransport {
             drop(reg);
         });
     }
-
-    /// Open connections (accepted and opened).
-    pub fn open_connections(&self) -> usize {
-        self.inner.admission.lock().open()
-    }
 }
 
 /// One line per connection: a warning for a peer that stopped reading
