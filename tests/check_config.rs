@@ -63,6 +63,24 @@ fn broken_configs_are_reported_with_file_line_and_key() {
             "[registrar]\ndigest_algorithms = [\"MD4\"]\n",
             &["registrar.digest_algorithms[0]", "MD4"],
         ),
+        (
+            "[sip]\nmax_tcp_connections = 100\nmax_tcp_connections_per_source = 101\n",
+            &[
+                "FILE:3:1: sip.max_tcp_connections_per_source: must be between 1 and sip.max_tcp_connections (100)",
+            ],
+        ),
+        (
+            "[sip]\ntcp_message_timeout_s = 0\ntcp_send_timeout_s = 601\ntcp_idle_timeout_s = 0\n",
+            &[
+                "FILE:2:1: sip.tcp_message_timeout_s: must be between 1 and 600",
+                "FILE:3:1: sip.tcp_send_timeout_s: must be between 1 and 600",
+                "FILE:4:1: sip.tcp_idle_timeout_s: must be between 1 and 86400",
+            ],
+        ),
+        (
+            "[sip]\nmax_tcp_connections = 0\n",
+            &["FILE:2:1: sip.max_tcp_connections: must be between 1 and 1000000"],
+        ),
         ("this is not toml\n", &["FILE:1:"]),
     ];
     for (text, needles) in cases {

@@ -8,8 +8,11 @@ use std::path::Path;
 
 /// Lowest first. Modules in one layer may not use each other.
 const LAYERS: &[&[&str]] = &[
+    // Address blocks, bans and rate limits: what the transports and the
+    // registrar consult about a source.
+    &["security"],
     // Protocol and domain cores: no knowledge of each other.
-    &["sip", "security", "media", "phone", "routing", "store"],
+    &["sip", "media", "phone", "routing", "store"],
     // Typed configuration, parsed once.
     &["config"],
     &["registrar"],

@@ -145,6 +145,38 @@ pub fn check_prompt(c: &Config, name: &str, key: &str, p: &mut Vec<(String, Stri
     }
 }
 
+/// TCP limits: each must be positive, and one source's share no larger
+/// than the whole.
+fn validate_tcp(c: &Config, p: &mut Vec<(String, String)>) {
+    let s = &c.sip;
+    if !(1..=1_000_000).contains(&s.max_tcp_connections) {
+        p.push((
+            "sip.max_tcp_connections".into(),
+            "must be between 1 and 1000000".into(),
+        ));
+    }
+    if s.max_tcp_connections_per_source == 0
+        || s.max_tcp_connections_per_source > s.max_tcp_connections
+    {
+        p.push((
+            "sip.max_tcp_connections_per_source".into(),
+            format!(
+                "must be between 1 and sip.max_tcp_connections ({})",
+                s.max_tcp_connections
+            ),
+        ));
+    }
+    for (key, value, max) in [
+        ("sip.tcp_idle_timeout_s", s.tcp_idle_timeout_s, 86_400),
+        ("sip.tcp_message_timeout_s", s.tcp_message_timeout_s, 600),
+        ("sip.tcp_send_timeout_s", s.tcp_send_timeout_s, 600),
+    ] {
+        if !(1..=max).contains(&value) {
+            p.push((key.into(), format!("must be between 1 and {max}")));
+        }
+    }
+}
+
 /// serde names Rust types ("expected u64"); operators want words.
 fn plain_types(message: &str) -> String {
     let mut m = message.to_string();
@@ -188,6 +220,7 @@ fn validate(c: &Config) -> Vec<(String, String)> {
     if !(50..=5000).contains(&c.sip.t1_ms) {
         p.push(("sip.t1_ms".into(), "must be between 50 and 5000".into()));
     }
+    validate_tcp(c, &mut p);
     if c.rtp.port_min == 0 || c.rtp.port_min > c.rtp.port_max {
         p.push((
             "rtp.port_min".into(),

@@ -106,10 +106,19 @@ pub struct SipConfig {
     pub user_agent: String,
     /// RFC 3261 T1 in milliseconds.
     pub t1_ms: u64,
-    /// Maximum simultaneous TCP connections.
+    /// Maximum simultaneous TCP connections (accepted and opened).
     pub max_tcp_connections: usize,
-    /// A TCP connection idle this long is closed.
+    /// Maximum accepted TCP connections from one IPv4 address or IPv6 /64;
+    /// `security.trusted` sources are exempt.
+    pub max_tcp_connections_per_source: usize,
+    /// A TCP connection with nothing received or sent this long is closed.
     pub tcp_idle_timeout_s: u64,
+    /// A message must arrive whole within this long of its first byte
+    /// (slow-loris), or the connection is closed.
+    pub tcp_message_timeout_s: u64,
+    /// A peer that does not take what we send within this long is not
+    /// reading: its connection is closed (with a warning).
+    pub tcp_send_timeout_s: u64,
     /// Simultaneous calls (inbound and outbound legs); beyond it new
     /// INVITEs get 503 with Retry-After.
     pub max_calls: usize,
@@ -126,7 +135,10 @@ impl Default for SipConfig {
             user_agent: format!("callgate/{}", env!("CARGO_PKG_VERSION")),
             t1_ms: 500,
             max_tcp_connections: 4096,
+            max_tcp_connections_per_source: 128,
             tcp_idle_timeout_s: 600,
+            tcp_message_timeout_s: 10,
+            tcp_send_timeout_s: 10,
             max_calls: 2000,
         }
     }

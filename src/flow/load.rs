@@ -174,11 +174,18 @@ pub fn load_file(file: &Path, refs: &References<'_>) -> Result<Flow, Vec<ConfigE
             message: format!("cannot read: {e}"),
         }]
     })?;
-    let parsed: FlowFile = toml::from_str(&text).map_err(|e| {
-        let (line, column) = e.span().map(|s| line_col(&text, s.start)).unwrap_or((0, 0));
+    load_str(file, &text, refs)
+}
+
+/// Loads a flow from its text; `file` names it (the flow's default name is
+/// the file stem) and locates errors. Public for the fuzz targets, which
+/// feed it arbitrary text without touching the file system.
+pub fn load_str(file: &Path, text: &str, refs: &References<'_>) -> Result<Flow, Vec<ConfigError>> {
+    let parsed: FlowFile = toml::from_str(text).map_err(|e| {
+        let (line, column) = e.span().map(|s| line_col(text, s.start)).unwrap_or((0, 0));
         let key = e
             .span()
-            .and_then(|s| key_at(&text, s.start))
+            .and_then(|s| key_at(text, s.start))
             .unwrap_or_default();
         vec![ConfigError {
             file: file.to_path_buf(),
@@ -209,7 +216,7 @@ pub fn load_file(file: &Path, refs: &References<'_>) -> Result<Flow, Vec<ConfigE
     } else {
         Err(problems
             .into_iter()
-            .map(|(key, message)| err(file, &text, &key, message))
+            .map(|(key, message)| err(file, text, &key, message))
             .collect())
     }
 }

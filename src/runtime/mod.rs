@@ -4,6 +4,7 @@
 
 pub mod bind;
 pub mod loaded;
+pub mod rlimit;
 pub mod shutdown;
 pub mod sip_core;
 
@@ -69,6 +70,7 @@ pub fn load_prompts(config: &Config, flows: &FlowSet) -> anyhow::Result<PromptLi
 /// Binds everything and starts the tasks.
 pub async fn start(loaded: Loaded) -> anyhow::Result<Running> {
     let Loaded { config, flows } = loaded;
+    rlimit::raise_and_log(config.sip.max_tcp_connections);
     let prompts = load_prompts(&config, &flows)?;
     crate::phone::warm_up();
     let store: Arc<dyn Store> = Arc::new(

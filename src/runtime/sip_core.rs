@@ -34,7 +34,11 @@ pub fn spawn(
     let tcp = TcpTransport::new(
         TcpLimits {
             max_connections: config.sip.max_tcp_connections,
+            max_per_source: config.sip.max_tcp_connections_per_source,
+            trusted: config.security.trusted.clone(),
             idle_timeout: Duration::from_secs(config.sip.tcp_idle_timeout_s),
+            message_timeout: Duration::from_secs(config.sip.tcp_message_timeout_s),
+            send_timeout: Duration::from_secs(config.sip.tcp_send_timeout_s),
             max_message: config.sip.max_message_bytes,
         },
         in_tx,

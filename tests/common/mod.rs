@@ -14,6 +14,7 @@ pub mod linphone;
 pub mod netns;
 pub mod rtp;
 pub mod sipp;
+pub mod tcp;
 pub mod tools;
 pub mod ua;
 pub mod wire;
@@ -106,7 +107,7 @@ impl Gateway {
     }
 
     pub fn start_with_config(dir: tempfile::TempDir, text: &str) -> Gateway {
-        Self::launch(dir, text, &[], &[])
+        Self::launch(dir, text, &[], &[], None)
     }
 
     /// Like `start_with_config`, run through `wrapper` (e.g. `ip netns
@@ -116,15 +117,31 @@ impl Gateway {
         text: &str,
         wrapper: &[String],
     ) -> Gateway {
-        Self::launch(dir, text, wrapper, &[])
+        Self::launch(dir, text, wrapper, &[], None)
     }
 
     /// Like `start_with_config`, with extra command-line arguments.
     pub fn start_with_args(dir: tempfile::TempDir, text: &str, args: &[&str]) -> Gateway {
-        Self::launch(dir, text, &[], args)
+        Self::launch(dir, text, &[], args, None)
     }
 
-    fn launch(dir: tempfile::TempDir, text: &str, wrapper: &[String], args: &[&str]) -> Gateway {
+    /// Like `start_with_config`, with the child's RLIMIT_NOFILE soft limit
+    /// lowered to `soft_nofile` before it starts (callgate raises it).
+    pub fn start_with_nofile(
+        dir: tempfile::TempDir,
+        text: &str,
+        soft_nofile: Option<u64>,
+    ) -> Gateway {
+        Self::launch(dir, text, &[], &[], soft_nofile)
+    }
+
+    fn launch(
+        dir: tempfile::TempDir,
+        text: &str,
+        wrapper: &[String],
+        args: &[&str],
+        soft_nofile: Option<u64>,
+    ) -> Gateway {
         let config_path = dir.path().join("callgate.toml");
         std::fs::write(&config_path, text).expect("write config");
         let bin = env!("CARGO_BIN_EXE_callgate");
@@ -136,6 +153,24 @@ impl Gateway {
             }
             None => Command::new(bin),
         };
+        if let Some(soft) = soft_nofile {
+            use std::os::unix::process::CommandExt;
+            // SAFETY: the closure only calls getrlimit/setrlimit, which are
+            // async-signal-safe, between fork and exec.
+            unsafe {
+                cmd.pre_exec(move || {
+                    let mut lim = libc::rlimit {
+                        rlim_cur: 0,
+                        rlim_max: 0,
+                    };
+                    if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 {
+                        lim.rlim_cur = soft.min(lim.rlim_max);
+                        libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+                    }
+                    Ok(())
+                });
+            }
+        }
         let mut child = cmd
             .args(args)
             .arg("--config")

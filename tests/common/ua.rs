@@ -64,6 +64,19 @@ impl Ua {
         }
     }
 
+    /// A TCP UA connected from a given local address (another loopback
+    /// IP); `None` when the connection cannot be made.
+    pub fn tcp_from(source: std::net::IpAddr, target: SocketAddr) -> Option<Ua> {
+        let s = super::tcp::connect_from(source, target).ok()?;
+        let local = s.local_addr().ok()?;
+        Some(Ua {
+            link: Link::Tcp(s, Vec::new()),
+            local,
+            target,
+            counter: 0,
+        })
+    }
+
     pub fn transport(&self) -> &'static str {
         match self.link {
             Link::Udp(_) => "UDP",
@@ -215,8 +228,12 @@ impl Ua {
     }
 
     /// Sends a request and returns its final response.
+    /// `None` also when the request cannot be written (connection closed).
     pub fn request(&mut self, text: &str) -> Option<Response> {
-        self.send(text);
+        let crlf = text.replace("\r\n", "\n").replace('\n', "\r\n");
+        if !self.try_send_raw(crlf.as_bytes()) {
+            return None;
+        }
         self.final_response(Duration::from_secs(5))
     }
 

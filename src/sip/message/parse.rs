@@ -35,7 +35,13 @@ impl BadMessage {
 /// Where the header section ends: index of the first byte of the body, and
 /// the length of the header section proper (without the empty line).
 pub(crate) fn find_header_end(buf: &[u8]) -> Option<(usize, usize)> {
-    let mut i = 0;
+    find_header_end_from(buf, 0)
+}
+
+/// Like `find_header_end`, for a buffer known to hold no complete
+/// terminator that starts before `from`.
+pub(crate) fn find_header_end_from(buf: &[u8], from: usize) -> Option<(usize, usize)> {
+    let mut i = from;
     while let Some(off) = buf
         .get(i..)
         .and_then(|b| b.iter().position(|&c| c == b'\n'))

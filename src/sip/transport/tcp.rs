@@ -1,68 +1,117 @@
-//! SIP over TCP (RFC 3261 §18.3): Content-Length framing, CRLF keep-alives
-//! (RFC 5626 §3.5.1), responses on the connection the request came in on,
-//! limits on connection count, idle time and message size.
+//! SIP over TCP (RFC 3261 §18.3): accepting and opening connections,
+//! admitting them against the global and per-source caps, and routing
+//! what the SIP core sends to the right connection. Serving one
+//! connection (framing, deadlines, back-pressure) is in `tcp_conn`, its
+//! outbound queue in `outbox`.
 
+use super::admission::{Admission, SourceKey, Verdict};
+use super::outbox::Outbox;
+use super::tcp_conn::{self, Closed};
 use super::{ConnId, Inbound, Peer};
-use crate::sip::message::framing::{Frame, next_frame};
-use bytes::{Buf, Bytes, BytesMut};
+use crate::security::Cidr;
+use bytes::Bytes;
 use dashmap::DashMap;
+use parking_lot::Mutex;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tracing::{debug, warn};
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct TcpLimits {
+    /// All connections, accepted and opened.
     pub max_connections: usize,
+    /// Accepted connections from one IPv4 address or IPv6 /64.
+    pub max_per_source: usize,
+    /// Exempt from `max_per_source`.
+    pub trusted: Vec<Cidr>,
     pub idle_timeout: Duration,
+    /// From a message's first byte to its last.
+    pub message_timeout: Duration,
+    /// For the peer to take a batch we write.
+    pub send_timeout: Duration,
     pub max_message: usize,
 }
 
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
 struct Conn {
     remote: SocketAddr,
-    tx: mpsc::Sender<Bytes>,
+    outbox: Arc<Outbox>,
 }
 
-#[derive(Clone)]
-pub struct TcpTransport {
-    conns: Arc<DashMap<ConnId, Conn>>,
-    next_id: Arc<AtomicU64>,
-    open: Arc<AtomicUsize>,
+struct Inner {
+    conns: DashMap<ConnId, Conn>,
+    next_id: AtomicU64,
+    admission: Mutex<Admission>,
     limits: TcpLimits,
     inbound: mpsc::Sender<Inbound>,
 }
 
+#[derive(Clone)]
+pub struct TcpTransport {
+    inner: Arc<Inner>,
+}
+
+/// A connection's slot and map entry, given back however its task ends.
+struct Registered {
+    inner: Arc<Inner>,
+    id: ConnId,
+    source: Option<SourceKey>,
+}
+
+impl Drop for Registered {
+    fn drop(&mut self) {
+        self.inner.conns.remove(&self.id);
+        self.inner.admission.lock().release(self.source);
+    }
+}
+
+/// Refuses an accepted connection with a RST: no TIME_WAIT left behind
+/// for connections a flood makes by the thousand.
+fn reset(stream: TcpStream) {
+    let _ = socket2::SockRef::from(&stream).set_linger(Some(Duration::ZERO));
+    drop(stream);
+}
+
 impl TcpTransport {
     pub fn new(limits: TcpLimits, inbound: mpsc::Sender<Inbound>) -> Self {
+        let admission = Admission::new(
+            limits.max_connections,
+            limits.max_per_source,
+            limits.trusted.clone(),
+        );
         TcpTransport {
-            conns: Arc::new(DashMap::new()),
-            next_id: Arc::new(AtomicU64::new(1)),
-            open: Arc::new(AtomicUsize::new(0)),
-            limits,
-            inbound,
+            inner: Arc::new(Inner {
+                conns: DashMap::new(),
+                next_id: AtomicU64::new(1),
+                admission: Mutex::new(admission),
+                limits,
+                inbound,
+            }),
         }
     }
 
     pub fn spawn_listener(&self, listener: TcpListener) {
         let this = self.clone();
         tokio::spawn(async move {
+            let mut accept_failing = false;
             loop {
                 match listener.accept().await {
                     Ok((stream, remote)) => {
-                        if this.open.load(Ordering::Relaxed) >= this.limits.max_connections {
-                            warn!(%remote, "TCP connection limit reached; refusing");
-                            drop(stream);
-                            continue;
-                        }
-                        this.spawn_connection(stream, remote);
+                        accept_failing = false;
+                        this.admit(stream, remote);
                     }
                     Err(e) => {
-                        // EMFILE and friends: back off instead of spinning.
-                        warn!(error = %e, "TCP accept failed");
+                        // EMFILE and friends: back off instead of spinning,
+                        // and say so once per episode.
+                        if !accept_failing {
+                            warn!(error = %e, "TCP accept failing; backing off");
+                        }
+                        accept_failing = true;
                         tokio::time::sleep(Duration::from_millis(100)).await;
                     }
                 }
@@ -70,117 +119,153 @@ impl TcpTransport {
         });
     }
 
-    fn spawn_connection(&self, stream: TcpStream, remote: SocketAddr) -> ConnId {
-        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let (tx, rx) = mpsc::channel::<Bytes>(256);
-        self.conns.insert(id, Conn { remote, tx });
-        self.open.fetch_add(1, Ordering::Relaxed);
-        let this = self.clone();
-        tokio::spawn(async move {
-            if let Err(reason) = this.serve(stream, remote, id, rx).await {
-                debug!(%remote, %reason, "TCP connection closed");
+    fn admit(&self, stream: TcpStream, remote: SocketAddr) {
+        let limits = &self.inner.limits;
+        let verdict = self.inner.admission.lock().admit(remote.ip());
+        match verdict {
+            Verdict::Admit(key) => {
+                self.spawn_connection(stream, remote, Some(key));
             }
-            this.conns.remove(&id);
-            this.open.fetch_sub(1, Ordering::Relaxed);
-        });
-        id
-    }
-
-    async fn serve(
-        &self,
-        mut stream: TcpStream,
-        remote: SocketAddr,
-        id: ConnId,
-        mut outgoing: mpsc::Receiver<Bytes>,
-    ) -> Result<(), String> {
-        let _ = stream.set_nodelay(true);
-        let mut buf = BytesMut::with_capacity(8192);
-        let peer = Peer::tcp(remote, Some(id));
-        loop {
-            tokio::select! {
-                read = tokio::time::timeout(self.limits.idle_timeout, stream.read_buf(&mut buf)) => {
-                    match read {
-                        Err(_) => return Err("idle timeout".into()),
-                        Ok(Err(e)) => return Err(e.to_string()),
-                        Ok(Ok(0)) => return Err("closed by peer".into()),
-                        Ok(Ok(_)) => {}
-                    }
-                    loop {
-                        match next_frame(&buf, self.limits.max_message) {
-                            Frame::Incomplete => break,
-                            Frame::KeepAlive { consumed, ping } => {
-                                buf.advance(consumed);
-                                if ping {
-                                    stream.write_all(b"\r\n").await.map_err(|e| e.to_string())?;
-                                }
-                            }
-                            Frame::Message(len) => {
-                                let data = buf.split_to(len).freeze();
-                                let msg = Inbound { data, peer, stream: true };
-                                // Backpressure: a stream can wait for the core.
-                                self.inbound.send(msg).await.map_err(|_| "core gone".to_string())?;
-                            }
-                            // RFC 4475 §3.1.2.3/§3.3.9: framing is lost; the
-                            // only safe thing is to close.
-                            Frame::Error(reason) => return Err(reason.to_string()),
-                        }
-                    }
+            Verdict::SourceFull { key, first } => {
+                if first {
+                    warn!(
+                        source = %key,
+                        limit = limits.max_per_source,
+                        "TCP per-source connection limit reached; refusing further connections from this source"
+                    );
+                } else {
+                    debug!(%remote, "TCP per-source connection limit; refused");
                 }
-                Some(data) = outgoing.recv() => {
-                    stream.write_all(&data).await.map_err(|e| e.to_string())?;
+                reset(stream);
+            }
+            Verdict::Full { first } => {
+                if first {
+                    warn!(
+                        limit = limits.max_connections,
+                        "TCP connection limit reached; refusing new connections"
+                    );
+                } else {
+                    debug!(%remote, "TCP connection limit; refused");
                 }
+                reset(stream);
             }
         }
+    }
+
+    /// Gives a connection (accepted, or being opened) its id, outbox and
+    /// map entry; both live until the returned `Registered` is dropped.
+    fn register(
+        &self,
+        remote: SocketAddr,
+        source: Option<SourceKey>,
+    ) -> (
+        Registered,
+        Peer,
+        Arc<Outbox>,
+        mpsc::UnboundedReceiver<Bytes>,
+    ) {
+        let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
+        let (outbox, rx) = Outbox::new();
+        let outbox = Arc::new(outbox);
+        self.inner.conns.insert(
+            id,
+            Conn {
+                remote,
+                outbox: outbox.clone(),
+            },
+        );
+        let reg = Registered {
+            inner: self.inner.clone(),
+            id,
+            source,
+        };
+        (reg, Peer::tcp(remote, Some(id)), outbox, rx)
+    }
+
+    fn spawn_connection(&self, stream: TcpStream, remote: SocketAddr, source: Option<SourceKey>) {
+        let (reg, peer, outbox, rx) = self.register(remote, source);
+        tokio::spawn(async move {
+            let inner = reg.inner.clone();
+            let closed =
+                tcp_conn::serve(stream, peer, &inner.limits, &outbox, rx, &inner.inbound).await;
+            log_closed(&peer, &closed, &inner.limits);
+            drop(reg);
+        });
     }
 
     /// Sends on the peer's connection: the one it came in on, or any open
-    /// one to the same address, or a new one.
+    /// one to the same address, or a new one. Never waits: the SIP core
+    /// calls this for every peer.
     pub fn send(&self, peer: &Peer, data: Bytes) {
-        let sender = peer
-            .conn
-            .and_then(|id| self.conns.get(&id).map(|c| c.tx.clone()))
-            .or_else(|| {
-                self.conns
-                    .iter()
-                    .find(|c| c.remote == peer.addr)
-                    .map(|c| c.tx.clone())
-            });
-        match sender {
-            Some(s) => {
-                if s.try_send(data).is_err() {
-                    debug!(%peer, "TCP connection backlog full or closed; message dropped");
+        let mut data = data;
+        if let Some(id) = peer.conn {
+            let outbox = self.inner.conns.get(&id).map(|c| c.outbox.clone());
+            if let Some(o) = outbox {
+                match o.push(data) {
+                    Ok(()) => return,
+                    Err(d) => data = d,
                 }
             }
-            // Connecting can take seconds: never inside the caller's task.
-            None => {
-                let this = self.clone();
-                let addr = peer.addr;
-                tokio::spawn(async move {
-                    if let Some(s) = this.connect(addr).await {
-                        let _ = s.send(data).await;
-                    }
-                });
+        }
+        let other = self
+            .inner
+            .conns
+            .iter()
+            .find(|c| c.remote == peer.addr && !c.outbox.is_closed())
+            .map(|c| c.outbox.clone());
+        if let Some(o) = other {
+            match o.push(data) {
+                Ok(()) => return,
+                Err(d) => data = d,
             }
         }
+        self.connect(peer.addr, data);
     }
 
-    async fn connect(&self, addr: SocketAddr) -> Option<mpsc::Sender<Bytes>> {
-        if self.open.load(Ordering::Relaxed) >= self.limits.max_connections {
-            return None;
+    /// Opens a connection to `addr` carrying `first`. The connection is
+    /// registered at once, so that what is sent to `addr` while it is
+    /// being opened queues behind `first`, in order, on the same one.
+    fn connect(&self, addr: SocketAddr, first: Bytes) {
+        if !self.inner.admission.lock().admit_outbound() {
+            debug!(%addr, "TCP connection limit reached; message not sent");
+            return;
         }
-        match tokio::time::timeout(Duration::from_secs(5), TcpStream::connect(addr)).await {
-            Ok(Ok(stream)) => {
-                let id = self.spawn_connection(stream, addr);
-                self.conns.get(&id).map(|c| c.tx.clone())
-            }
-            Ok(Err(e)) => {
-                debug!(%addr, error = %e, "TCP connect failed");
-                None
-            }
-            Err(_) => {
-                debug!(%addr, "TCP connect timed out");
-                None
-            }
+        let (reg, peer, outbox, rx) = self.register(addr, None);
+        if outbox.push(first).is_err() {
+            return;
         }
+        tokio::spawn(async move {
+            let inner = reg.inner.clone();
+            let stream = match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr)).await
+            {
+                Ok(Ok(s)) => s,
+                Ok(Err(e)) => {
+                    debug!(%addr, error = %e, queued = outbox.queued(), "TCP connect failed");
+                    return;
+                }
+                Err(_) => {
+                    debug!(%addr, queued = outbox.queued(), "TCP connect timed out");
+                    return;
+                }
+            };
+            let closed =
+                tcp_conn::serve(stream, peer, &inner.limits, &outbox, rx, &inner.inbound).await;
+            log_closed(&peer, &closed, &inner.limits);
+            drop(reg);
+        });
+    }
+}
+
+/// One line per connection: a warning for a peer that stopped reading
+/// (an operator wants to know), debug for every ordinary end.
+fn log_closed(peer: &Peer, closed: &Closed, limits: &TcpLimits) {
+    if closed.is_stuck_peer() {
+        warn!(
+            %peer,
+            send_timeout_s = limits.send_timeout.as_secs(),
+            "TCP peer not reading what we send; connection closed: {closed}"
+        );
+    } else {
+        debug!(%peer, reason = %closed, "TCP connection closed");
     }
 }

@@ -43,6 +43,7 @@ impl UdpTransport {
                                 data,
                                 peer: Peer::udp(from),
                                 stream: false,
+                                slot: None,
                             };
                             // Under overload, shed datagrams here rather
                             // than queue without bound: UDP senders retry.
