@@ -133,6 +133,7 @@ fn init_logging(format: &str) {
 }
 
 fn run(config: callgate::runtime::Loaded) -> anyhow::Result<()> {
+    callgate::runtime::memory::limit_arenas();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -4,6 +4,7 @@
 
 pub mod bind;
 pub mod loaded;
+pub mod memory;
 pub mod rlimit;
 pub mod shutdown;
 pub mod sip_core;
@@ -71,6 +72,7 @@ pub fn load_prompts(config: &Config, flows: &FlowSet) -> anyhow::Result<PromptLi
 pub async fn start(loaded: Loaded) -> anyhow::Result<Running> {
     let Loaded { config, flows } = loaded;
     rlimit::raise_and_log(config.sip.max_tcp_connections);
+    memory::spawn_trimmer(Duration::from_secs(10));
     let prompts = load_prompts(&config, &flows)?;
     crate::phone::warm_up();
     let store: Arc<dyn Store> = Arc::new(
