@@ -17,3 +17,4 @@ pub mod security;
 pub mod services;
 pub mod sip;
 pub mod store;
+pub mod telemetry;

@@ -8,6 +8,8 @@ use std::path::Path;
 
 /// Lowest first. Modules in one layer may not use each other.
 const LAYERS: &[&[&str]] = &[
+    // Histograms and counters anything may record into.
+    &["telemetry"],
     // Address blocks, bans and rate limits: what the transports and the
     // registrar consult about a source.
     &["security"],
@@ -30,6 +32,8 @@ const LAYERS: &[&[&str]] = &[
     &["http"],
     // The async edge: sockets, timers, start-up.
     &["runtime"],
+    // The operator's command line: talks to a running gateway over HTTP.
+    &["cli"],
 ];
 
 fn layer_of(module: &str) -> Option<usize> {

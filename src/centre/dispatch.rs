@@ -5,7 +5,7 @@
 use super::{Centre, now_ms, offer};
 use crate::dialer::scheduler;
 use crate::routing::ContactKind;
-use crate::store::CallbackState;
+use crate::store::{CallbackState, ContactRecord};
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
@@ -62,6 +62,10 @@ async fn run(centre: Arc<Centre>) {
         let offers = centre.router.lock().assign(now);
         for o in offers {
             info!(agent = %o.agent, contact = %o.contact, queue = %o.queue, kind = ?o.kind, "offering");
+            centre.record(ContactRecord {
+                offered_ms: Some(now),
+                ..ContactRecord::update(&o.contact)
+            });
             let mut callback = None;
             if o.kind == ContactKind::Callback {
                 scheduled.remove(&o.contact);

@@ -8,7 +8,7 @@ use crate::call::{EndReason, Session};
 use crate::flow::{Contact, Mode, Outcome};
 use crate::media::tones::Tone;
 use crate::routing::{ContactKind, QueuedContact};
-use crate::store::{ContactRecord, OpenRecord};
+use crate::store::{ContactRecord, OpenRecord, initiation};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -34,7 +34,7 @@ pub async fn run(centre: Arc<Centre>, mut call: InboundCall, flow_name: &str) {
         ContactRecord {
             id: contact.id.clone(),
             initial_contact_id: contact.initial_id.clone(),
-            initiation: "inbound".into(),
+            initiation: initiation::INBOUND.into(),
             customer_number: ani,
             dialled: Some(contact.dialled.clone()),
             call_id: Some(call.call_id().to_string()),
@@ -46,6 +46,8 @@ pub async fn run(centre: Arc<Centre>, mut call: InboundCall, flow_name: &str) {
     let reason = match call.answer() {
         Err(r) => r,
         Ok(()) => {
+            record.connected_ms = Some(now_ms());
+            record.save();
             let outcome = centre
                 .run_flow(flow, &mut call.session, &mut contact, Mode::Call)
                 .await;
@@ -204,7 +206,7 @@ async fn wait_in_queue(
                 warn!("agent side went away before the bridge");
             }
             record.agent = Some(agent.clone());
-            record.connected_ms = Some(now_ms());
+            record.connected_to_agent_ms = Some(now_ms());
             record.save();
             info!(contact = %contact.id, agent = %agent, "connected to agent");
             // The caller's half of the bridge: until one side hangs up.

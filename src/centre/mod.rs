@@ -3,6 +3,7 @@
 //! waiting in a queue, an agent's phone being offered a contact, a
 //! customer being called back.
 
+pub mod agent_leg;
 pub mod dispatch;
 pub mod inbound;
 pub mod offer;
@@ -80,6 +81,8 @@ pub struct Centre {
     draining: AtomicBool,
     /// The database answered the last background probe.
     database_ok: AtomicBool,
+    /// Queue wait and ring time, for /metrics.
+    pub histograms: Arc<crate::telemetry::CentreHistograms>,
 }
 
 impl Centre {
@@ -121,18 +124,21 @@ impl Centre {
             );
         }
         let records = RecordWriter::spawn(store.clone());
+        let histograms = Arc::new(crate::telemetry::CentreHistograms::default());
         let dialer = Dialer {
             book: CallbackBook::new(
                 store.clone(),
                 RetryPolicy {
                     retry_statuses: config.dialer.retry_statuses.clone(),
                 },
+                records.clone(),
             ),
             config: config.clone(),
             sip: sip.clone(),
             media: media.clone(),
             records: records.clone(),
             rules: config.dialer.dial_rules(),
+            histograms: histograms.clone(),
         };
         Centre {
             hours: config
@@ -166,6 +172,7 @@ impl Centre {
             tasks: CallTasks::new(),
             draining: AtomicBool::new(false),
             database_ok: AtomicBool::new(true),
+            histograms,
         }
     }
 
@@ -322,14 +329,12 @@ impl FlowEnv for Centre {
             .oldest_initial_start
             .map(|o| ((now - o).max(0) / 1000) as u64)
             .unwrap_or(0);
-        // A simple estimate: position × (2 minutes per contact / agents).
-        let per = 120 / (s.agents_online.max(1) as u64);
         QueueMetrics {
             contacts_in_queue: s.contacts as u64,
             callbacks_in_queue: (s.callbacks_waiting + s.callbacks_scheduled) as u64,
             oldest_age_s,
             position,
-            estimated_wait_s: position * per,
+            estimated_wait_s: estimated_wait_s(&s, position),
             agents_available: s.agents_available as u64,
             agents_online: s.agents_online as u64,
             open: self.is_open(queue, wall),
@@ -405,7 +410,8 @@ impl Callbacks for Centre {
         self.record(ContactRecord {
             id: rec.id.clone(),
             initial_contact_id: rec.initial_contact_id.clone(),
-            initiation: "callback".into(),
+            previous_contact_id: Some(req.contact.id.clone()),
+            initiation: crate::store::initiation::CALLBACK.into(),
             queue: Some(rec.queue.clone()),
             customer_number: Some(rec.number.clone()),
             caller_id_used: q.caller_id_number.clone(),
@@ -417,6 +423,13 @@ impl Callbacks for Centre {
         self.wake.notify_one();
         Ok(id)
     }
+}
+
+/// How long a contact with `ahead` contacts before it may wait: a simple
+/// estimate, 2 minutes per contact shared among the agents online. The
+/// flows' `estimated_wait_s` and the dashboard's use this one rule.
+pub fn estimated_wait_s(s: &crate::routing::QueueSnapshot, ahead: u64) -> u64 {
+    ahead * (120 / (s.agents_online.max(1) as u64))
 }
 
 /// A stored callback as the router queues it: its place is the original

@@ -2,6 +2,7 @@
 //! answer, play the agent whisper, then either bridge the waiting caller
 //! or hand over to the dialer, which calls the customer back.
 
+use super::agent_leg::AgentLeg;
 use super::{BridgeEvent, Centre, QueueSignal, now_ms};
 use crate::call::uac::{DialOutcome, DialSpec, OutboundCall};
 use crate::call::{EndReason, Session};
@@ -69,8 +70,10 @@ pub fn binding_peer(_uri: &Uri, source: &Peer) -> Peer {
 
 async fn run(centre: Arc<Centre>, offer: Offer, callback: Option<CallbackRecord>) {
     let cancel = centre.register_offer(&offer.contact);
+    let mut leg = AgentLeg::open(&centre, &offer, callback.as_ref());
     let Some((uri, peer)) = agent_target(&centre, &offer.agent) else {
         warn!("agent has no registered phone");
+        leg.failed("agent has no registered phone");
         centre.end_offer(&offer.contact);
         offer_failed(&centre, &offer, false).await;
         return;
@@ -104,11 +107,13 @@ async fn run(centre: Arc<Centre>, offer: Offer, callback: Option<CallbackRecord>
     let mut agent = match OutboundCall::dial(centre.sip.clone(), centre.media.clone(), &spec) {
         Ok(a) => a,
         Err(_) => {
+            leg.failed("could not call the agent's phone");
             centre.end_offer(&offer.contact);
             offer_failed(&centre, &offer, false).await;
             return;
         }
     };
+    leg.dialled(agent.call_id());
     let timeout = Duration::from_secs(centre.config.routing.offer_timeout_s);
     // The offer timeout runs from the INVITE, not from the first 180.
     let abandon = async {
@@ -118,6 +123,7 @@ async fn run(centre: Arc<Centre>, offer: Offer, callback: Option<CallbackRecord>
         }
     };
     let outcome = agent.wait_answer(timeout, abandon).await;
+    leg.rang(&centre, outcome);
     centre.end_offer(&offer.contact);
     match outcome {
         DialOutcome::Answered => {}
@@ -140,6 +146,7 @@ async fn run(centre: Arc<Centre>, offer: Offer, callback: Option<CallbackRecord>
         .offer_accepted(&offer.agent, &offer.contact, now_ms());
     let Some(contact) = accepted else {
         info!("contact gone by the time the agent answered");
+        leg.end("contact gone before the agent answered");
         agent.hangup();
         drop(agent);
         centre.router.lock().contact_ended(&offer.agent, now_ms());
@@ -147,12 +154,21 @@ async fn run(centre: Arc<Centre>, offer: Offer, callback: Option<CallbackRecord>
         return;
     };
     info!("agent accepted");
+    let waited = (now_ms() - contact.eligible.max(contact.enqueued)).max(0) as f64 / 1000.0;
+    let kind = match contact.kind {
+        ContactKind::Voice => "voice",
+        ContactKind::Callback => "callback",
+    };
+    centre
+        .histograms
+        .queue_wait
+        .observe(&[&contact.queue, kind], waited);
     match (contact.kind, callback) {
         (ContactKind::Callback, Some(cb)) => {
             call_back(
                 &centre,
                 &mut agent,
-                &offer.agent,
+                (&offer.agent, leg.id()),
                 contact,
                 cb,
                 queue.as_ref(),
@@ -161,6 +177,7 @@ async fn run(centre: Arc<Centre>, offer: Offer, callback: Option<CallbackRecord>
         }
         _ => connect_caller(&centre, &mut agent, &contact, queue.as_ref()).await,
     }
+    leg.hung_up(agent.session.ended);
     drop(agent);
     centre.router.lock().contact_ended(&offer.agent, now_ms());
     centre.wake.notify_one();
@@ -277,14 +294,14 @@ fn agent_name(centre: &Centre, contact: &QueuedContact) -> String {
 async fn call_back(
     centre: &Arc<Centre>,
     agent: &mut OutboundCall,
-    agent_name: &str,
+    (agent_name, agent_leg): (&str, &str),
     contact: QueuedContact,
     cb: CallbackRecord,
     queue: Option<&crate::config::QueueConfig>,
 ) {
     let dialer = &centre.dialer;
     match dialer
-        .call_back(centre.as_ref(), agent, agent_name, cb, queue)
+        .call_back(centre.as_ref(), agent, (agent_name, agent_leg), cb, queue)
         .await
     {
         CallBack::AgentLeft => {

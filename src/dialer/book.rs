@@ -8,19 +8,56 @@ use super::lifecycle::{Event, sources, target};
 use super::scheduler::{self, AfterAttempt, Recovery, RetryPolicy};
 use crate::call::uac::DialOutcome;
 use crate::phone::DialRules;
-use crate::store::{self, CallbackRecord, CallbackState, NewCallback, Store, StoreError};
+use crate::store::{
+    self, CallbackRecord, CallbackState, ContactRecord, NewCallback, RecordWriter, Store,
+    StoreError,
+};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use tracing::{info, warn};
 
 #[derive(Clone)]
 pub struct CallbackBook {
     store: Arc<dyn Store>,
     policy: RetryPolicy,
+    /// The callback's contact record is closed when it finishes without
+    /// a conversation (stopped, expired, failed).
+    records: RecordWriter,
+    /// Bumped by every write: readers (the dashboard) re-read only when
+    /// it moved.
+    changes: Arc<AtomicU64>,
 }
 
 impl CallbackBook {
-    pub fn new(store: Arc<dyn Store>, policy: RetryPolicy) -> CallbackBook {
-        CallbackBook { store, policy }
+    pub fn new(store: Arc<dyn Store>, policy: RetryPolicy, records: RecordWriter) -> CallbackBook {
+        CallbackBook {
+            store,
+            policy,
+            records,
+            changes: Arc::new(AtomicU64::new(0)),
+        }
+    }
+
+    /// How many writes so far: changes when any callback does.
+    pub fn version(&self) -> u64 {
+        self.changes.load(Ordering::Relaxed)
+    }
+
+    /// After each write: note the change; a callback that ended without
+    /// a conversation has its contact record closed.
+    fn written(&self, rec: CallbackRecord, reason: &str, now: i64) -> CallbackRecord {
+        self.changes.fetch_add(1, Ordering::Relaxed);
+        if matches!(
+            rec.state,
+            CallbackState::Stopped | CallbackState::Expired | CallbackState::Failed
+        ) {
+            self.records.write(ContactRecord {
+                disconnected_ms: Some(now),
+                disconnect_reason: Some(format!("{}: {reason}", rec.state.as_str())),
+                ..ContactRecord::update(&rec.contact_id)
+            });
+        }
+        rec
     }
 
     /// Runs `f` on the blocking pool (the store fsyncs).
@@ -39,8 +76,10 @@ impl CallbackBook {
         detail: &str,
         now: i64,
     ) -> Result<CallbackRecord, StoreError> {
-        self.store
-            .transition(id, &sources(event), target(event), detail, now)
+        let rec = self
+            .store
+            .transition(id, &sources(event), target(event), detail, now)?;
+        Ok(self.written(rec, detail, now))
     }
 
     async fn apply_async(
@@ -55,7 +94,11 @@ impl CallbackBook {
     }
 
     pub async fn create(&self, new: NewCallback) -> Result<CallbackRecord, StoreError> {
-        self.run(move |b| b.store.insert_callback(&new)).await
+        self.run(move |b| {
+            let rec = b.store.insert_callback(&new)?;
+            Ok(b.written(rec, "created", new.created_ms))
+        })
+        .await
     }
 
     pub async fn get(&self, id: &str) -> Result<Option<CallbackRecord>, StoreError> {
@@ -109,13 +152,14 @@ impl CallbackBook {
     pub async fn release(&self, id: &str, now: i64) -> Result<CallbackRecord, StoreError> {
         let id = id.to_string();
         self.run(move |b| {
-            b.store.release(
+            let rec = b.store.release(
                 &id,
                 &sources(Event::Release),
                 target(Event::Release),
                 "released at shutdown",
                 now,
-            )
+            )?;
+            Ok(b.written(rec, "released", now))
         })
         .await
     }
@@ -140,8 +184,10 @@ impl CallbackBook {
     ) -> Result<CallbackRecord, StoreError> {
         let (id, agent) = (id.to_string(), agent.to_string());
         self.run(move |b| {
-            b.store
-                .begin_attempt(&id, &agent, &sources(Event::Dial), now)
+            let rec = b
+                .store
+                .begin_attempt(&id, &agent, &sources(Event::Dial), now)?;
+            Ok(b.written(rec, "dialling", now))
         })
         .await
     }
@@ -185,7 +231,7 @@ impl CallbackBook {
             } => (Event::Retry, *not_before, outcome.as_str()),
             AfterAttempt::Fail { outcome } => (Event::Fail, not_before, outcome.as_str()),
         };
-        self.store.end_attempt(
+        let rec = self.store.end_attempt(
             id,
             text,
             status,
@@ -193,7 +239,8 @@ impl CallbackBook {
             target(event),
             not_before,
             now,
-        )
+        )?;
+        Ok(self.written(rec, text, now))
     }
 
     /// At start-up: resolves offers and dials a crash or restart
@@ -267,7 +314,20 @@ fn interrupted(decision: AfterAttempt) -> AfterAttempt {
     }
 }
 
-fn sip_status(o: DialOutcome) -> Option<u16> {
+/// How a dial ended, in a contact record's words.
+pub fn outcome_name(o: DialOutcome) -> &'static str {
+    match o {
+        DialOutcome::Answered => "answered",
+        DialOutcome::NoAnswer(_) => "no answer",
+        DialOutcome::Failed(486 | 600) => "busy",
+        DialOutcome::Failed(603) => "declined",
+        DialOutcome::Failed(_) => "failed",
+        DialOutcome::Cancelled => "cancelled",
+    }
+}
+
+/// The final SIP status of a dial, when there was one.
+pub fn sip_status(o: DialOutcome) -> Option<u16> {
     match o {
         DialOutcome::Answered => Some(200),
         DialOutcome::NoAnswer(s) | DialOutcome::Failed(s) => Some(s),

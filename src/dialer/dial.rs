@@ -5,6 +5,7 @@
 //! attempt, and it is counted before the INVITE leaves.
 
 use super::book::CallbackBook;
+use super::book::{outcome_name, sip_status};
 use super::scheduler::AfterAttempt;
 use crate::call::uac::{DialOutcome, DialSpec, OutboundCall, asserted_identity};
 use crate::call::{EndReason, SipHandle};
@@ -15,7 +16,7 @@ use crate::media::engine::MediaEngine;
 use crate::media::tones::Tone;
 use crate::phone::DialRules;
 use crate::sip::transport::{Peer, TransportKind};
-use crate::store::{CallbackRecord, ContactRecord, RecordWriter};
+use crate::store::{CallbackRecord, ContactRecord, RecordWriter, initiation};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 use tracing::{info, warn};
@@ -30,6 +31,8 @@ pub struct Dialer {
     /// The attempt's contact record is written as it goes: dialled,
     /// connected, ended.
     pub records: RecordWriter,
+    /// Ring time of each dial.
+    pub histograms: Arc<crate::telemetry::CentreHistograms>,
 }
 
 /// How an accepted callback ended.
@@ -73,7 +76,7 @@ impl Dialer {
         &self,
         env: &E,
         agent: &mut OutboundCall,
-        agent_name: &str,
+        (agent_name, agent_leg): (&str, &str),
         cb: CallbackRecord,
         queue: Option<&QueueConfig>,
     ) -> CallBack {
@@ -128,19 +131,22 @@ impl Dialer {
             }
         };
         info!(callback = %cb.id, attempt = cb.attempts, number = %cb.number, "callback attempt");
+        // The attempt's own record, chained to the agent leg that made it.
         let mut record = ContactRecord {
-            id: cb.contact_id.clone(),
+            id: uuid::Uuid::new_v4().to_string(),
             initial_contact_id: cb.initial_contact_id.clone(),
-            initiation: "callback".into(),
+            previous_contact_id: Some(agent_leg.to_string()),
+            initiation: initiation::DIAL_ATTEMPT.into(),
             queue: Some(cb.queue.clone()),
             agent: Some(agent_name.to_string()),
             customer_number: Some(cb.number.clone()),
             caller_id_used: queue.and_then(|q| q.caller_id_number.clone()),
-            initiated_ms: cb.created_ms,
-            enqueued_ms: Some(cb.created_ms),
+            attempt: Some(cb.attempts),
+            initiated_ms: now_ms(),
             attributes: cb.attributes.clone(),
             ..ContactRecord::default()
         };
+        self.records.write(record.clone());
         let decision = self
             .dial_customer(env, agent, &cb, queue, &mut record)
             .await;
@@ -214,7 +220,13 @@ impl Dialer {
                         // rings, give up.
                         let agent_gone =
                             async { while agent.session.wait(None, false, None).await.is_ok() {} };
+                        let sent = std::time::Instant::now();
                         let outcome = customer.wait_answer(ring, agent_gone).await;
+                        let rang = sent.elapsed().as_secs_f64();
+                        self.histograms.ring.observe(&["customer"], rang);
+                        record.ring_ms = Some((rang * 1000.0) as i64);
+                        record.outcome = Some(outcome_name(outcome).into());
+                        record.sip_status = sip_status(outcome);
                         if outcome == DialOutcome::Answered {
                             return self.converse(env, agent, customer, cb, queue, record).await;
                         }
@@ -262,8 +274,15 @@ impl Dialer {
         queue: Option<&QueueConfig>,
         record: &mut ContactRecord,
     ) -> AfterAttempt {
-        record.connected_ms = Some(now_ms());
+        let answered = now_ms();
+        record.connected_ms = Some(answered);
         self.records.write(record.clone());
+        // The callback contact itself: answered, by whom.
+        self.records.write(ContactRecord {
+            agent: record.agent.clone(),
+            connected_ms: Some(answered),
+            ..ContactRecord::update(&cb.contact_id)
+        });
         info!(number = %cb.number, "customer answered");
         let flow = queue
             .and_then(|q| q.outbound_whisper_flow.as_deref())
@@ -284,21 +303,39 @@ impl Dialer {
         if whispered.is_err() || agent.session.ended.is_some() {
             // Answered, so it counts as connected even if a side left early.
             record.disconnect_reason = Some("ended during the whisper".into());
+            self.close_callback(cb, "ended during the whisper");
             agent.hangup();
             return stored;
         }
         if let (Some(a), Some(c)) = (agent.session.leg.as_ref(), customer.session.leg.as_ref()) {
             a.link().bridge(&c.link());
         }
+        let bridged = now_ms();
+        record.connected_to_agent_ms = Some(bridged);
+        self.records.write(record.clone());
+        self.records.write(ContactRecord {
+            connected_to_agent_ms: Some(bridged),
+            ..ContactRecord::update(&cb.contact_id)
+        });
         info!("customer and agent bridged");
         let who = tokio::select! {
             r = until_ended(&mut agent.session) => ("agent hung up", r),
             r = until_ended(&mut customer.session) => ("customer hung up", r),
         };
         record.disconnect_reason = Some(who.0.into());
+        self.close_callback(cb, who.0);
         agent.hangup();
         customer.hangup();
         stored
+    }
+
+    /// The callback's conversation is over: its contact record closes.
+    fn close_callback(&self, cb: &CallbackRecord, reason: &str) {
+        self.records.write(ContactRecord {
+            disconnected_ms: Some(now_ms()),
+            disconnect_reason: Some(reason.to_string()),
+            ..ContactRecord::update(&cb.contact_id)
+        });
     }
 }
 

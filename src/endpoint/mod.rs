@@ -21,6 +21,7 @@ use crate::sip::transaction::ClientTxId;
 use crate::sip::transaction::layer::tag_for;
 use crate::sip::transaction::{Output as TxOutput, ServerTxId, TimerConfig, TransactionLayer};
 use crate::sip::transport::Peer;
+use crate::telemetry::{TxOutcome, TxRole};
 use addressing::{response_peer, stamp_received};
 use bytes::Bytes;
 use std::collections::HashMap;
@@ -73,6 +74,12 @@ pub struct Stats {
     /// Our requests still waiting for a final response.
     pub requests_in_flight: AtomicU64,
     pub calls_total: AtomicU64,
+    /// Responses sent and received, by status code.
+    pub responses: crate::telemetry::StatusCounts,
+    /// Transactions ended, by role, method and outcome.
+    pub transactions: crate::telemetry::TxCounts,
+    /// Outbound INVITEs: time to the first response beyond 100.
+    pub call_setup: crate::telemetry::CallSetup,
 }
 
 fn bump(c: &AtomicU64) {
@@ -92,6 +99,9 @@ pub struct Endpoint {
     max_message: usize,
     server_header: String,
     stats: Arc<Stats>,
+    /// Our requests in flight: method, and when an INVITE was sent until
+    /// its first response beyond 100 (call set-up time).
+    client_started: HashMap<ClientTxId, (Method, Option<Instant>)>,
     /// Shutting down: new calls and probes get 503.
     draining: bool,
 }
@@ -116,6 +126,7 @@ impl Endpoint {
             max_message: config.sip.max_message_bytes,
             server_header: config.sip.user_agent.clone(),
             stats: Arc::new(Stats::default()),
+            client_started: HashMap::new(),
             draining: false,
         }
     }
@@ -254,6 +265,7 @@ impl Endpoint {
         }
         resp.headers
             .push(HeaderName::Server, self.server_header.clone());
+        self.stats.responses.sent(resp.status);
         out.push(Output::Transmit {
             peer: to,
             data: resp.encode(),
@@ -286,6 +298,9 @@ impl Endpoint {
                     }
                 }
                 TxOutput::AckTimeout { tx } => {
+                    self.stats
+                        .transactions
+                        .ended(TxRole::Server, "INVITE", TxOutcome::NoAck);
                     if let Some(&call) = self.server_owner.get(&tx) {
                         out.push(Output::ToCall {
                             call,
@@ -294,6 +309,7 @@ impl Endpoint {
                     }
                 }
                 TxOutput::Response { tx, response, peer } => {
+                    self.client_response(tx, &response, now);
                     if let Some((call, _)) = self.client_owner.get(&tx) {
                         // A 2xx to an INVITE creates the dialog now, not when
                         // the call task gets round to it: a far end may send
@@ -311,6 +327,13 @@ impl Endpoint {
                     }
                 }
                 TxOutput::Timeout { tx } => {
+                    if let Some((method, _)) = self.client_started.remove(&tx) {
+                        self.stats.transactions.ended(
+                            TxRole::Client,
+                            method.as_str(),
+                            TxOutcome::Timeout,
+                        );
+                    }
                     if let Some((call, branch)) = self.client_owner.get(&tx) {
                         out.push(Output::ToCall {
                             call: *call,
@@ -334,11 +357,46 @@ impl Endpoint {
         }
     }
 
+    /// Counts a response to one of our requests; a final one ends the
+    /// transaction, the first beyond 100 to an INVITE ends its set-up.
+    fn client_response(&mut self, tx: ClientTxId, response: &Response, now: Instant) {
+        self.stats.responses.received(response.status);
+        let Some((method, sent)) = self.client_started.get_mut(&tx) else {
+            return;
+        };
+        if response.status > 100
+            && let Some(at) = sent.take()
+        {
+            self.stats
+                .call_setup
+                .0
+                .observe(now.saturating_duration_since(at).as_secs_f64());
+        }
+        if response.status >= 200 {
+            let method = method.as_str().to_string();
+            self.client_started.remove(&tx);
+            self.stats.transactions.ended(
+                TxRole::Client,
+                &method,
+                TxOutcome::Final(response.status),
+            );
+        }
+    }
+
     /// Every response of a transaction, ours or a call's, leaves here and
     /// gets its Server header here.
     fn respond(&mut self, tx: ServerTxId, mut resp: Response, now: Instant, out: &mut Vec<Output>) {
         resp.headers
             .push(HeaderName::Server, self.server_header.clone());
+        self.stats.responses.sent(resp.status);
+        if resp.status >= 200 {
+            let method = resp.cseq().map(|c| c.method.as_str().to_string());
+            self.stats.transactions.ended(
+                TxRole::Server,
+                method.as_deref().unwrap_or("other"),
+                TxOutcome::Final(resp.status),
+            );
+        }
         // A call's 2xx to an INVITE opens its dialog (§12.1.1): from now on
         // in-dialog requests go to that call. The endpoint installs dialog
         // routes for both directions (here for calls answered, on a 2xx
@@ -467,8 +525,11 @@ impl Endpoint {
                 peer,
             } => {
                 let branch = request.top_branch().unwrap_or_default();
+                let method = request.method.clone();
                 let (tx, tx_out) = self.layer.send_request(request, peer, now);
                 if let Some(tx) = tx {
+                    let invite = (method == Method::Invite).then_some(now);
+                    self.client_started.insert(tx, (method, invite));
                     self.client_owner.insert(tx, (call, branch.clone()));
                     self.branches.insert(branch, tx);
                     if let Some(r) = self.calls.get_mut(&call) {
@@ -497,6 +558,7 @@ impl Endpoint {
                         self.server_owner.remove(&tx);
                     }
                     for tx in routes.client_txs {
+                        self.client_started.remove(&tx);
                         if let Some((_, branch)) = self.client_owner.remove(&tx) {
                             self.branches.remove(&branch);
                         }

@@ -1,76 +1,131 @@
-//! The JSON API. Every error is a status and a JSON body naming it.
+//! The live part of the JSON API, answered from memory: health, queues,
+//! agents, contacts in queues; StopContact. Every error is a status and a
+//! JSON body naming it (`error.rs`).
 
+use super::error::{ApiError, ErrorBody, Json, Path, Query};
+use super::page::{self, MAX_LIMIT};
+use super::{Ctx, Shared};
 use crate::app::App;
 use crate::centre::now_ms;
 use crate::routing::{AgentStatus, ContactKind};
-use crate::store::StoreError;
-use axum::Json;
-use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
+use crate::store::{Attempt, CallbackRecord, ContactRecord, Cursor};
+use axum::extract::State;
+use axum::http::{StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use std::sync::Arc;
+use std::collections::BTreeMap;
+use utoipa::{IntoParams, ToSchema};
 
-type Shared = State<Arc<App>>;
-
-fn error(status: StatusCode, message: impl Into<String>) -> Response {
-    (status, Json(json!({ "error": message.into() }))).into_response()
-}
-
-fn store_error(e: StoreError) -> Response {
-    match e {
-        StoreError::NotFound(id) => error(StatusCode::NOT_FOUND, format!("no callback {id}")),
-        StoreError::WrongState(id, state, _) => {
-            error(StatusCode::CONFLICT, format!("callback {id} is {state}"))
-        }
-        e => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
-    }
+#[derive(Serialize, ToSchema)]
+pub struct Health {
+    /// `ok`, `draining` (shutting down) or `degraded` (the database does
+    /// not answer).
+    status: &'static str,
+    version: &'static str,
 }
 
 /// Unauthenticated, for load balancers and proxies: answered from memory
 /// (the database is probed in the background), so a flood of checks
 /// costs no database work. 503 while shutting down or when the database
 /// does not answer.
-pub async fn health(State(app): Shared) -> Response {
-    let status = if app.centre.is_draining() {
+#[utoipa::path(get, path = "/health", tag = "operations",
+    responses((status = 200, body = Health), (status = 503, body = Health)))]
+pub async fn health(State(ctx): Shared) -> Response {
+    let centre = &ctx.app.centre;
+    let status = if centre.is_draining() {
         "draining"
-    } else if !app.centre.database_ok() {
+    } else if !centre.database_ok() {
         "degraded"
     } else {
         "ok"
     };
-    let body = json!({ "status": status, "version": env!("CARGO_PKG_VERSION") });
+    let body = Health {
+        status,
+        version: env!("CARGO_PKG_VERSION"),
+    };
     let code = if status == "ok" {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    (code, Json(body)).into_response()
+    (code, axum::Json(body)).into_response()
 }
 
-#[derive(Serialize)]
-struct QueueView {
+/// Agents serving a queue.
+#[derive(Serialize, Clone, PartialEq, ToSchema)]
+pub struct QueueAgents {
+    available: usize,
+    /// Not offline.
+    online: usize,
+    /// By state: `offline`, `available`, `reserved`, `on_contact`,
+    /// `after_contact_work`, `missed`.
+    by_state: BTreeMap<String, usize>,
+}
+
+/// Since midnight in the queue's `utc_offset_minutes`.
+#[derive(Serialize, Clone, Default, PartialEq, ToSchema)]
+pub struct QueueToday {
+    /// Contacts connected to an agent.
+    handled: u64,
+    /// Callers who hung up while waiting.
+    abandoned: u64,
+    /// Callback dials the customer answered.
+    callbacks_connected: u64,
+}
+
+#[derive(Serialize, Clone, PartialEq, ToSchema)]
+pub struct QueueView {
     name: String,
     max_contacts: usize,
+    /// Calls and callbacks together (what `max_contacts` limits).
     contacts_in_queue: usize,
     calls_waiting: usize,
+    /// Callbacks routable now.
     callbacks_waiting: usize,
+    /// Callbacks in their initial delay or retry interval.
     callbacks_scheduled: usize,
+    /// Contacts ringing an agent.
     offered: usize,
+    /// The oldest contact's original start (epoch ms).
+    oldest_contact_start_ms: Option<i64>,
     oldest_contact_age_s: Option<i64>,
-    agents: serde_json::Value,
+    /// For a contact arriving now.
+    estimated_wait_s: u64,
+    agents: QueueAgents,
+    today: QueueToday,
 }
 
-pub async fn queues(State(app): Shared) -> Response {
-    let now = now_ms();
+impl QueueView {
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn contacts_in_queue(&self) -> usize {
+        self.contacts_in_queue
+    }
+
+    pub fn oldest_age_s(&self) -> i64 {
+        self.oldest_contact_age_s.unwrap_or(0)
+    }
+}
+
+/// Every queue's view, sorted by name; `now` None leaves ages out (the
+/// live view sends start times and the page counts).
+pub fn queue_views(
+    app: &App,
+    today: &std::collections::HashMap<String, crate::store::DayCounts>,
+    now: Option<i64>,
+) -> Vec<QueueView> {
+    let at = now.unwrap_or_else(now_ms);
     let router = app.centre.router.lock();
     let mut names: Vec<String> = router.queue_names().map(str::to_string).collect();
     names.sort();
-    let views: Vec<QueueView> = names
+    names
         .iter()
         .map(|q| {
-            let s = router.snapshot(q, now);
+            let s = router.snapshot(q, at);
+            let ahead = (s.voice_waiting + s.callbacks_waiting) as u64;
             QueueView {
                 name: s.name.clone(),
                 max_contacts: s.max_contacts,
@@ -79,26 +134,95 @@ pub async fn queues(State(app): Shared) -> Response {
                 callbacks_waiting: s.callbacks_waiting,
                 callbacks_scheduled: s.callbacks_scheduled,
                 offered: s.offered,
-                oldest_contact_age_s: s.oldest_initial_start.map(|o| (now - o).max(0) / 1000),
-                agents: json!({ "available": s.agents_available, "online": s.agents_online }),
+                oldest_contact_start_ms: s.oldest_initial_start,
+                oldest_contact_age_s: now
+                    .and(s.oldest_initial_start)
+                    .map(|o| (at - o).max(0) / 1000),
+                estimated_wait_s: crate::centre::estimated_wait_s(&s, ahead),
+                agents: QueueAgents {
+                    available: s.agents_available,
+                    online: s.agents_online,
+                    by_state: s
+                        .agents_by_state
+                        .iter()
+                        .map(|(k, v)| (k.to_string(), *v))
+                        .collect(),
+                },
+                today: today
+                    .get(q)
+                    .map(|d| QueueToday {
+                        handled: d.handled,
+                        abandoned: d.abandoned,
+                        callbacks_connected: d.callbacks_connected,
+                    })
+                    .unwrap_or_default(),
             }
         })
-        .collect();
-    Json(views).into_response()
+        .collect()
 }
 
-#[derive(Serialize)]
-struct AgentView {
+/// `?limit=&cursor=` of the lists answered from memory.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PageQuery {
+    /// Rows per page, 1–1000 (default 100).
+    limit: Option<usize>,
+    /// From the previous page's `X-Next-Cursor` header.
+    cursor: Option<String>,
+}
+
+/// A page of an in-memory list, with the next page's headers.
+fn paged<T: Serialize>(
+    list: &str,
+    items: Vec<T>,
+    key: impl Fn(&T) -> Cursor,
+    q: &PageQuery,
+    uri: &Uri,
+) -> Result<Response, ApiError> {
+    let limit = page::limit(q.limit, MAX_LIMIT)?;
+    let after = page::decode(list, q.cursor.as_deref())?;
+    let (items, next) = page::slice(items, key, after.as_ref(), limit);
+    Ok((page::headers(list, next.as_ref(), uri), axum::Json(items)).into_response())
+}
+
+fn name_key(name: &str) -> Cursor {
+    Cursor {
+        ms: 0,
+        id: name.to_string(),
+    }
+}
+
+/// Queues with their real-time metrics, by name.
+#[utoipa::path(get, path = "/api/queues", tag = "real-time", params(PageQuery),
+    security(("token" = [])),
+    responses((status = 200, body = [QueueView], headers(("x-next-cursor" = String, description = "Present when another page follows"))),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
+pub async fn queues(
+    State(ctx): Shared,
+    Query(q): Query<PageQuery>,
+    uri: Uri,
+) -> Result<Response, ApiError> {
+    let views = queue_views(&ctx.app, &ctx.live.today(), Some(now_ms()));
+    paged("queues", views, |v| name_key(&v.name), &q, &uri)
+}
+
+#[derive(Serialize, Clone, PartialEq, ToSchema)]
+pub struct AgentView {
     user: String,
     name: Option<String>,
     routing_profile: Option<String>,
+    /// `offline`, `available`, `reserved`, `on_contact`,
+    /// `after_contact_work`, `missed`.
     state: &'static str,
+    /// In this state since (epoch ms).
     since_ms: i64,
     registered: bool,
+    /// The contact being offered or handled.
     contact: Option<String>,
 }
 
-pub async fn agents(State(app): Shared) -> Response {
+/// Every agent, by user name.
+pub fn agent_views(app: &App) -> Vec<AgentView> {
     let names: std::collections::HashMap<&str, Option<String>> = app
         .config
         .agents
@@ -106,7 +230,7 @@ pub async fn agents(State(app): Shared) -> Response {
         .map(|a| (a.user.as_str(), a.name.clone()))
         .collect();
     let router = app.centre.router.lock();
-    let views: Vec<AgentView> = router
+    let mut views: Vec<AgentView> = router
         .agents()
         .map(|a| AgentView {
             user: a.name.clone(),
@@ -123,55 +247,83 @@ pub async fn agents(State(app): Shared) -> Response {
             },
         })
         .collect();
-    Json(views).into_response()
+    views.sort_by(|a, b| a.user.cmp(&b.user));
+    views
 }
 
-#[derive(Deserialize)]
+/// Agents and their states, by user name.
+#[utoipa::path(get, path = "/api/agents", tag = "real-time", params(PageQuery),
+    security(("token" = [])),
+    responses((status = 200, body = [AgentView], headers(("x-next-cursor" = String))),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
+pub async fn agents(
+    State(ctx): Shared,
+    Query(q): Query<PageQuery>,
+    uri: Uri,
+) -> Result<Response, ApiError> {
+    paged(
+        "agents",
+        agent_views(&ctx.app),
+        |v| name_key(&v.user),
+        &q,
+        &uri,
+    )
+}
+
+#[derive(Deserialize, ToSchema)]
 pub struct StateBody {
+    /// `available` or `offline`.
     state: String,
 }
 
+/// Sets an agent available or offline.
+#[utoipa::path(put, path = "/api/agents/{user}/state", tag = "real-time",
+    params(("user" = String, Path, description = "The agent's user name")),
+    request_body = StateBody, security(("token" = [])),
+    responses((status = 200, description = "The agent's state now"),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 413, body = ErrorBody),
+        (status = 415, body = ErrorBody)))]
 pub async fn set_agent_state(
-    State(app): Shared,
+    State(ctx): Shared,
     Path(user): Path<String>,
     Json(body): Json<StateBody>,
-) -> Response {
+) -> Result<Response, ApiError> {
     let available = match body.state.as_str() {
         "available" => true,
         "offline" => false,
         other => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                format!("state must be \"available\" or \"offline\", not {other:?}"),
-            );
+            return Err(ApiError::bad_request(format!(
+                "state must be \"available\" or \"offline\", not {other:?}"
+            )));
         }
     };
-    let r = app
-        .centre
+    let centre = &ctx.app.centre;
+    let r = centre
         .router
         .lock()
         .set_available(&user, available, now_ms());
-    match r {
-        Ok(()) => {
-            app.centre.wake.notify_one();
-            let state = app
-                .centre
-                .router
-                .lock()
-                .agent(&user)
-                .map(|a| a.status.name())
-                .unwrap_or("offline");
-            Json(json!({ "user": user, "state": state })).into_response()
-        }
-        Err(_) => error(StatusCode::NOT_FOUND, format!("no agent {user}")),
+    if r.is_err() {
+        return Err(ApiError::not_found(format!("no agent {user}")));
     }
+    centre.wake.notify_one();
+    let state = centre
+        .router
+        .lock()
+        .agent(&user)
+        .map(|a| a.status.name())
+        .unwrap_or("offline");
+    Ok(axum::Json(json!({ "user": user, "state": state })).into_response())
 }
 
-#[derive(Serialize)]
-struct ContactView {
+#[derive(Serialize, Clone, ToSchema)]
+pub struct ContactView {
     id: String,
     queue: String,
+    /// `voice` or `callback`.
+    #[schema(value_type = String)]
     kind: ContactKind,
+    /// `queued`, `scheduled` or `offered`.
     state: &'static str,
     initial_start_ms: i64,
     enqueued_ms: i64,
@@ -180,9 +332,9 @@ struct ContactView {
     offered_to: Option<String>,
 }
 
-fn contact_views(app: &App) -> Vec<ContactView> {
+fn contact_views(ctx: &Ctx) -> Vec<ContactView> {
     let now = now_ms();
-    let router = app.centre.router.lock();
+    let router = ctx.app.centre.router.lock();
     let mut v: Vec<ContactView> = router
         .contacts()
         .map(|c| ContactView {
@@ -207,92 +359,76 @@ fn contact_views(app: &App) -> Vec<ContactView> {
     v
 }
 
-/// Contacts in queues now, in line order.
-pub async fn contacts(State(app): Shared) -> Response {
-    Json(contact_views(&app)).into_response()
+/// Contacts in queues now, in line order (by original start).
+#[utoipa::path(get, path = "/api/contacts", tag = "real-time", params(PageQuery),
+    security(("token" = [])),
+    responses((status = 200, body = [ContactView], headers(("x-next-cursor" = String))),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
+pub async fn contacts(
+    State(ctx): Shared,
+    Query(q): Query<PageQuery>,
+    uri: Uri,
+) -> Result<Response, ApiError> {
+    paged(
+        "contacts",
+        contact_views(&ctx),
+        |c| Cursor {
+            ms: c.initial_start_ms,
+            id: c.id.clone(),
+        },
+        &q,
+        &uri,
+    )
 }
 
-/// One contact: live queue state, callback record and contact record.
-pub async fn contact(State(app): Shared, Path(id): Path<String>) -> Response {
-    let live = contact_views(&app).into_iter().find(|c| c.id == id);
-    let centre = app.centre.clone();
+#[derive(Serialize, ToSchema)]
+pub struct ContactDetail {
+    id: String,
+    /// In a queue now.
+    queued: Option<ContactView>,
+    /// When the contact is a callback.
+    callback: Option<CallbackRecord>,
+    attempts: Vec<Attempt>,
+    record: Option<ContactRecord>,
+}
+
+/// One contact: live queue state, callback, attempts and contact record.
+#[utoipa::path(get, path = "/api/contacts/{id}", tag = "real-time",
+    params(("id" = String, Path, description = "Contact id")), security(("token" = [])),
+    responses((status = 200, body = ContactDetail), (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody)))]
+pub async fn contact(State(ctx): Shared, Path(id): Path<String>) -> Result<Response, ApiError> {
+    let live = contact_views(&ctx).into_iter().find(|c| c.id == id);
     let id2 = id.clone();
-    let stored = centre
+    let (callback, record, attempts) = ctx
+        .app
+        .centre
         .db(move |s| Ok((s.callback(&id2)?, s.contact(&id2)?, s.attempts(&id2)?)))
-        .await;
-    match stored {
-        Err(e) => store_error(e),
-        Ok((None, None, _)) if live.is_none() => {
-            error(StatusCode::NOT_FOUND, format!("no contact {id}"))
-        }
-        Ok((callback, record, attempts)) => Json(json!({
-            "id": id,
-            "queued": live,
-            "callback": callback,
-            "attempts": attempts,
-            "record": record,
-        }))
-        .into_response(),
+        .await?;
+    if callback.is_none() && record.is_none() && live.is_none() {
+        return Err(ApiError::not_found(format!("no contact {id}")));
     }
+    Ok(axum::Json(ContactDetail {
+        id,
+        queued: live,
+        callback,
+        attempts,
+        record,
+    })
+    .into_response())
 }
 
-/// StopContact: removes a queued or scheduled callback; it is never dialled
-/// afterwards.
-pub async fn stop_contact(State(app): Shared, Path(id): Path<String>) -> Response {
-    match app.centre.stop_callback(&id).await {
-        Ok(()) => Json(json!({ "id": id, "state": "stopped" })).into_response(),
-        Err(e) => store_error(e),
-    }
-}
-
-#[derive(Deserialize)]
-pub struct CallbackQuery {
-    state: Option<String>,
-    limit: Option<usize>,
-}
-
-pub async fn callbacks(State(app): Shared, Query(q): Query<CallbackQuery>) -> Response {
-    let limit = q.limit.unwrap_or(500).min(5000);
-    let state = q.state.clone();
-    let all = app
-        .centre
-        .db(move |s| s.all_callbacks(state.as_deref(), limit))
-        .await;
-    match all {
-        Ok(v) => Json(v).into_response(),
-        Err(e) => store_error(e),
-    }
-}
-
-pub async fn callback(State(app): Shared, Path(id): Path<String>) -> Response {
-    let id2 = id.clone();
-    let r = app
-        .centre
-        .db(move |s| Ok((s.callback(&id2)?, s.attempts(&id2)?, s.history(&id2)?)))
-        .await;
-    match r {
-        Ok((Some(cb), attempts, history)) => {
-            let history: Vec<_> = history
-                .into_iter()
-                .map(|(at, state, detail)| json!({ "at_ms": at, "state": state, "detail": detail }))
-                .collect();
-            Json(json!({ "callback": cb, "attempts": attempts, "history": history }))
-                .into_response()
-        }
-        Ok((None, ..)) => error(StatusCode::NOT_FOUND, format!("no callback {id}")),
-        Err(e) => store_error(e),
-    }
-}
-
-#[derive(Deserialize)]
-pub struct RecordQuery {
-    limit: Option<usize>,
-}
-
-pub async fn records(State(app): Shared, Query(q): Query<RecordQuery>) -> Response {
-    let limit = q.limit.unwrap_or(100).min(5000);
-    match app.centre.db(move |s| s.contacts(limit)).await {
-        Ok(v) => Json(v).into_response(),
-        Err(e) => store_error(e),
-    }
+/// StopContact: removes a queued or scheduled callback (or one whose offer
+/// is ringing an agent); it is never dialled afterwards. 409 once it is
+/// being dialled or has finished.
+#[utoipa::path(post, path = "/api/contacts/{id}/stop", tag = "real-time",
+    params(("id" = String, Path, description = "Callback (contact) id")), security(("token" = [])),
+    responses((status = 200, description = "Stopped"), (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn stop_contact(
+    State(ctx): Shared,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    ctx.app.centre.stop_callback(&id).await?;
+    Ok(axum::Json(json!({ "id": id, "state": "stopped" })).into_response())
 }

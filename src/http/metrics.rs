@@ -1,13 +1,15 @@
 //! Prometheus text exposition (format 0.0.4), rendered from live state on
-//! each scrape: queues, agents, callbacks, SIP counters, RTP pacing.
+//! each scrape: queues, agents, callbacks, SIP counters (messages,
+//! responses by code, transactions by outcome), histograms (queue wait,
+//! ring time, call set-up), RTP pacing.
 
-use crate::app::App;
+use super::Shared;
+use super::error::ErrorBody;
 use crate::centre::now_ms;
 use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use std::fmt::Write as _;
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 #[derive(Clone, Copy)]
@@ -32,8 +34,13 @@ fn label(v: &str) -> String {
         .replace('\n', "\\n")
 }
 
-pub async fn render(State(app): State<Arc<App>>) -> Response {
-    let mut out = String::with_capacity(4096);
+/// Prometheus metrics (text exposition format 0.0.4).
+#[utoipa::path(get, path = "/metrics", tag = "operations", security(("token" = [])),
+    responses((status = 200, description = "Prometheus text", content_type = "text/plain; version=0.0.4"),
+        (status = 401, body = ErrorBody)))]
+pub async fn render(State(ctx): Shared) -> Response {
+    let app = &ctx.app;
+    let mut out = String::with_capacity(8192);
     let now = now_ms();
     {
         let router = app.centre.router.lock();
@@ -174,6 +181,11 @@ pub async fn render(State(app): State<Arc<App>>) -> Response {
         "callgate_calls_active {}",
         st.calls_active.load(Ordering::Relaxed)
     );
+    st.responses.render(&mut out);
+    st.transactions.render(&mut out);
+    st.call_setup.render(&mut out);
+    app.centre.histograms.queue_wait.render(&mut out);
+    app.centre.histograms.ring.render(&mut out);
     let pacers = app.media.pacer_stats();
     family(
         &mut out,

@@ -1,18 +1,40 @@
-//! The operator's HTTP interface: a JSON API (token required), Prometheus
-//! metrics, a dashboard page and an unauthenticated health check.
+//! The operator's HTTP interface: a JSON API (token required), live
+//! updates as Server-Sent Events, Prometheus metrics, the dashboard and
+//! an unauthenticated health check. Every route is declared once, with
+//! its OpenAPI description (`#[utoipa::path]` on the handler); the router
+//! and `/api/openapi.json` are both built from that one list.
 
 pub mod api;
+pub mod callbacks;
 pub mod dashboard;
+pub mod error;
+pub mod events;
+pub mod live;
 pub mod metrics;
+pub mod openapi;
+pub mod page;
+pub mod records;
 
 use crate::app::App;
 use axum::Router;
-use axum::extract::{Request, State};
-use axum::http::{StatusCode, header};
-use axum::middleware::Next;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::header;
+use axum::middleware::{Next, from_fn, from_fn_with_state};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
 use std::sync::Arc;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+/// What the handlers share: the application and the live view.
+pub struct Ctx {
+    pub app: Arc<App>,
+    pub live: Arc<live::Live>,
+}
+
+pub type Shared = State<Arc<Ctx>>;
+
+/// Request bodies are small JSON documents.
+const BODY_LIMIT: usize = 16 * 1024;
 
 /// Compares digests, so that neither the content nor the length of the
 /// token leaks through timing.
@@ -26,11 +48,11 @@ fn token_ok(expected: &str, given: Option<&str>) -> bool {
         == 0
 }
 
-/// `Authorization: Bearer <token>` on everything but /health and the
-/// dashboard page. Only the header: a token in the URL (`?token=`) ends up
-/// in proxy and server logs, browser history and Referer headers, so it is
-/// not accepted at all.
-async fn require_token(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
+/// `Authorization: Bearer <token>` on everything but /health, the OpenAPI
+/// document and the dashboard's files. Only the header: a token in the
+/// URL (`?token=`) ends up in proxy and server logs, browser history and
+/// Referer headers, so it is not accepted at all.
+async fn require_token(State(ctx): Shared, req: Request, next: Next) -> Response {
     let bearer = req
         .headers()
         .get(header::AUTHORIZATION)
@@ -39,51 +61,84 @@ async fn require_token(State(app): State<Arc<App>>, req: Request, next: Next) ->
             let (scheme, token) = v.split_once(' ')?;
             scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
         });
-    if token_ok(&app.config.http.token, bearer) {
-        let mut resp = next.run(req).await;
-        // Operational data: never kept by a shared cache.
+    if token_ok(&ctx.app.config.http.token, bearer) {
+        next.run(req).await
+    } else {
+        let mut resp = error::ApiError::new(
+            axum::http::StatusCode::UNAUTHORIZED,
+            "token required (Authorization: Bearer <token>)",
+        )
+        .into_response();
         resp.headers_mut().insert(
-            header::CACHE_CONTROL,
-            header::HeaderValue::from_static("no-store"),
+            header::WWW_AUTHENTICATE,
+            header::HeaderValue::from_static("Bearer"),
         );
         resp
-    } else {
-        (
-            StatusCode::UNAUTHORIZED,
-            [(header::WWW_AUTHENTICATE, "Bearer")],
-            "token required (Authorization: Bearer <token>)\n",
-        )
-            .into_response()
     }
 }
 
-pub fn router(app: Arc<App>) -> Router {
-    let protected = Router::new()
-        .route("/api/queues", get(api::queues))
-        .route("/api/agents", get(api::agents))
-        .route("/api/agents/{user}/state", put(api::set_agent_state))
-        .route("/api/contacts", get(api::contacts))
-        .route("/api/contacts/{id}", get(api::contact))
-        .route("/api/contacts/{id}/stop", post(api::stop_contact))
-        .route("/api/callbacks", get(api::callbacks))
-        .route("/api/callbacks/{id}", get(api::callback))
-        .route("/api/records", get(api::records))
-        .route("/metrics", get(metrics::render))
-        .route_layer(axum::middleware::from_fn_with_state(
-            app.clone(),
-            require_token,
-        ));
-    Router::new()
-        .route("/health", get(api::health))
-        .route("/", get(dashboard::page))
-        .route("/dashboard", get(dashboard::page))
-        .merge(protected)
-        .with_state(app)
+/// Operational data and pages: never kept by a shared cache.
+async fn no_store(req: Request, next: Next) -> Response {
+    let mut resp = next.run(req).await;
+    resp.headers_mut().insert(
+        header::CACHE_CONTROL,
+        header::HeaderValue::from_static("no-store"),
+    );
+    resp
 }
 
-/// Serves the router on `listener` until the process ends.
+/// Every route, with its description. Routes needing the token first.
+pub fn routes() -> (OpenApiRouter<Arc<Ctx>>, OpenApiRouter<Arc<Ctx>>) {
+    let protected = OpenApiRouter::new()
+        .routes(routes!(api::queues))
+        .routes(routes!(api::agents))
+        .routes(routes!(api::set_agent_state))
+        .routes(routes!(api::contacts))
+        .routes(routes!(api::contact))
+        .routes(routes!(api::stop_contact))
+        .routes(routes!(callbacks::list))
+        .routes(routes!(callbacks::one))
+        .routes(routes!(records::list))
+        .routes(routes!(events::stream))
+        .routes(routes!(metrics::render));
+    let public = OpenApiRouter::new()
+        .routes(routes!(api::health))
+        .routes(routes!(openapi::document))
+        .routes(routes!(dashboard::page))
+        .routes(routes!(dashboard::page_alias))
+        .routes(routes!(dashboard::asset));
+    (protected, public)
+}
+
+/// The OpenAPI document of every route.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    let (protected, public) = routes();
+    openapi::finish(protected.into_openapi(), public.into_openapi())
+}
+
+pub fn router(ctx: Arc<Ctx>) -> Router {
+    let (protected, public) = routes();
+    let (protected, protected_doc) = protected.split_for_parts();
+    let (public, public_doc) = public.split_for_parts();
+    let doc = Arc::new(openapi::finish(protected_doc, public_doc));
+    let protected = protected.route_layer(from_fn_with_state(ctx.clone(), require_token));
+    Router::new()
+        .merge(public)
+        .merge(protected)
+        .fallback(error::not_found)
+        .method_not_allowed_fallback(error::method_not_allowed)
+        .layer(axum::Extension(doc))
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(from_fn(no_store))
+        .layer(from_fn(error::json_errors))
+        .with_state(ctx)
+}
+
+/// Starts the live view and serves the router on `listener` until the
+/// process ends.
 pub fn spawn(app: Arc<App>, listener: tokio::net::TcpListener) -> tokio::task::JoinHandle<()> {
-    let router = router(app);
+    let live = live::Live::spawn(app.clone());
+    let router = router(Arc::new(Ctx { app, live }));
     tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, router).await {
             tracing::error!(error = %e, "HTTP server stopped");

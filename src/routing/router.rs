@@ -126,6 +126,8 @@ pub struct QueueSnapshot {
     pub oldest_initial_start: Option<Ms>,
     pub agents_available: usize,
     pub agents_online: usize,
+    /// Agents serving the queue, by state name (`AgentStatus::name`).
+    pub agents_by_state: std::collections::BTreeMap<&'static str, usize>,
 }
 
 #[derive(Debug, Default)]
@@ -527,6 +529,9 @@ impl Router {
         }
         for a in self.agents.values() {
             let serves = self.entries(a).iter().any(|e| e.queue == queue);
+            if serves {
+                *s.agents_by_state.entry(a.status.name()).or_default() += 1;
+            }
             if serves && a.status != AgentStatus::Offline {
                 s.agents_online += 1;
                 if a.status == AgentStatus::Available {

@@ -3,12 +3,15 @@
 //! embedded implementation (a PostgreSQL one would implement the same
 //! trait with the same SQL, `FOR UPDATE SKIP LOCKED` for claiming).
 
+mod contact_rows;
+pub mod query;
 pub mod record_writer;
 pub mod records;
 pub mod sqlite;
 
+pub use query::{CallbackFilter, Cursor, DayCounts, Order, Page, RecordFilter};
 pub use record_writer::{OpenRecord, RecordWriter};
-pub use records::{Attempt, CallbackRecord, CallbackState, ContactRecord, NewCallback};
+pub use records::{Attempt, CallbackRecord, CallbackState, ContactRecord, NewCallback, initiation};
 pub use sqlite::SqliteStore;
 
 use std::sync::Arc;
@@ -92,12 +95,14 @@ pub trait Store: Send + Sync {
         detail: &str,
         now_ms: i64,
     ) -> Result<CallbackRecord, StoreError>;
-    /// Callbacks, newest first, optionally of one state.
-    fn all_callbacks(
+    /// Callbacks matching `filter`, newest first, a page of at most
+    /// `limit` after `after`.
+    fn callbacks_page(
         &self,
-        state: Option<&str>,
+        filter: &CallbackFilter,
+        after: Option<&Cursor>,
         limit: usize,
-    ) -> Result<Vec<CallbackRecord>, StoreError>;
+    ) -> Result<Page<CallbackRecord>, StoreError>;
     /// Number of callbacks in each state.
     fn callback_counts(&self) -> Result<Vec<(String, u64)>, StoreError>;
     fn attempts(&self, id: &str) -> Result<Vec<Attempt>, StoreError>;
@@ -110,5 +115,19 @@ pub trait Store: Send + Sync {
     /// "interrupted" at `now_ms`. Returns how many.
     fn close_interrupted_contacts(&self, now_ms: i64) -> Result<usize, StoreError>;
     fn contact(&self, id: &str) -> Result<Option<ContactRecord>, StoreError>;
+    /// The newest `limit` contact records.
     fn contacts(&self, limit: usize) -> Result<Vec<ContactRecord>, StoreError>;
+    /// Contact records matching `filter`, a page of at most `limit` after
+    /// `after`.
+    fn records(
+        &self,
+        filter: &RecordFilter,
+        after: Option<&Cursor>,
+        limit: usize,
+    ) -> Result<Page<ContactRecord>, StoreError>;
+    /// Per queue since `since_ms`: handled, abandoned, callbacks connected.
+    fn day_counts(
+        &self,
+        since_ms: i64,
+    ) -> Result<std::collections::HashMap<String, DayCounts>, StoreError>;
 }

@@ -3,7 +3,7 @@
 //! truthful record. They must not cost a call a fsync each, nor make it
 //! wait: a dedicated thread takes them over a channel and writes whatever
 //! has queued up in one transaction (several milestones of one contact
-//! coalesce, the last wins). A kill -9 loses at most the batch being
+//! coalesce: what a later write sets wins, what it leaves unset stays). A kill -9 loses at most the batch being
 //! written (milliseconds); `flush` waits for everything sent before it.
 
 use super::{ContactRecord, Store};
@@ -39,7 +39,8 @@ impl RecordWriter {
         RecordWriter { tx }
     }
 
-    /// Queues `rec` (an insert, or an update of the record with its id).
+    /// Queues `rec`: a whole record (inserted, or filling in the stored
+    /// one), or a partial update (`ContactRecord::update`) of a stored one.
     pub fn write(&self, rec: ContactRecord) {
         if self.tx.send(Msg::Write(Box::new(rec))).is_err() {
             warn!("record writer gone: contact record not written");
@@ -115,7 +116,10 @@ fn run(store: Arc<dyn Store>, rx: Receiver<Msg>) {
         while let Some(msg) = next.take() {
             match msg {
                 Msg::Write(rec) => match index.get(&rec.id) {
-                    Some(&i) => batch[i] = *rec,
+                    Some(&i) => {
+                        let older = std::mem::take(&mut batch[i]);
+                        batch[i] = older.merge(*rec);
+                    }
                     None => {
                         index.insert(rec.id.clone(), batch.len());
                         batch.push(*rec);
@@ -170,5 +174,41 @@ mod tests {
             Some("done"),
             "the last write wins"
         );
+    }
+
+    #[tokio::test]
+    async fn partial_updates_fill_in_and_never_clear() {
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::in_memory().unwrap());
+        let w = RecordWriter::spawn(store.clone());
+        w.write(rec("a", None));
+        w.flush().await;
+        // The dispatcher records the offer; then the caller's task saves
+        // its record without it, in the same batch and in the next.
+        w.write(ContactRecord {
+            offered_ms: Some(7),
+            ..ContactRecord::update("a")
+        });
+        w.write(ContactRecord {
+            enqueued_ms: Some(5),
+            ..rec("a", None)
+        });
+        w.flush().await;
+        w.write(ContactRecord {
+            connected_to_agent_ms: Some(9),
+            ..rec("a", None)
+        });
+        // An update of a record that does not exist writes nothing.
+        w.write(ContactRecord {
+            offered_ms: Some(1),
+            ..ContactRecord::update("ghost")
+        });
+        w.flush().await;
+        let a = store.contact("a").unwrap().unwrap();
+        assert_eq!(
+            (a.enqueued_ms, a.offered_ms, a.connected_to_agent_ms),
+            (Some(5), Some(7), Some(9))
+        );
+        assert_eq!(a.initiation, "inbound");
+        assert!(store.contact("ghost").unwrap().is_none());
     }
 }

@@ -1,11 +1,12 @@
 //! The embedded SQLite store: one file in the data directory, WAL mode,
 //! `synchronous = FULL` so a committed callback survives even a power cut.
 
+use super::query::{self, CallbackFilter, Cursor, DayCounts, Page, RecordFilter};
 use super::records::{Attempt, CallbackRecord, CallbackState, ContactRecord, NewCallback};
-use super::{Store, StoreError};
+use super::{Store, StoreError, contact_rows};
 use parking_lot::Mutex;
 use rusqlite::{Connection, OptionalExtension, Row, params};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 /// Versioned migrations, applied in order at start-up; `user_version`
@@ -80,6 +81,32 @@ CREATE UNIQUE INDEX callbacks_dedupe ON callbacks(dedupe_key)
     WHERE dedupe_key IS NOT NULL
       AND state IN ('scheduled', 'queued', 'offered', 'dialing');
 "#,
+    // 3: contact records chained like Amazon Connect's (previous contact,
+    // agent legs, dial attempts with outcome, SIP status and ring time;
+    // offered and connected-to-agent times), and indexes for paging and
+    // for the queries by number, queue and day.
+    r#"
+ALTER TABLE contacts ADD COLUMN previous_contact_id TEXT;
+ALTER TABLE contacts ADD COLUMN attempt INTEGER;
+ALTER TABLE contacts ADD COLUMN outcome TEXT;
+ALTER TABLE contacts ADD COLUMN sip_status INTEGER;
+ALTER TABLE contacts ADD COLUMN ring_ms INTEGER;
+ALTER TABLE contacts ADD COLUMN offered_ms INTEGER;
+ALTER TABLE contacts ADD COLUMN connected_to_agent_ms INTEGER;
+-- Until now an inbound record's connected_ms was the agent's answer.
+UPDATE contacts SET connected_to_agent_ms = connected_ms
+    WHERE initiation = 'inbound' AND connected_ms IS NOT NULL;
+UPDATE contacts SET previous_contact_id = initial_contact_id
+    WHERE initiation = 'callback' AND initial_contact_id <> id;
+DROP INDEX IF EXISTS contacts_time;
+CREATE INDEX contacts_page ON contacts(initiated_ms, id);
+CREATE INDEX contacts_number ON contacts(customer_number, initiated_ms);
+CREATE INDEX contacts_queue ON contacts(queue, initiated_ms);
+CREATE INDEX contacts_agent_time ON contacts(connected_to_agent_ms) WHERE connected_to_agent_ms IS NOT NULL;
+CREATE INDEX contacts_connected ON contacts(connected_ms) WHERE connected_ms IS NOT NULL;
+CREATE INDEX contacts_ended ON contacts(disconnected_ms) WHERE disconnected_ms IS NOT NULL;
+CREATE INDEX callbacks_page ON callbacks(created_ms, id);
+"#,
 ];
 
 pub struct SqliteStore {
@@ -125,6 +152,7 @@ fn contact_from_row(r: &Row<'_>) -> rusqlite::Result<ContactRecord> {
     Ok(ContactRecord {
         id: r.get("id")?,
         initial_contact_id: r.get("initial_contact_id")?,
+        previous_contact_id: r.get("previous_contact_id")?,
         initiation: r.get("initiation")?,
         queue: r.get("queue")?,
         agent: r.get("agent")?,
@@ -132,9 +160,15 @@ fn contact_from_row(r: &Row<'_>) -> rusqlite::Result<ContactRecord> {
         dialled: r.get("dialled")?,
         caller_id_used: r.get("caller_id_used")?,
         call_id: r.get("call_id")?,
+        attempt: r.get("attempt")?,
+        outcome: r.get("outcome")?,
+        sip_status: r.get("sip_status")?,
+        ring_ms: r.get("ring_ms")?,
         initiated_ms: r.get("initiated_ms")?,
         enqueued_ms: r.get("enqueued_ms")?,
+        offered_ms: r.get("offered_ms")?,
         connected_ms: r.get("connected_ms")?,
+        connected_to_agent_ms: r.get("connected_to_agent_ms")?,
         disconnected_ms: r.get("disconnected_ms")?,
         disconnect_reason: r.get("disconnect_reason")?,
         attributes: attrs_parse(&attrs),
@@ -143,7 +177,7 @@ fn contact_from_row(r: &Row<'_>) -> rusqlite::Result<ContactRecord> {
 
 /// The SQL set of pending states, derived from the one list in records.rs
 /// so a new pending state cannot be forgotten by the queries.
-fn pending_sql() -> String {
+pub(super) fn pending_sql() -> String {
     let states: Vec<String> = CallbackState::PENDING
         .iter()
         .map(|s| format!("'{}'", s.as_str()))
@@ -410,28 +444,13 @@ impl Store for SqliteStore {
         Ok(rec)
     }
 
-    fn all_callbacks(
+    fn callbacks_page(
         &self,
-        state: Option<&str>,
+        filter: &CallbackFilter,
+        after: Option<&Cursor>,
         limit: usize,
-    ) -> Result<Vec<CallbackRecord>, StoreError> {
-        let conn = self.conn.lock();
-        let limit = limit as i64;
-        match state {
-            Some(st) => {
-                let mut stmt = conn.prepare(
-                    "SELECT * FROM callbacks WHERE state = ?1 ORDER BY created_ms DESC LIMIT ?2",
-                )?;
-                let rows = stmt.query_map(params![st, limit], callback_from_row)?;
-                Ok(rows.collect::<Result<Vec<_>, _>>()?)
-            }
-            None => {
-                let mut stmt =
-                    conn.prepare("SELECT * FROM callbacks ORDER BY created_ms DESC LIMIT ?1")?;
-                let rows = stmt.query_map(params![limit], callback_from_row)?;
-                Ok(rows.collect::<Result<Vec<_>, _>>()?)
-            }
-        }
+    ) -> Result<Page<CallbackRecord>, StoreError> {
+        query::callbacks(&self.conn.lock(), filter, after, limit, callback_from_row)
     }
 
     fn callback_counts(&self) -> Result<Vec<(String, u64)>, StoreError> {
@@ -472,49 +491,15 @@ impl Store for SqliteStore {
     fn upsert_contacts(&self, batch: &[ContactRecord]) -> Result<(), StoreError> {
         let mut conn = self.conn.lock();
         let tx = conn.transaction()?;
-        {
-            let mut stmt = tx.prepare_cached(
-                "INSERT INTO contacts (id, initial_contact_id, initiation, queue, agent, customer_number, dialled, caller_id_used, call_id, initiated_ms, enqueued_ms, connected_ms, disconnected_ms, disconnect_reason, attributes)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)
-                 ON CONFLICT(id) DO UPDATE SET queue = excluded.queue, agent = excluded.agent, customer_number = excluded.customer_number,
-                   caller_id_used = excluded.caller_id_used, call_id = excluded.call_id, enqueued_ms = excluded.enqueued_ms,
-                   connected_ms = excluded.connected_ms, disconnected_ms = excluded.disconnected_ms,
-                   disconnect_reason = excluded.disconnect_reason, attributes = excluded.attributes",
-            )?;
-            for c in batch {
-                stmt.execute(params![
-                    c.id,
-                    c.initial_contact_id,
-                    c.initiation,
-                    c.queue,
-                    c.agent,
-                    c.customer_number,
-                    c.dialled,
-                    c.caller_id_used,
-                    c.call_id,
-                    c.initiated_ms,
-                    c.enqueued_ms,
-                    c.connected_ms,
-                    c.disconnected_ms,
-                    c.disconnect_reason,
-                    attrs_json(&c.attributes),
-                ])?;
-            }
+        for c in batch {
+            contact_rows::write(&tx, c)?;
         }
         tx.commit()?;
         Ok(())
     }
 
     fn close_interrupted_contacts(&self, now_ms: i64) -> Result<usize, StoreError> {
-        // A callback's record stays open while the callback is pending
-        // (it is still a live contact); only a conversation that began
-        // and an inbound call are cut short by a crash.
-        let n = self.conn.lock().execute(
-            "UPDATE contacts SET disconnected_ms = ?1, disconnect_reason = 'interrupted'
-             WHERE disconnected_ms IS NULL AND (initiation = 'inbound' OR connected_ms IS NOT NULL)",
-            params![now_ms],
-        )?;
-        Ok(n)
+        contact_rows::close_interrupted(&self.conn.lock(), now_ms)
     }
 
     fn contact(&self, id: &str) -> Result<Option<ContactRecord>, StoreError> {
@@ -529,11 +514,21 @@ impl Store for SqliteStore {
     }
 
     fn contacts(&self, limit: usize) -> Result<Vec<ContactRecord>, StoreError> {
-        let conn = self.conn.lock();
-        let mut stmt =
-            conn.prepare("SELECT * FROM contacts ORDER BY initiated_ms DESC LIMIT ?1")?;
-        let rows = stmt.query_map(params![limit as i64], contact_from_row)?;
-        Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        let page = self.records(&RecordFilter::default(), None, limit)?;
+        Ok(page.items)
+    }
+
+    fn records(
+        &self,
+        filter: &RecordFilter,
+        after: Option<&Cursor>,
+        limit: usize,
+    ) -> Result<Page<ContactRecord>, StoreError> {
+        query::records(&self.conn.lock(), filter, after, limit, contact_from_row)
+    }
+
+    fn day_counts(&self, since_ms: i64) -> Result<HashMap<String, DayCounts>, StoreError> {
+        query::day_counts(&self.conn.lock(), since_ms)
     }
 }
 
@@ -636,6 +631,31 @@ mod tests {
             .unwrap();
         drop(conn);
         assert!(SqliteStore::open(dir.path()).is_err());
+    }
+
+    #[test]
+    fn migration_3_keeps_earlier_records_and_their_meaning() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            // A database as version 2 left it.
+            let mut conn = Connection::open(dir.path().join("callgate.sqlite3")).unwrap();
+            for sql in &MIGRATIONS[..2] {
+                conn.execute_batch(sql).unwrap();
+            }
+            conn.pragma_update(None, "user_version", 2).unwrap();
+            let tx = conn.transaction().unwrap();
+            tx.execute_batch(
+                "INSERT INTO contacts (id, initial_contact_id, initiation, initiated_ms, connected_ms)
+                 VALUES ('in', 'in', 'inbound', 1, 5), ('cb', 'in', 'callback', 2, NULL);",
+            )
+            .unwrap();
+            tx.commit().unwrap();
+        }
+        let s = SqliteStore::open(dir.path()).unwrap();
+        let inbound = s.contact("in").unwrap().unwrap();
+        assert_eq!(inbound.connected_to_agent_ms, Some(5));
+        let cb = s.contact("cb").unwrap().unwrap();
+        assert_eq!(cb.previous_contact_id.as_deref(), Some("in"));
     }
 
     #[test]
