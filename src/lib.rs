@@ -3,6 +3,7 @@
 pub mod app;
 pub mod call;
 pub mod centre;
+pub mod cli;
 pub mod config;
 pub mod dialer;
 pub mod endpoint;

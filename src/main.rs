@@ -46,6 +46,58 @@ enum Command {
         /// The file to check (defaults to --config).
         file: Option<PathBuf>,
     },
+    /// Show the queues and agents of a running gateway (its HTTP API:
+    /// CALLGATE_URL and CALLGATE_TOKEN, or [http] of --config).
+    Status,
+    /// List or stop callbacks of a running gateway.
+    Callbacks {
+        #[command(subcommand)]
+        command: CallbacksCommand,
+    },
+    /// Contact records of a running gateway.
+    Records {
+        #[command(subcommand)]
+        command: RecordsCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum CallbacksCommand {
+    /// Callbacks, newest first.
+    List {
+        /// scheduled, queued, offered, dialing, connected, failed, expired,
+        /// stopped, or pending (the first four).
+        #[arg(long)]
+        state: Option<String>,
+        #[arg(long)]
+        queue: Option<String>,
+        /// At most this many (1-1000).
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+    },
+    /// Stop a callback (StopContact): it is never dialled.
+    Stop {
+        /// The callback's id.
+        id: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum RecordsCommand {
+    /// Print contact records as JSON lines, oldest first.
+    Export {
+        /// From: 24h, 30m, 7d (ago), an RFC 3339 date or time, or epoch ms.
+        #[arg(long)]
+        since: String,
+        /// Until (same forms).
+        #[arg(long)]
+        until: Option<String>,
+        #[arg(long)]
+        queue: Option<String>,
+        /// The customer's number, E.164.
+        #[arg(long)]
+        number: Option<String>,
+    },
 }
 
 fn parse_range(s: &str) -> Result<(u16, u16), String> {
@@ -63,7 +115,46 @@ fn main() -> ExitCode {
         data_dir: cli.data_dir.clone(),
         rtp_ports: cli.rtp_ports,
     };
+    let operator = match cli.command {
+        Some(Command::Status) => Some(callgate::cli::Request::Status),
+        Some(Command::Callbacks {
+            command:
+                CallbacksCommand::List {
+                    ref state,
+                    ref queue,
+                    limit,
+                },
+        }) => Some(callgate::cli::Request::Callbacks {
+            state: state.clone(),
+            queue: queue.clone(),
+            limit,
+        }),
+        Some(Command::Callbacks {
+            command: CallbacksCommand::Stop { ref id },
+        }) => Some(callgate::cli::Request::Stop { id: id.clone() }),
+        Some(Command::Records {
+            command:
+                RecordsCommand::Export {
+                    ref since,
+                    ref until,
+                    ref queue,
+                    ref number,
+                },
+        }) => Some(callgate::cli::Request::Export {
+            since: since.clone(),
+            until: until.clone(),
+            queue: queue.clone(),
+            number: number.clone(),
+        }),
+        _ => None,
+    };
+    if let Some(req) = operator {
+        return operator_command(&cli.config, req);
+    }
     match cli.command {
+        Some(Command::Status | Command::Callbacks { .. } | Command::Records { .. }) => {
+            ExitCode::FAILURE
+        }
         Some(Command::CheckConfig { file }) => {
             let file = file.unwrap_or(cli.config);
             match callgate::runtime::load_all(&file, &overrides) {
@@ -114,6 +205,36 @@ fn main() -> ExitCode {
                     ExitCode::FAILURE
                 }
             }
+        }
+    }
+}
+
+/// An operator command against a running gateway's API.
+fn operator_command(config: &std::path::Path, req: callgate::cli::Request) -> ExitCode {
+    let client = match callgate::cli::client(config) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("callgate: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("callgate: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    match rt.block_on(callgate::cli::run(&client, req, &mut out)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("callgate: {e}");
+            ExitCode::FAILURE
         }
     }
 }
