@@ -44,8 +44,9 @@ impl AgentLeg {
         &self.rec.id
     }
 
-    /// The INVITE left.
+    /// The INVITE left (the offer's span learns its Call-ID).
     pub fn dialled(&mut self, call_id: &str) {
+        tracing::Span::current().record("call_id", call_id);
         self.sent = Some(Instant::now());
         self.rec.call_id = Some(call_id.to_string());
         self.rec.save();

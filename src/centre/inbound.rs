@@ -12,7 +12,7 @@ use crate::store::{ContactRecord, OpenRecord, initiation};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
-use tracing::{info, warn};
+use tracing::{Instrument, info, warn};
 
 /// Runs a call to one of the contact centre's numbers.
 pub async fn run(centre: Arc<Centre>, mut call: InboundCall, flow_name: &str) {
@@ -24,8 +24,23 @@ pub async fn run(centre: Arc<Centre>, mut call: InboundCall, flow_name: &str) {
     let ani = call
         .caller_user()
         .and_then(|u| crate::phone::normalize_signalled(&u, centre.country));
-    let mut contact = Contact::new_inbound(&call.dialled(), ani.clone());
-    info!(contact = %contact.id, flow = %flow.name, caller = ?ani, "inbound contact");
+    let contact = Contact::new_inbound(&call.dialled(), ani.clone());
+    // Every line logged for this contact carries its id, and the agent's
+    // name once one takes it.
+    let span = tracing::info_span!("contact", contact = %contact.id, agent = tracing::field::Empty);
+    run_contact(centre, call, flow, contact, ani)
+        .instrument(span)
+        .await;
+}
+
+async fn run_contact(
+    centre: Arc<Centre>,
+    mut call: InboundCall,
+    flow: Arc<crate::flow::Flow>,
+    mut contact: Contact,
+    ani: Option<String>,
+) {
+    info!(flow = %flow.name, caller = ?ani, "inbound contact");
     // Written now and at each milestone, so a crash mid-call still leaves
     // a record (closed as "interrupted" at the next start), and closed
     // however the call ends.
@@ -75,13 +90,13 @@ pub async fn run(centre: Arc<Centre>, mut call: InboundCall, flow_name: &str) {
     record.queue = record.queue.take().or(contact.working_queue.clone());
     record.attributes = contact.attributes.clone();
     record.disconnected_ms = Some(now_ms());
-    record.disconnect_reason = Some(
-        call.session
-            .ended
-            .map(|r| r.as_str())
-            .unwrap_or(reason.as_str())
-            .to_string(),
-    );
+    let reason = call
+        .session
+        .ended
+        .map(|r| r.as_str())
+        .unwrap_or(reason.as_str());
+    info!(reason, queue = ?record.queue, "contact ended");
+    record.disconnect_reason = Some(reason.to_string());
 }
 
 enum QueueEvent {
@@ -205,6 +220,7 @@ async fn wait_in_queue(
             if reply.send(link.map(|l| (l, btx))).is_err() {
                 warn!("agent side went away before the bridge");
             }
+            tracing::Span::current().record("agent", agent.as_str());
             record.agent = Some(agent.clone());
             record.connected_to_agent_ms = Some(now_ms());
             record.save();

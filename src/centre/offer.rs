@@ -22,7 +22,7 @@ use tracing::{Instrument, info, warn};
 /// Rings `offer.agent`; `callback` is the stored callback when the offer is
 /// one (as the dispatcher's Offered write returned it).
 pub fn spawn(centre: Arc<Centre>, offer: Offer, callback: Option<CallbackRecord>) {
-    let span = tracing::info_span!("offer", agent = %offer.agent, contact = %offer.contact, queue = %offer.queue);
+    let span = tracing::info_span!("offer", agent = %offer.agent, contact = %offer.contact, queue = %offer.queue, call_id = tracing::field::Empty);
     // Cut short by shutdown, the offer's calls hang up as they drop; a
     // callback offered or being dialled goes back to its queue, the dial
     // not counted.

@@ -96,7 +96,10 @@ impl Client {
                 .method(method)
                 .uri(format!("{}{path}", self.prefix))
                 .header(hyper::header::HOST, &self.authority)
-                .header(hyper::header::AUTHORIZATION, format!("Bearer {}", self.token))
+                .header(
+                    hyper::header::AUTHORIZATION,
+                    format!("Bearer {}", self.token),
+                )
                 .body(Empty::<Bytes>::new())
                 .map_err(|e| ClientError::Http(e.to_string()))?;
             let resp = sender
@@ -158,7 +161,10 @@ mod tests {
     #[test]
     fn urls_and_encoding() {
         let c = Client::new("http://127.0.0.1:8080/ops/", "t").unwrap();
-        assert_eq!((c.authority.as_str(), c.prefix.as_str()), ("127.0.0.1:8080", "/ops"));
+        assert_eq!(
+            (c.authority.as_str(), c.prefix.as_str()),
+            ("127.0.0.1:8080", "/ops")
+        );
         assert!(Client::new("https://x", "t").is_err());
         assert!(Client::new("http://", "t").is_err());
         assert_eq!(encode("+1 2:3"), "%2B1%202%3A3");

@@ -155,8 +155,18 @@ async fn status(client: &Client) -> Result<String, ClientError> {
         }
     );
     let mut t = Table::new(&[
-        "QUEUE", "IN QUEUE", "CALLS", "CALLBACKS", "SCHEDULED", "RINGING", "OLDEST",
-        "EST. WAIT", "AGENTS", "HANDLED", "ABANDONED", "CB CONNECTED",
+        "QUEUE",
+        "IN QUEUE",
+        "CALLS",
+        "CALLBACKS",
+        "SCHEDULED",
+        "RINGING",
+        "OLDEST",
+        "EST. WAIT",
+        "AGENTS",
+        "HANDLED",
+        "ABANDONED",
+        "CB CONNECTED",
     ])
     .right(&[1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]);
     for q in &queues {
@@ -226,7 +236,14 @@ async fn callbacks(
     let rows = reply.json()?;
     let now = now_ms();
     let mut t = Table::new(&[
-        "ID", "NUMBER", "QUEUE", "STATE", "ATTEMPTS", "NEXT ATTEMPT", "WAITING", "LAST OUTCOME",
+        "ID",
+        "NUMBER",
+        "QUEUE",
+        "STATE",
+        "ATTEMPTS",
+        "NEXT ATTEMPT",
+        "WAITING",
+        "LAST OUTCOME",
     ])
     .right(&[4, 6]);
     for c in rows.as_array().into_iter().flatten() {

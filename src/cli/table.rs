@@ -91,10 +91,7 @@ mod tests {
         let mut t = Table::new(&["QUEUE", "N"]).right(&[1]);
         t.row(vec!["support".into(), "3".into()]);
         t.row(vec!["callbacks".into(), "12".into()]);
-        assert_eq!(
-            t.render(),
-            "QUEUE       N\nsupport     3\ncallbacks  12\n"
-        );
+        assert_eq!(t.render(), "QUEUE       N\nsupport     3\ncallbacks  12\n");
         assert_eq!(duration(65), "1 min 05 s");
         assert_eq!(duration(7260), "2 h 01 min");
     }

@@ -19,7 +19,7 @@ use crate::sip::transport::{Peer, TransportKind};
 use crate::store::{CallbackRecord, ContactRecord, RecordWriter, initiation};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
-use tracing::{info, warn};
+use tracing::{Instrument, info, warn};
 
 /// What the dialer needs besides the book.
 pub struct Dialer {
@@ -147,8 +147,10 @@ impl Dialer {
             ..ContactRecord::default()
         };
         self.records.write(record.clone());
+        let span = tracing::info_span!("dial", callback = %cb.id, attempt = cb.attempts, call_id = tracing::field::Empty);
         let decision = self
             .dial_customer(env, agent, &cb, queue, &mut record)
+            .instrument(span)
             .await;
         record.disconnected_ms = Some(now_ms());
         let text = match &decision {
@@ -213,6 +215,7 @@ impl Dialer {
                 match OutboundCall::dial(self.sip.clone(), self.media.clone(), &spec) {
                     Err(_) => DialOutcome::Failed(503),
                     Ok(mut customer) => {
+                        tracing::Span::current().record("call_id", customer.call_id());
                         record.call_id = Some(customer.call_id().to_string());
                         self.records.write(record.clone());
                         let ring = Duration::from_secs(self.config.dialer.ring_timeout_s);

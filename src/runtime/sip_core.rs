@@ -84,12 +84,12 @@ impl Core {
                 msg = inbound.recv() => {
                     let Some(msg) = msg else { break };
                     let now = Instant::now();
-                    let mut outputs = self.handle(msg, now);
+                    let mut outputs = self.received(msg, now);
                     // Drain what is already queued before going back to
                     // select: fewer wake-ups under load.
                     for _ in 0..64 {
                         match inbound.try_recv() {
-                            Ok(msg) => outputs.extend(self.handle(msg, now)),
+                            Ok(msg) => outputs.extend(self.received(msg, now)),
                             Err(_) => break,
                         }
                     }
@@ -131,6 +131,12 @@ impl Core {
         }
     }
 
+    /// Every message as it arrives, at TRACE (`RUST_LOG=callgate::sip::wire=trace`).
+    fn received(&mut self, msg: Inbound, now: Instant) -> Vec<Output> {
+        tracing::trace!(target: "callgate::sip::wire", peer = %msg.peer, "received\n{}", String::from_utf8_lossy(&msg.data));
+        self.handle(msg, now)
+    }
+
     fn command(&mut self, cmd: Command, now: Instant) -> Vec<Output> {
         match &cmd {
             Command::Attach { call, events } => {
@@ -150,10 +156,13 @@ impl Core {
             let mut more = Vec::new();
             for o in outputs {
                 match o {
-                    Output::Transmit { peer, data } => match peer.kind {
-                        TransportKind::Udp => self.udp.send(&peer, &data).await,
-                        TransportKind::Tcp => self.tcp.send(&peer, data),
-                    },
+                    Output::Transmit { peer, data } => {
+                        tracing::trace!(target: "callgate::sip::wire", %peer, "sent\n{}", String::from_utf8_lossy(&data));
+                        match peer.kind {
+                            TransportKind::Udp => self.udp.send(&peer, &data).await,
+                            TransportKind::Tcp => self.tcp.send(&peer, data),
+                        }
+                    }
                     Output::NewCall {
                         call,
                         tx,

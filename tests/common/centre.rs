@@ -211,3 +211,51 @@ pub fn eventually(timeout: std::time::Duration, mut f: impl FnMut() -> bool) -> 
     }
     f()
 }
+
+/// A flow that makes a callback from the caller's own number (ANI) in
+/// `queue`, then hangs up.
+pub fn ani_flow(queue: &str, delay_s: u64, retries: u32, interval_s: u64) -> String {
+    format!(
+        r#"
+type = "inbound"
+start = "set"
+[blocks.set]
+type = "set_callback_number"
+source = "caller_number"
+next = "schedule"
+on_invalid = "end"
+[blocks.schedule]
+type = "transfer_to_queue"
+mode = "callback"
+queue = "{queue}"
+initial_delay_s = {delay_s}
+max_retries = {retries}
+retry_interval_s = {interval_s}
+next = "end"
+on_at_capacity = "end"
+on_duplicate = "end"
+[blocks.end]
+type = "disconnect"
+"#
+    )
+}
+
+/// Calls `dialled` from `from` (E.164) and waits for the gateway to hang
+/// up: with an `ani_flow` number, that leaves a callback.
+pub fn leave_callback(gw: &Gateway, dialled: &str, from: &str) {
+    let mut ua = super::ua::Ua::udp(gw.udp);
+    let rtp = super::rtp::RtpPeer::new();
+    let call_id = ua.unique("cb");
+    let text = ua
+        .invite_text(dialled, &rtp.offer(&[(0, "PCMU")]), &call_id, "t1")
+        .replace("+12015550100", from);
+    ua.send(&text);
+    let ok = ua
+        .final_response(std::time::Duration::from_secs(5))
+        .expect("answered");
+    assert_eq!(ok.status, 200);
+    let bye = ua
+        .recv_request(std::time::Duration::from_secs(5))
+        .expect("BYE");
+    ua.respond_to(&bye, 200);
+}

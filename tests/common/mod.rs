@@ -5,6 +5,7 @@
 
 pub mod agent;
 pub mod baresip;
+pub mod browser;
 pub mod caller;
 pub mod capture;
 pub mod centre;
@@ -16,6 +17,7 @@ pub mod rtp;
 pub mod sipp;
 pub mod tcp;
 pub mod tools;
+pub mod trunk;
 pub mod ua;
 pub mod wire;
 

@@ -252,8 +252,10 @@ function drawCharts() {
     const maxAge = Math.max(1, ...points.map(p => p[2]));
     const x = t => Math.max(0, 360 - (now - t) / 10000);
     const line = (i, max) => points.map(p => `${x(p[0]).toFixed(1)},${(58 - 56 * p[i] / max).toFixed(1)}`).join(" ");
+    const last = points[points.length - 1];
     svg.innerHTML = `<line class="axis" x1="0" y1="59" x2="360" y2="59"/>` +
-      (points.length ? `<polyline class="depth" points="${line(1, maxDepth)}"/><polyline class="age" points="${line(2, maxAge)}"/>` : "");
+      (points.length ? `<polyline class="depth" points="${line(1, maxDepth)}"/><polyline class="age" points="${line(2, maxAge)}"/>` +
+        `<rect class="now" x="${(x(last[0]) - 3).toFixed(1)}" y="${(56 - 56 * last[1] / maxDepth).toFixed(1)}" width="3" height="3"/>` : "");
     card.querySelector(".legend .max").textContent = points.length
       ? `last hour · max ${maxDepth} in queue, ${dur(maxAge)}` : "collecting…";
   }
