@@ -18,6 +18,7 @@ fn engine() -> MediaEngine {
             port_min: 42000,
             port_max: 42999,
             rtp_timeout: Duration::from_secs(2),
+            rtp_hold_timeout: Duration::from_secs(3600),
             pacer_threads: 1,
             realtime_pacer: false,
         },

@@ -1,7 +1,10 @@
 //! What every call has once it is set up, inbound or outbound: the dialog,
 //! the media leg, and the handling of whatever the other side sends while
-//! the call logic waits (BYE, re-INVITE for hold, INFO DTMF, OPTIONS).
+//! the call logic waits (BYE, re-INVITE and UPDATE for hold and session
+//! refreshes, INFO DTMF, OPTIONS), and the probes that find a peer gone
+//! while it holds (`call::liveness`, sent from `call::probes`).
 
+use super::liveness::Liveness;
 use crate::endpoint::capabilities::{ACCEPT, ALLOW};
 use crate::endpoint::tu::{CallEvent, CallRef, Command, SipHandle};
 use crate::media::engine::MediaEngine;
@@ -9,9 +12,11 @@ use crate::media::leg::{Leg, LegEvent};
 use crate::media::prompt::Prompt;
 use crate::media::sdp::{self, SessionDescription};
 use crate::sip::dialog::Dialog;
+use crate::sip::dialog::session_timer::UasTimer;
 use crate::sip::message::{HeaderName, MessageExt, Method, Request, Response};
 use crate::sip::transaction::ServerTxId;
-use crate::sip::transport::Peer;
+use crate::sip::transport::hop::{anchored, contact_flow};
+use crate::sip::transport::{Peer, TransportKind};
 use bytes::Bytes;
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -30,6 +35,10 @@ pub enum EndReason {
     AckTimeout,
     /// No RTP from the other side for the configured time.
     RtpTimeout,
+    /// An in-dialog probe or refresh got 408 or 481, or no answer.
+    Unreachable,
+    /// The peer was to refresh the session (RFC 4028) and did not.
+    SessionExpired,
     /// We hung up.
     LocalHangup,
     /// We refused the call (or it was refused) with this status.
@@ -45,6 +54,8 @@ impl EndReason {
             EndReason::Cancelled => "caller cancelled",
             EndReason::AckTimeout => "no ACK",
             EndReason::RtpTimeout => "RTP timeout",
+            EndReason::Unreachable => "peer unreachable",
+            EndReason::SessionExpired => "session expired",
             EndReason::LocalHangup => "gateway hung up",
             EndReason::Rejected(_) => "rejected",
             EndReason::Failure => "failure",
@@ -66,7 +77,8 @@ pub struct Session {
     pub call: CallRef,
     pub sip: SipHandle,
     events: mpsc::UnboundedReceiver<CallEvent>,
-    /// Where in-dialog requests go.
+    /// The flow the dialog was set up on: where the INVITE came from, or
+    /// went to. In-dialog requests go where `next_hop` says.
     pub peer: Peer,
     pub dialog: Option<Dialog>,
     pub leg: Option<Leg>,
@@ -82,6 +94,15 @@ pub struct Session {
     /// Branches of our client transactions that timed out.
     pub timeouts: Vec<String>,
     pub started: Instant,
+    /// Whether the peer is still there while it holds (pings, session
+    /// timer).
+    pub(super) liveness: Liveness,
+    /// The SDP we last sent (offer or answer), for a refresh re-INVITE.
+    pub(super) local_sdp: Option<Bytes>,
+    /// The peer listed UPDATE in Allow: refreshes use it (no SDP).
+    pub(super) peer_allows_update: bool,
+    /// CSeq of our re-INVITE (a refresh) awaiting its final response.
+    pub(super) reinvite: Option<u32>,
 }
 
 impl Session {
@@ -92,6 +113,7 @@ impl Session {
         peer: Peer,
         media: Arc<MediaEngine>,
     ) -> Session {
+        let hold_ping = sip.local.hold_ping;
         Session {
             call,
             sip,
@@ -108,7 +130,60 @@ impl Session {
             responses: VecDeque::new(),
             timeouts: Vec::new(),
             started: Instant::now(),
+            liveness: Liveness::new(hold_ping),
+            local_sdp: None,
+            peer_allows_update: false,
+            reinvite: None,
         }
+    }
+
+    /// Where in-dialog requests physically go (RFC 3261 §12.2.1.1,
+    /// §8.1.2): the first route of the route set, else the remote target
+    /// (loose routing), each only at the flow's address (see
+    /// `sip::transport::hop`: never a host the peer merely wrote down),
+    /// with the port and transport the URI names.
+    pub fn next_hop(&self) -> Peer {
+        match &self.dialog {
+            Some(d) if d.has_routes() => match d.next_hop() {
+                Some(hop) => anchored(&hop, self.peer, TransportKind::Udp),
+                None => self.peer,
+            },
+            Some(d) => contact_flow(&d.remote_target, self.peer),
+            None => self.peer,
+        }
+    }
+
+    /// Sends a request built in the dialog (`build` gets the Via for the
+    /// next hop) and returns its CSeq number and branch.
+    pub(super) fn send_in_dialog(
+        &mut self,
+        build: impl FnOnce(&mut Dialog, &str) -> Request,
+    ) -> Option<(u32, String)> {
+        let hop = self.next_hop();
+        let via = self.sip.via(&hop);
+        let req = build(self.dialog.as_mut()?, &via);
+        let seq = req.cseq().ok()?.seq;
+        let branch = req.top_branch().unwrap_or_default();
+        self.sip.request(self.call, req, hop);
+        Some((seq, branch))
+    }
+
+    /// Reads whether the peer now holds the call from the leg's
+    /// negotiated direction.
+    pub(super) fn update_held(&mut self) {
+        let held = self.leg.as_ref().is_some_and(|l| l.is_held());
+        if held != self.liveness.is_held() {
+            info!(
+                held,
+                "the other side {}",
+                if held {
+                    "holds the call"
+                } else {
+                    "resumed the call"
+                }
+            );
+        }
+        self.liveness.set_held(held, Instant::now());
     }
 
     pub fn next_sdp_version(&mut self) -> u64 {
@@ -166,6 +241,13 @@ impl Session {
                     None => std::future::pending().await,
                 }
             };
+            let probe_due = self.liveness.deadline();
+            let probe = async {
+                match probe_due {
+                    Some(d) => tokio::time::sleep_until(d.into()).await,
+                    None => std::future::pending::<()>().await,
+                }
+            };
             tokio::select! {
                 ev = self.events.recv() => match ev {
                     Some(ev) => self.on_event(ev),
@@ -185,6 +267,7 @@ impl Session {
                     }
                     None => {}
                 },
+                _ = probe => self.on_probe_due(),
                 _ = sleep => return Ok(Waited::Timeout),
             }
         }
@@ -255,16 +338,35 @@ impl Session {
                     self.ended = Some(EndReason::AckTimeout);
                 }
             }
-            CallEvent::Response { response, peer } => self.responses.push_back((response, peer)),
-            CallEvent::StrayOk { response, peer } => {
-                // A retransmitted 2xx after our INVITE transaction ended:
-                // our ACK was lost, send it again (RFC 3261 §13.2.2.4).
-                if let (Some(d), Ok(cseq)) = (self.dialog.as_ref(), response.cseq()) {
-                    let ack = d.ack(cseq.seq, &self.sip.via(&peer), None);
-                    self.sip.request(self.call, ack, peer);
+            CallEvent::Response { response, peer } => {
+                if !self.on_probe_response(&response) {
+                    self.responses.push_back((response, peer))
                 }
             }
-            CallEvent::Timeout { branch } => self.timeouts.push(branch),
+            CallEvent::StrayOk { response, .. } => {
+                // A retransmitted 2xx after our INVITE transaction ended:
+                // our ACK was lost, send it again (RFC 3261 §13.2.2.4),
+                // along the route set like the first.
+                if self.dialog.is_some()
+                    && let Ok(cseq) = response.cseq()
+                {
+                    self.send_in_dialog(|d, via| d.ack(cseq.seq, via, None));
+                }
+            }
+            CallEvent::Timeout { branch } => {
+                if !self.on_probe_timeout(&branch) {
+                    self.timeouts.push(branch)
+                }
+            }
+        }
+    }
+
+    /// Adds `Supported: timer` when session timers are on.
+    pub fn with_supported(&self, r: Response) -> Response {
+        if self.sip.local.session_timer.session_expires > 0 {
+            r.with_header(HeaderName::Supported, "timer")
+        } else {
+            r
         }
     }
 
@@ -283,6 +385,12 @@ impl Session {
             self.sip.respond(tx, r);
             return;
         };
+        if req.method == Method::Invite && self.reinvite.is_some() {
+            // Glare: our refresh re-INVITE is pending (RFC 3261 §14.2).
+            let r = self.reply_in_dialog(&req, 491);
+            self.sip.respond(tx, r);
+            return;
+        }
         if dialog.on_request(&req).is_err() {
             let r = self
                 .reply_in_dialog(&req, 500)
@@ -324,13 +432,25 @@ impl Session {
     }
 
     /// re-INVITE or UPDATE: a new offer (hold, unhold, new address), or a
-    /// session refresh without a body.
+    /// session refresh (with the same SDP, or none). Either refreshes an
+    /// RFC 4028 session timer, renegotiated as on the first INVITE.
     fn on_reoffer(&mut self, tx: ServerTxId, req: &Request) {
         let contact = self.sip.contact("callgate", &self.peer);
-        if req.body.is_empty() || self.leg.is_none() {
-            let r = self
+        let timer = UasTimer::negotiate(req, self.sip.local.session_timer);
+        if let UasTimer::TooSmall(_) = timer {
+            let r = timer.apply(self.reply_in_dialog(req, 422));
+            self.sip.respond(tx, r);
+            return;
+        }
+        self.liveness.set_timer(timer.running(), Instant::now());
+        let ok = |s: &Self| {
+            let r = s
                 .reply_in_dialog(req, 200)
-                .with_header(HeaderName::Contact, contact);
+                .with_header(HeaderName::Contact, contact.clone());
+            timer.apply(s.with_supported(r))
+        };
+        if req.body.is_empty() || self.leg.is_none() {
+            let r = ok(self);
             self.sip.respond(tx, r);
             return;
         }
@@ -353,11 +473,11 @@ impl Session {
         match result {
             Ok((answer, params)) => {
                 info!(direction = params.direction.as_str(), remote = ?params.remote, "media renegotiated");
-                let r = self
-                    .reply_in_dialog(req, 200)
-                    .with_header(HeaderName::Contact, contact)
-                    .with_body("application/sdp", Bytes::from(answer));
+                let answer = Bytes::from(answer);
+                self.local_sdp = Some(answer.clone());
+                let r = ok(self).with_body("application/sdp", answer);
                 self.sip.respond(tx, r);
+                self.update_held();
             }
             Err(_) => {
                 // RFC 3264 §8: a refused re-offer leaves the session as it was.
@@ -372,11 +492,9 @@ impl Session {
         if self.ended.is_some() {
             return;
         }
-        if let Some(d) = self.dialog.as_mut() {
-            let via = self.sip.via(&self.peer);
-            let bye = d.request(Method::Bye, &via, None);
-            debug!("sending BYE");
-            self.sip.request(self.call, bye, self.peer);
+        if self.dialog.is_some() {
+            debug!(to = %self.next_hop(), "sending BYE");
+            self.send_in_dialog(|d, via| d.request(Method::Bye, via, None));
         }
         self.ended = Some(EndReason::LocalHangup);
         info!("gateway hung up");

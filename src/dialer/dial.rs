@@ -180,6 +180,7 @@ impl Dialer {
         Ok(DialSpec {
             uri,
             peer,
+            route: Vec::new(),
             asserted_identity: Some(asserted_identity(display.as_deref(), &user, &host)),
             from_display: display,
             from_user: user,

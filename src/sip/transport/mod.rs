@@ -1,6 +1,7 @@
 //! UDP and TCP transports (RFC 3261 §18) and the peer addressing shared
 //! with the transaction layer.
 
+pub mod hop;
 pub mod peer;
 pub mod tcp;
 pub mod udp;
