@@ -33,6 +33,15 @@ impl RtpPeer {
         }
     }
 
+    /// A peer on an existing socket (a clone, to receive in a thread).
+    pub fn from_socket(sock: UdpSocket) -> RtpPeer {
+        RtpPeer {
+            sock,
+            seq: 3000,
+            ts: 500_000,
+        }
+    }
+
     /// A sender on a clone of `sock` (another thread can send while this
     /// one receives).
     pub fn sender(&self) -> RtpPeer {
