@@ -38,6 +38,18 @@ fn gateway() -> Gateway {
     )
 }
 
+/// A clone of `rtp`'s socket with what arrived so far thrown away (the
+/// kernel keeps hundreds of packets: the queue's music before the agent
+/// answered must not pass for what is heard now).
+fn drained(rtp: &RtpPeer) -> std::net::UdpSocket {
+    let s = rtp.sock.try_clone().expect("clone");
+    s.set_nonblocking(true).expect("nonblocking");
+    let mut buf = [0u8; 2048];
+    while s.recv_from(&mut buf).is_ok() {}
+    s.set_nonblocking(false).expect("blocking");
+    s
+}
+
 /// Sends silence from a clone of `rtp` to `to` every 20 ms until `stop`.
 fn keep_sending(rtp: &RtpPeer, to: SocketAddr, stop: Arc<AtomicBool>) {
     let mut tx = rtp.sender();
@@ -162,7 +174,7 @@ fn a_held_call_survives_hears_hold_music_and_resumes() {
 
     // Twice the RTP timeout on hold: the caller hears the hold music, the
     // agent is pinged, nobody is hung up.
-    let rx = caller.rtp.sock.try_clone().expect("clone");
+    let rx = drained(&caller.rtp);
     let listen =
         std::thread::spawn(move || RtpPeer::from_socket(rx).receive(Duration::from_millis(4500)));
     let pings = serve_agent(&mut agent, Duration::from_millis(4600), true);
@@ -206,7 +218,7 @@ fn a_held_call_survives_hears_hold_music_and_resumes() {
     let r = reinvite(&mut agent, &offered, 2, "sendrecv");
     assert_eq!(r.status, 200, "{}", gw.logs());
     let probe = chirp(8000, 500.0, 3000.0);
-    let rx = caller.rtp.sock.try_clone().expect("clone");
+    let rx = drained(&caller.rtp);
     let listen =
         std::thread::spawn(move || RtpPeer::from_socket(rx).receive(Duration::from_millis(1800)));
     let mut tx = agent.rtp.sender();

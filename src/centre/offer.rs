@@ -248,6 +248,13 @@ async fn connect_caller(
         return;
     }
     if let Some(l) = agent.session.leg.as_ref() {
+        // Whoever is left waiting while the other holds hears the queue's
+        // hold music; the bridge resumes on unhold (issue 13 item 6).
+        let music = queue
+            .map(|q| centre.hold_music(&q.name))
+            .unwrap_or_default();
+        l.set_hold_music(music.clone());
+        caller_leg.set_hold_music(music);
         l.link().bridge(&caller_leg);
     }
     info!("caller and agent bridged");

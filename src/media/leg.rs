@@ -269,9 +269,12 @@ impl LegShared {
         let Some(dest) = st.remote.filter(|_| params.direction.we_send()) else {
             return;
         };
-        if st.cover.is_some() {
-            // Playing hold music until the pacer sees the hold end.
-            return;
+        if st.cover.take().is_some() {
+            // The other side's peer sends again: its hold is over (a held
+            // leg relays nothing), so the music stops here rather than at
+            // the next tick, and the relay starts a new talkspurt.
+            st.relay_clock.reset();
+            st.out.mark_next();
         }
         let pt = match law {
             Some(_) => params.pt,

@@ -1,0 +1,187 @@
+//! Hold with real phones for 90 s (issue 13 items 5 and 6), in its own
+//! test binary because it takes that long: linphonec calls the queue,
+//! baresip (agent alice, auto-answer, the shipped digest settings) takes
+//! the call and holds it for 90 s with `rtp.timeout_s = 15`. baresip
+//! sends no RTP at all while holding; linphonec hangs up after 30 s
+//! without RTP. The call survives, the caller hears the queue's hold
+//! music meanwhile (callgate's RTP to linphonec, captured on the wire,
+//! correlated with `prompts/hold_music.wav`), callgate pings the holding
+//! phone with in-dialog OPTIONS, and the agent's audio reaches the caller
+//! again after resume.
+
+mod common;
+
+use callgate::media::g711::Law;
+use callgate::media::rtp_packet;
+use common::baresip::{self, Baresip};
+use common::capture::{self, Capture};
+use common::linphone::{self, Linphonec};
+use common::rtp::{best_correlation, chirp, read_wav};
+use common::{centre, repo_root, tools, wire};
+use std::time::{Duration, Instant};
+
+/// Audio callgate sent to `port` in a pcap, decoded in arrival order.
+fn audio_to(pcap: &[u8], port: u16) -> Vec<i16> {
+    let mut out = Vec::new();
+    for seg in wire::segments(pcap) {
+        if seg.dst.port() != port || seg.transport != wire::Transport::Udp {
+            continue;
+        }
+        let Some(p) = rtp_packet::parse(&seg.payload) else {
+            continue;
+        };
+        let law = match p.payload_type {
+            0 => Law::Ulaw,
+            8 => Law::Alaw,
+            _ => continue,
+        };
+        out.extend(p.payload.iter().map(|&c| law.decode(c)));
+    }
+    out
+}
+
+fn chirps_wav(path: &std::path::Path, probe: &[i16], times: usize) {
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: 8000,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut w = hound::WavWriter::create(path, spec).expect("wav");
+    for _ in 0..times {
+        for s in probe.iter().copied().chain(std::iter::repeat_n(0, 2000)) {
+            w.write_sample(s).expect("sample");
+        }
+    }
+    w.finalize().expect("finalize");
+}
+
+#[test]
+fn agent_holds_for_90_s_the_call_survives_with_hold_music_and_resumes() {
+    if !baresip::available() || !linphone::available() || !capture::available() {
+        return;
+    }
+    let flow = "type = \"inbound\"\nstart = \"q\"\n[blocks.q]\ntype = \"transfer_to_queue\"\n\
+                mode = \"voice\"\nqueue = \"support\"\non_at_capacity = \"end\"\n\
+                [blocks.end]\ntype = \"disconnect\"\n";
+    let gw = centre::start_opts(
+        Some(&[("to_support", flow)]),
+        "127.0.0.1:5994",
+        "[[numbers]]\nnumber = \"3001\"\nflow = \"to_support\"\n",
+        &centre::Opts {
+            rtp: "timeout_s = 15",
+            ..Default::default()
+        },
+    );
+    let agent_probe = chirp(8000, 2000.0, 400.0);
+    let mic = gw.dir.path().join("agent_mic.wav");
+    // Long enough for the whole call: baresip ends a call when its WAV
+    // source runs out.
+    chirps_wav(&mic, &agent_probe, 120);
+    let mut agent = Baresip::start(baresip::Options {
+        source_wav: Some(mic),
+        source_secs: 200,
+        max_secs: 240,
+        ..Default::default()
+    });
+    agent
+        .register(&baresip::account_line(
+            "alice",
+            "alice-secret",
+            gw.udp,
+            "udp",
+        ))
+        .expect("alice registers with the shipped digest settings");
+    // linphonec sends RTP only with a file to play (see common::linphone).
+    let tone = gw.dir.path().join("tone.wav");
+    linphone::tone_wav(&tone);
+    let mut caller = Linphonec::start(linphone::Options {
+        play_wav: Some(tone),
+        ..Default::default()
+    });
+    caller
+        .call(&format!("sip:3001@{}", gw.udp))
+        .expect("3001 answers");
+    agent.wait_established().expect("alice answers the offer");
+    assert!(
+        gw.wait_for_log(&["caller and agent bridged"], Duration::from_secs(15)),
+        "{}",
+        gw.logs()
+    );
+    std::thread::sleep(Duration::from_secs(2));
+
+    // Hold for 90 s.
+    let dump = gw.dir.path().join("hold.pcap");
+    let cap = Capture::start_filter(&dump, &format!("udp and dst port {}", caller.rtp_port));
+    agent.hold().expect("hold");
+    assert!(
+        gw.wait_for_log(&["the other side holds the call"], Duration::from_secs(5)),
+        "{}",
+        gw.logs()
+    );
+    let held = Instant::now();
+    while held.elapsed() < Duration::from_secs(90) {
+        std::thread::sleep(Duration::from_secs(5));
+        assert!(
+            !gw.logs().contains("call ended"),
+            "a call ended while held ({:?} in):\n{}",
+            held.elapsed(),
+            gw.logs()
+        );
+    }
+    let on_hold = audio_to(&cap.stop_raw(), caller.rtp_port);
+    eprintln!(
+        "the caller got {:.1} s of audio during 90 s of hold",
+        on_hold.len() as f64 / 8000.0
+    );
+    assert!(
+        on_hold.len() > 8000 * 80,
+        "RTP to the caller all through the hold: {} samples",
+        on_hold.len()
+    );
+    // The hold music, from its start, then looping (24 s long).
+    let music = read_wav(&repo_root().join("prompts/hold_music.wav"));
+    let (corr, at) = best_correlation(&on_hold[..8000 * 30], &music[..8000 * 5]);
+    eprintln!("hold music correlation {corr:.3} at {at}");
+    assert!(corr > 0.9, "the caller hears the hold music: {corr}");
+    let later = &on_hold[8000 * 60..8000 * 80];
+    let (corr_later, _) = best_correlation(later, &music[8000 * 2..8000 * 4]);
+    assert!(corr_later > 0.9, "still, a minute in: {corr_later}");
+    let pings = gw.logs().matches("in-dialog OPTIONS while held").count();
+    assert!(pings >= 2, "callgate pinged the holding phone: {pings}");
+    assert!(
+        !gw.logs().contains("RTP timeout") && !caller.output().contains(" ended"),
+        "nobody hung up:\n{}",
+        caller.output()
+    );
+
+    // Resume: the agent's microphone reaches the caller again.
+    let dump = gw.dir.path().join("resume.pcap");
+    let cap = Capture::start_filter(&dump, &format!("udp and dst port {}", caller.rtp_port));
+    agent.resume().expect("resume");
+    assert!(
+        gw.wait_for_log(&["the other side resumed the call"], Duration::from_secs(5)),
+        "{}",
+        gw.logs()
+    );
+    std::thread::sleep(Duration::from_secs(4));
+    let resumed = audio_to(&cap.stop_raw(), caller.rtp_port);
+    let (corr, _) = best_correlation(&resumed, &agent_probe[800..7200]);
+    eprintln!("agent → caller after resume: correlation {corr:.3}");
+    assert!(corr > 0.9, "the agent is heard again after resume: {corr}");
+
+    caller.terminate().expect("the caller hangs up");
+    assert!(
+        agent
+            .wait_event("CALL_CLOSED", Duration::from_secs(10))
+            .is_some(),
+        "the agent's call ends with the caller's"
+    );
+    assert!(
+        tools::poll(Duration::from_secs(5), || gw
+            .logs()
+            .contains("remote hung up")
+            .then_some(()))
+        .is_some()
+    );
+}
