@@ -449,3 +449,75 @@ fn direct_agents_get_offers_without_route() {
         "session timer offered (RFC 4028)"
     );
 }
+
+/// A TCP agent whose connection closed (RFC 5626 calls it a failed flow)
+/// is reached again by a new connection to its Contact's port on the
+/// host it registered from, not to the dead connection's ephemeral port.
+#[test]
+fn a_closed_tcp_flow_is_reopened_to_the_contacts_port() {
+    let gw = voice_centre("");
+    let listener = TcpListener::bind("127.0.0.1:0").expect("tcp");
+    let port = listener.local_addr().expect("addr").port();
+    {
+        let mut ua = Ua::tcp(gw.tcp);
+        let mut reg = Registration::new(&mut ua, "alice", "alice-secret");
+        let contact = format!("Contact: <sip:alice@127.0.0.1:{port};transport=tcp>\n");
+        let r = reg
+            .register_with(&mut ua, &contact, Some(600), None)
+            .expect("answer");
+        assert_eq!(r.status, 200);
+        // The phone's connection drops here.
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let _caller = Caller::dial(&gw, "3001");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        if let Ok((mut s, _)) = listener.accept() {
+            let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
+            let mut buf = vec![0u8; 8192];
+            let mut got = Vec::new();
+            while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+                match s.read(&mut buf) {
+                    Ok(n) if n > 0 => got.extend_from_slice(&buf[..n]),
+                    _ => break,
+                }
+            }
+            let _ = tx.send(String::from_utf8_lossy(&got).to_string());
+        }
+    });
+    let text = rx
+        .recv_timeout(Duration::from_secs(10))
+        .unwrap_or_else(|_| panic!("no new connection to the Contact's port\n{}", gw.logs()));
+    assert!(text.starts_with("INVITE sip:alice@127.0.0.1:"), "{text}");
+}
+
+/// A TCP agent whose connection closed and whose Contact port takes no
+/// connection either: the offer fails at once (a transport error ends the
+/// INVITE's transaction, RFC 3261 §17.1.4), well before the offer
+/// timeout, and the agent counts as having missed it.
+#[test]
+fn an_unreachable_tcp_agent_fails_the_offer_at_once() {
+    let gw = voice_centre("[routing]\noffer_timeout_s = 60\n");
+    let dead = common::tools::free_tcp_port();
+    {
+        let mut ua = Ua::tcp(gw.tcp);
+        let mut reg = Registration::new(&mut ua, "alice", "alice-secret");
+        let contact = format!("Contact: <sip:alice@127.0.0.1:{dead};transport=tcp>\n");
+        let r = reg
+            .register_with(&mut ua, &contact, Some(600), None)
+            .expect("answer");
+        assert_eq!(r.status, 200);
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let _caller = Caller::dial(&gw, "3001");
+    assert!(
+        gw.wait_for_log(&["no connection to the next hop"], Duration::from_secs(10)),
+        "{}",
+        gw.logs()
+    );
+    assert!(
+        gw.wait_for_log(&["agent did not take the offer"], Duration::from_secs(5)),
+        "{}",
+        gw.logs()
+    );
+}

@@ -10,10 +10,21 @@ pub use peer::{ConnId, Peer, TransportKind};
 
 use bytes::Bytes;
 
-/// A message (datagram or framed stream message) for the SIP core.
+/// What a transport hands the SIP core.
 #[derive(Debug)]
 pub struct Inbound {
     pub data: Bytes,
     pub peer: Peer,
-    pub stream: bool,
+    pub kind: InboundKind,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InboundKind {
+    /// A UDP datagram.
+    Datagram,
+    /// A message framed from a TCP stream.
+    Stream,
+    /// `data` (ours) could not be sent to `peer`: no connection could be
+    /// opened (RFC 3261 §18.4: a transport error for the transaction).
+    Undeliverable,
 }

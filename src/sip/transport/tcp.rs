@@ -2,7 +2,7 @@
 //! (RFC 5626 §3.5.1), responses on the connection the request came in on,
 //! limits on connection count, idle time and message size.
 
-use super::{ConnId, Inbound, Peer};
+use super::{ConnId, Inbound, InboundKind, Peer};
 use crate::sip::message::framing::{Frame, next_frame};
 use bytes::{Buf, Bytes, BytesMut};
 use dashmap::DashMap;
@@ -116,7 +116,7 @@ impl TcpTransport {
                             }
                             Frame::Message(len) => {
                                 let data = buf.split_to(len).freeze();
-                                let msg = Inbound { data, peer, stream: true };
+                                let msg = Inbound { data, peer, kind: InboundKind::Stream };
                                 // Backpressure: a stream can wait for the core.
                                 self.inbound.send(msg).await.map_err(|_| "core gone".to_string())?;
                             }
@@ -152,12 +152,24 @@ impl TcpTransport {
                 }
             }
             // Connecting can take seconds: never inside the caller's task.
+            // If it fails the core hears of it, so a request's transaction
+            // ends at once (§17.1.4) instead of waiting out Timer B or F.
             None => {
                 let this = self.clone();
-                let addr = peer.addr;
+                let peer = *peer;
                 tokio::spawn(async move {
-                    if let Some(s) = this.connect(addr).await {
-                        let _ = s.send(data).await;
+                    match this.connect(peer.addr).await {
+                        Some(s) => {
+                            let _ = s.send(data).await;
+                        }
+                        None => {
+                            let failed = Inbound {
+                                data,
+                                peer,
+                                kind: InboundKind::Undeliverable,
+                            };
+                            let _ = this.inbound.send(failed).await;
+                        }
                     }
                 });
             }
