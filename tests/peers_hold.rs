@@ -185,3 +185,137 @@ fn agent_holds_for_90_s_the_call_survives_with_hold_music_and_resumes() {
         .is_some()
     );
 }
+
+/// RFC 4028 with a real clock (here because it takes a minute, like the
+/// hold above, and runs beside it): a caller that asks callgate to
+/// refresh (`refresher=uas`, 90 s, UPDATE allowed) gets an UPDATE with
+/// `Session-Expires` before half the interval is over; a caller that was
+/// to refresh and does not is hung up (BYE) once the interval minus
+/// 30 s has passed; one that does not allow UPDATE gets a re-INVITE with
+/// callgate's SDP, and its 200 is ACKed.
+#[test]
+fn session_timers_refresh_and_expire() {
+    use callgate::sip::message::{HeaderName, Method};
+    use common::rtp::RtpPeer;
+    use common::ua::Ua;
+    let gw = common::Gateway::start(&format!(
+        "[prompts]\ndir = \"{}\"\n\n[[test_numbers]]\nnumber = \"7000\"\nprompt = \"test_tone_sweep\"\nmax_seconds = 300\n",
+        repo_root().join("prompts").display()
+    ));
+    let run = |refresher: &'static str, allow: &'static str| {
+        let gw_udp = gw.udp;
+        std::thread::spawn(move || {
+            let mut ua = Ua::udp(gw_udp);
+            let rtp = RtpPeer::new();
+            let sdp = rtp.offer(&[(0, "PCMU")]);
+            let cid = ua.unique(refresher);
+            let text = ua.invite_text("7000", &sdp, &cid, "stf").replacen(
+                "Max-Forwards: 70\n",
+                &format!(
+                    "Max-Forwards: 70\nSupported: timer\nSession-Expires: 90;refresher={refresher}\nAllow: {allow}\n"
+                ),
+                1,
+            );
+            let (head, body) = text.split_once("\n\n").expect("body");
+            let mut raw = head.replace('\n', "\r\n").into_bytes();
+            raw.extend_from_slice(b"\r\n\r\n");
+            raw.extend_from_slice(body.as_bytes());
+            ua.send_raw(&raw);
+            let ok = ua.final_response(Duration::from_secs(5)).expect("200");
+            assert_eq!(ok.status, 200);
+            assert_eq!(
+                ok.headers.get(&HeaderName::SessionExpires),
+                Some(format!("90;refresher={refresher}").as_str())
+            );
+            let sd = callgate::media::sdp::SessionDescription::parse(&ok.body).expect("sdp");
+            let to = std::net::SocketAddr::new(sd.connection.expect("c="), sd.media[0].port);
+            // Keep RTP flowing so only the session timer can end the call.
+            let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let mut tx = rtp.sender();
+            let s2 = stop.clone();
+            std::thread::spawn(move || {
+                while !s2.load(std::sync::atomic::Ordering::Relaxed) {
+                    tx.send_silence(to, 1);
+                }
+            });
+            let call = common::ua::UaCall {
+                call_id: cid,
+                from: format!(
+                    "\"Test Caller\" <sip:+12015550100@{}>;tag=stf",
+                    ua.local_hostport()
+                ),
+                to: ok
+                    .headers
+                    .get(&HeaderName::To)
+                    .unwrap_or_default()
+                    .to_string(),
+                cseq: 1,
+                remote_target: String::new(),
+                answer: ok.clone(),
+            };
+            let mut call = call;
+            call.remote_target = ok
+                .headers
+                .get(&HeaderName::Contact)
+                .map(|c| {
+                    c.trim_start_matches('<')
+                        .split('>')
+                        .next()
+                        .unwrap_or_default()
+                        .to_string()
+                })
+                .unwrap_or_default();
+            ua.ack(&call);
+            let t0 = Instant::now();
+            let got = ua.recv_request(Duration::from_secs(75));
+            let at = t0.elapsed();
+            let mut acked = None;
+            if let Some(r) = &got {
+                let mut ok = callgate::sip::message::Response::to_request(r, 200, None);
+                if r.method == Method::Invite {
+                    ok = ok.with_body("application/sdp", bytes::Bytes::from(sdp.clone()));
+                }
+                ua.send_raw(&ok.encode());
+                if r.method == Method::Invite {
+                    acked = ua.recv_request(Duration::from_secs(5)).map(|a| a.method);
+                }
+            }
+            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+            (got, at, acked)
+        })
+    };
+    let refresh = run("uas", "INVITE, ACK, BYE, UPDATE, OPTIONS");
+    let reinvite = run("uas", "INVITE, ACK, BYE, OPTIONS");
+    let expire = run("uac", "INVITE, ACK, BYE, UPDATE, OPTIONS");
+    let (got, at, _) = refresh.join().expect("refresh");
+    let update = got.expect("callgate refreshes the session");
+    assert_eq!(update.method, Method::Update, "{update}");
+    assert!(
+        update
+            .headers
+            .get(&HeaderName::SessionExpires)
+            .is_some_and(|v| v.starts_with("90;refresher=uac")),
+        "{update}"
+    );
+    assert!(
+        at < Duration::from_secs(60),
+        "refreshed at half the interval: {at:?}"
+    );
+    let (got, _, acked) = reinvite.join().expect("re-INVITE refresh");
+    let invite = got.expect("callgate refreshes with a re-INVITE");
+    assert_eq!(invite.method, Method::Invite, "{invite}");
+    assert!(!invite.body.is_empty(), "with callgate's SDP: {invite}");
+    assert_eq!(acked, Some(Method::Ack), "the refresh's 200 is ACKed");
+    let (got, at, _) = expire.join().expect("expire");
+    let bye = got.expect("callgate ends an unrefreshed session");
+    assert_eq!(bye.method, Method::Bye, "{bye}");
+    assert!(
+        at >= Duration::from_secs(55),
+        "not before the interval ran out: {at:?}"
+    );
+    assert!(
+        gw.logs().contains("did not refresh the session"),
+        "{}",
+        gw.logs()
+    );
+}

@@ -299,8 +299,10 @@ mod tests {
     }
 
     fn registrar() -> Registrar {
-        let mut config = Config::default();
-        config.agents = vec![agent("alice", None), agent("carol", Some(&["SHA-256"]))];
+        let mut config = Config {
+            agents: vec![agent("alice", None), agent("carol", Some(&["SHA-256"]))],
+            ..Config::default()
+        };
         config.dialer.target = "192.0.2.99:5080".into();
         Registrar::new(&config, Bindings::new(), Instant::now())
     }
