@@ -442,3 +442,144 @@ fn tcp_agent_and_tcp_caller_through_kamailio() {
         );
     }
 }
+
+/// Kamailio talking to callgate over TCP too (`CALLGATE_TCP_URI`): the
+/// Path it adds names its TCP side, so callgate sends the offer, its ACK
+/// and its BYE over TCP to the proxy (on the connection the proxy opened,
+/// RFC 5626 flow reuse), never to the phone.
+#[test]
+fn offers_to_a_tcp_proxy_go_over_tcp() {
+    if !kamailio::available() || !baresip::available() || !capture::available() {
+        return;
+    }
+    let flow = "type = \"inbound\"\nstart = \"q\"\n[blocks.q]\ntype = \"transfer_to_queue\"\n\
+                mode = \"voice\"\nqueue = \"support\"\non_at_capacity = \"end\"\n\
+                [blocks.end]\ntype = \"disconnect\"\n";
+    let gw = common::centre::start(
+        Some(&[("to_support", flow)]),
+        "127.0.0.1:5993",
+        "[[numbers]]\nnumber = \"3001\"\nflow = \"to_support\"\n",
+    );
+    let kam = Kamailio::edge_tcp(gw.udp, gw.tcp);
+    let mut agent = Baresip::start(baresip::Options::default());
+    let dump = gw.dir.path().join("tcp2.pcap");
+    let cap = Capture::start_filter(
+        &dump,
+        &ports_filter(&[kam.udp.port(), gw.udp.port(), agent.sip.port()]),
+    );
+    agent
+        .register(&baresip::account_line(
+            "alice",
+            "alice-secret",
+            kam.tcp,
+            "tcp",
+        ))
+        .expect("alice registers over TCP through the proxy");
+    assert!(
+        gw.wait_for_log(&["binding added", "agent=alice"], Duration::from_secs(5)),
+        "{}",
+        gw.logs()
+    );
+    let mut caller = common::caller::Caller::dial(&gw, "3001");
+    caller.silence(200);
+    let offer_call = agent.wait_established().expect("alice answers");
+    assert!(
+        gw.wait_for_log(&["caller and agent bridged"], Duration::from_secs(15)),
+        "{}",
+        gw.logs()
+    );
+    let mut call = caller.call.clone();
+    assert_eq!(
+        caller
+            .ua
+            .in_dialog(&mut call, "BYE", None)
+            .map(|r| r.status),
+        Some(200)
+    );
+    assert!(
+        agent
+            .wait_event("CALL_CLOSED", Duration::from_secs(10))
+            .is_some()
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    let msgs = wire::sip_messages(&cap.stop_raw());
+    let register = msgs
+        .iter()
+        .find(|m| m.method() == Some("REGISTER") && m.dst == gw.tcp)
+        .unwrap_or_else(|| panic!("no REGISTER over TCP at callgate\n{}", describe(&msgs)));
+    assert_eq!(register.transport, Transport::Tcp);
+    let proxy_conn = register.src;
+    let path = register.header("Path").expect("Path");
+    assert!(path.contains("transport=tcp"), "{path}");
+    for method in ["INVITE", "ACK", "BYE"] {
+        let from_cg: Vec<&WireSip> = msgs
+            .iter()
+            .filter(|m| {
+                m.call_id() == Some(&offer_call) && m.method() == Some(method) && m.src == gw.tcp
+            })
+            .collect();
+        assert!(
+            !from_cg.is_empty()
+                && from_cg
+                    .iter()
+                    .all(|m| m.transport == Transport::Tcp && m.dst == proxy_conn),
+            "{method} of the offer over the proxy's TCP connection:\n{}",
+            describe(&msgs)
+        );
+    }
+    for m in &msgs {
+        let ours = m.src.port() == gw.udp.port() || m.dst.port() == gw.udp.port();
+        let other = if m.src.port() == gw.udp.port() {
+            m.dst
+        } else {
+            m.src
+        };
+        assert!(
+            !ours || other == proxy_conn || other == kam.udp || other == caller.ua.local,
+            "callgate talked to {other} directly: {}",
+            m.first_line()
+        );
+    }
+}
+
+/// The shipped proxy is no open relay: a phone's request for another
+/// domain, and a forged "in-dialog" request that carries the proxy's
+/// Route but goes neither to nor from callgate (a BYE or re-INVITE aimed
+/// at a trunk), are refused with 403.
+#[test]
+fn the_shipped_proxy_is_not_an_open_relay() {
+    if !kamailio::available() {
+        return;
+    }
+    let gw = gateway();
+    let kam = Kamailio::edge(gw.udp);
+    // From another loopback address than callgate's.
+    let mut ua = Ua::udp_from("127.0.0.2:0", kam.udp);
+    let local = ua.local_hostport();
+    let k = kam.udp;
+    for (what, text) in [
+        (
+            "INVITE to another domain",
+            format!(
+                "INVITE sip:+19005550100@127.0.0.3:5080 SIP/2.0\nVia: SIP/2.0/UDP {local};rport;branch=z9hG4bKor1\nFrom: <sip:x@{local}>;tag=o1\nTo: <sip:+19005550100@127.0.0.3>\nCall-ID: relay1@test\nCSeq: 1 INVITE\nMax-Forwards: 70\nContact: <sip:x@{local}>\nContent-Length: 0\n\n"
+            ),
+        ),
+        (
+            "forged in-dialog INVITE with the proxy's Route",
+            format!(
+                "INVITE sip:+19005550100@127.0.0.3:5080 SIP/2.0\nVia: SIP/2.0/UDP {local};rport;branch=z9hG4bKor2\nRoute: <sip:{k};lr>\nFrom: <sip:x@{local}>;tag=o2\nTo: <sip:+19005550100@127.0.0.3>;tag=forged\nCall-ID: relay2@test\nCSeq: 2 INVITE\nMax-Forwards: 70\nContact: <sip:x@{local}>\nContent-Length: 0\n\n"
+            ),
+        ),
+        (
+            "forged in-dialog BYE with the proxy's Route",
+            format!(
+                "BYE sip:+19005550100@127.0.0.3:5080 SIP/2.0\nVia: SIP/2.0/UDP {local};rport;branch=z9hG4bKor3\nRoute: <sip:{k};lr>\nFrom: <sip:x@{local}>;tag=o3\nTo: <sip:+19005550100@127.0.0.3>;tag=forged\nCall-ID: relay3@test\nCSeq: 3 BYE\nMax-Forwards: 70\nContent-Length: 0\n\n"
+            ),
+        ),
+    ] {
+        let r = ua
+            .request(&text)
+            .unwrap_or_else(|| panic!("{what}: no answer\n{}", kam.logs()));
+        assert_eq!(r.status, 403, "{what}: {r}");
+    }
+}
