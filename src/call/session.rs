@@ -5,15 +5,12 @@
 //! while it holds (`call::liveness`, sent from `call::probes`).
 
 use super::liveness::Liveness;
-use crate::endpoint::capabilities::{ACCEPT, ALLOW};
 use crate::endpoint::tu::{CallEvent, CallRef, Command, SipHandle};
 use crate::media::engine::MediaEngine;
 use crate::media::leg::{Leg, LegEvent};
 use crate::media::prompt::Prompt;
-use crate::media::sdp::{self, SessionDescription};
 use crate::sip::dialog::Dialog;
-use crate::sip::dialog::session_timer::UasTimer;
-use crate::sip::message::{HeaderName, MessageExt, Method, Request, Response};
+use crate::sip::message::{MessageExt, Method, Request, Response};
 use crate::sip::transaction::ServerTxId;
 use crate::sip::transport::hop::{anchored, contact_flow};
 use crate::sip::transport::{Peer, TransportKind};
@@ -84,7 +81,7 @@ pub struct Session {
     pub leg: Option<Leg>,
     pub media: Arc<MediaEngine>,
     sdp_version: u64,
-    digits: VecDeque<char>,
+    pub(super) digits: VecDeque<char>,
     pub ended: Option<EndReason>,
     acked: bool,
     /// Inbound calls before they are answered: CANCEL is answered 487 here.
@@ -138,10 +135,11 @@ impl Session {
     }
 
     /// Where in-dialog requests physically go (RFC 3261 §12.2.1.1,
-    /// §8.1.2): the first route of the route set, else the remote target
-    /// (loose routing), each only at the flow's address (see
-    /// `sip::transport::hop`: never a host the peer merely wrote down),
-    /// with the port and transport the URI names.
+    /// §8.1.2): the first route of the route set, at the flow's address
+    /// with the port and transport the route names (a proxy's listening
+    /// side); without a route set, back over the flow itself, in the
+    /// transport the remote target asks for (see `sip::transport::hop`:
+    /// never a host or port the peer merely wrote in its Contact).
     pub fn next_hop(&self) -> Peer {
         match &self.dialog {
             Some(d) if d.has_routes() => match d.next_hop() {
@@ -315,7 +313,7 @@ impl Session {
 
     fn on_event(&mut self, ev: CallEvent) {
         match ev {
-            CallEvent::Request { tx, request, peer } => self.on_request(tx, request, peer),
+            CallEvent::Request { tx, request, .. } => self.on_request(tx, request),
             CallEvent::Ack { .. } => {
                 self.acked = true;
                 if let Some(d) = self.dialog.as_mut() {
@@ -361,132 +359,6 @@ impl Session {
         }
     }
 
-    /// Adds `Supported: timer` when session timers are on.
-    pub fn with_supported(&self, r: Response) -> Response {
-        if self.sip.local.session_timer.session_expires > 0 {
-            r.with_header(HeaderName::Supported, "timer")
-        } else {
-            r
-        }
-    }
-
-    pub fn reply_in_dialog(&self, req: &Request, status: u16) -> Response {
-        let tag = self.dialog.as_ref().map(|d| d.id.local_tag.clone());
-        let mut r = Response::to_request(req, status, tag.as_deref());
-        if status == 200 || status == 405 {
-            r.headers.push(HeaderName::Allow, ALLOW);
-        }
-        r
-    }
-
-    fn on_request(&mut self, tx: ServerTxId, req: Request, _peer: Peer) {
-        let Some(dialog) = self.dialog.as_mut() else {
-            let r = self.reply_in_dialog(&req, 481);
-            self.sip.respond(tx, r);
-            return;
-        };
-        if req.method == Method::Invite && self.reinvite.is_some() {
-            // Glare: our refresh re-INVITE is pending (RFC 3261 §14.2).
-            let r = self.reply_in_dialog(&req, 491);
-            self.sip.respond(tx, r);
-            return;
-        }
-        if dialog.on_request(&req).is_err() {
-            let r = self
-                .reply_in_dialog(&req, 500)
-                .with_reason("CSeq out of order");
-            self.sip.respond(tx, r);
-            return;
-        }
-        match req.method {
-            Method::Bye => {
-                let r = self.reply_in_dialog(&req, 200);
-                self.sip.respond(tx, r);
-                if self.ended.is_none() {
-                    info!("other side hung up");
-                    self.ended = Some(EndReason::RemoteHangup);
-                }
-            }
-            Method::Invite | Method::Update => self.on_reoffer(tx, &req),
-            Method::Info => {
-                // SIP INFO DTMF (application/dtmf-relay, "Signal=5"), still
-                // sent by some phones instead of RFC 4733.
-                if let Some(d) = info_digit(&req) {
-                    info!(digit = %d, "dtmf received (SIP INFO)");
-                    self.digits.push_back(d);
-                }
-                let r = self.reply_in_dialog(&req, 200);
-                self.sip.respond(tx, r);
-            }
-            Method::Options => {
-                let r = self
-                    .reply_in_dialog(&req, 200)
-                    .with_header(HeaderName::Accept, ACCEPT);
-                self.sip.respond(tx, r);
-            }
-            _ => {
-                let r = self.reply_in_dialog(&req, 405);
-                self.sip.respond(tx, r);
-            }
-        }
-    }
-
-    /// re-INVITE or UPDATE: a new offer (hold, unhold, new address), or a
-    /// session refresh (with the same SDP, or none). Either refreshes an
-    /// RFC 4028 session timer, renegotiated as on the first INVITE.
-    fn on_reoffer(&mut self, tx: ServerTxId, req: &Request) {
-        let contact = self.sip.contact("callgate", &self.peer);
-        let timer = UasTimer::negotiate(req, self.sip.local.session_timer);
-        if let UasTimer::TooSmall(_) = timer {
-            let r = timer.apply(self.reply_in_dialog(req, 422));
-            self.sip.respond(tx, r);
-            return;
-        }
-        self.liveness.set_timer(timer.running(), Instant::now());
-        let ok = |s: &Self| {
-            let r = s
-                .reply_in_dialog(req, 200)
-                .with_header(HeaderName::Contact, contact.clone());
-            timer.apply(s.with_supported(r))
-        };
-        if req.body.is_empty() || self.leg.is_none() {
-            let r = ok(self);
-            self.sip.respond(tx, r);
-            return;
-        }
-        let Ok(offer) = SessionDescription::parse(&req.body) else {
-            let r = self.reply_in_dialog(req, 488);
-            self.sip.respond(tx, r);
-            return;
-        };
-        let version = self.next_sdp_version();
-        let result = match self.leg.as_mut() {
-            Some(leg) => {
-                let local = self.media.local_media(leg, version);
-                sdp::answer(&offer, &local).map(|(answer, params)| {
-                    leg.set_params(params);
-                    (answer, params)
-                })
-            }
-            None => return,
-        };
-        match result {
-            Ok((answer, params)) => {
-                info!(direction = params.direction.as_str(), remote = ?params.remote, "media renegotiated");
-                let answer = Bytes::from(answer);
-                self.local_sdp = Some(answer.clone());
-                let r = ok(self).with_body("application/sdp", answer);
-                self.sip.respond(tx, r);
-                self.update_held();
-            }
-            Err(_) => {
-                // RFC 3264 §8: a refused re-offer leaves the session as it was.
-                let r = self.reply_in_dialog(req, 488);
-                self.sip.respond(tx, r);
-            }
-        }
-    }
-
     /// Sends BYE in an established dialog and marks the call ended.
     pub fn hangup(&mut self) {
         if self.ended.is_some() {
@@ -508,24 +380,4 @@ impl Drop for Session {
     fn drop(&mut self) {
         self.sip.send(Command::Ended { call: self.call });
     }
-}
-
-/// The digit of a SIP INFO carrying `application/dtmf-relay` or
-/// `application/dtmf`.
-fn info_digit(req: &Request) -> Option<char> {
-    let ct = req.content_type()?;
-    let body = std::str::from_utf8(&req.body).ok()?;
-    let value = match ct.as_str() {
-        "application/dtmf-relay" => body
-            .lines()
-            .find_map(|l| {
-                let (k, v) = l.split_once('=')?;
-                k.trim().eq_ignore_ascii_case("signal").then_some(v)
-            })?
-            .trim(),
-        "application/dtmf" => body.trim(),
-        _ => return None,
-    };
-    let c = value.chars().next()?;
-    crate::media::dtmf::char_to_event(c).and_then(crate::media::dtmf::event_to_char)
 }

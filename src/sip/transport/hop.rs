@@ -13,7 +13,8 @@
 //! callgate's BYEs, pings and refreshes against a third party, while
 //! honouring what proxies and phones ask for: Kamailio's Path and
 //! Record-Route carry its listening port and `transport=tcp`; a phone
-//! registered over UDP with a `;transport=tcp` Contact is called over TCP.
+//! registered over UDP with a `;transport=tcp` Contact is called over TCP
+//! (at the address it registered from: `contact_flow`).
 
 use super::{Peer, TransportKind};
 use crate::sip::message::{Scheme, Uri};
@@ -62,11 +63,20 @@ pub fn anchored(hop: &Uri, flow: Peer, default: TransportKind) -> Peer {
 }
 
 /// The way back to a phone that sent `contact` from `source` (a REGISTER,
-/// or a dialog-creating request or response): its own Contact when that
-/// is at the source's address, for the transport and port; otherwise the
-/// source itself (behind NAT the Contact names a private address).
+/// or a dialog-creating request or response) when no proxy asked to be
+/// in the path: the source itself, its address and port (issue 9: never
+/// the host or port the phone merely wrote in its Contact; behind NAT
+/// that is a private address anyway). Only the transport may come from
+/// the Contact: a phone that sent over UDP but asks for TCP
+/// (`;transport=tcp`) gets a TCP connection to the same address (phones
+/// listen on one port for both). A TCP flow stays on its connection;
+/// once that has closed, the flow is gone (RFC 5626 §5.3) and the request
+/// fails instead of going elsewhere.
 pub fn contact_flow(contact: &Uri, source: Peer) -> Peer {
-    anchored(contact, source, source.kind)
+    match (source.kind, uri_transport(contact, source.kind)) {
+        (TransportKind::Udp, Some(TransportKind::Tcp)) => Peer::tcp(source.addr, None),
+        _ => source,
+    }
 }
 
 #[cfg(test)]
@@ -129,32 +139,28 @@ mod tests {
     }
 
     #[test]
-    fn contact_transport_decides_else_the_flow() {
+    fn contact_transport_only_the_address_is_the_sources() {
         let src = udp("192.0.2.20:5060");
-        // Registered over UDP, asks for TCP: a new connection to its port.
+        // Registered over UDP, asks for TCP: TCP to the same address.
         let p = contact_flow(&uri("sip:alice@192.0.2.20:5062;transport=tcp"), src);
-        assert_eq!(p, Peer::tcp("192.0.2.20:5062".parse().unwrap(), None));
-        // Registered over TCP without a transport parameter: its flow.
+        assert_eq!(p, Peer::tcp("192.0.2.20:5060".parse().unwrap(), None));
+        // The Contact's port or host is never followed.
+        for c in [
+            "sip:alice@192.0.2.20:5062",
+            "sip:alice@192.0.2.20:5062;transport=udp",
+            "sip:alice@10.0.0.5:5060;transport=tls",
+            "sip:+19005550100@127.0.0.1:5080;user=phone",
+        ] {
+            assert_eq!(contact_flow(&uri(c), src), src, "{c}");
+        }
+        // Registered over TCP: its connection, whatever the Contact says.
         let t = tcp("192.0.2.20:50000", 3);
-        let p = contact_flow(&uri("sip:alice@192.0.2.20:5062"), t);
-        assert_eq!(
-            (p.kind, p.conn, p.addr),
-            (
-                TransportKind::Tcp,
-                Some(3),
-                "192.0.2.20:5062".parse().unwrap()
-            )
-        );
-        // Behind NAT: the private Contact is not followed.
-        let nat = contact_flow(&uri("sip:alice@10.0.0.5:5060;transport=tcp"), t);
-        assert_eq!(nat, t);
-        // IPv4-mapped IPv6 sources match their IPv4 host.
-        let mapped = udp("[::ffff:192.0.2.20]:6000");
-        assert_eq!(
-            contact_flow(&uri("sip:alice@192.0.2.20:5062"), mapped)
-                .addr
-                .port(),
-            5062
-        );
+        for c in [
+            "sip:alice@192.0.2.20:5062",
+            "sip:alice@192.0.2.20:5062;transport=tcp",
+            "sip:alice@10.0.0.5:5060;transport=udp",
+        ] {
+            assert_eq!(contact_flow(&uri(c), t), t, "{c}");
+        }
     }
 }
