@@ -119,6 +119,7 @@ fn main() {
             port_min: 30000,
             port_max: 39999,
             rtp_timeout: Duration::from_secs(3600),
+            rtp_hold_timeout: Duration::from_secs(3600),
             pacer_threads: pacers,
             realtime_pacer: realtime,
         },

@@ -18,6 +18,7 @@ fn engine() -> MediaEngine {
             port_min: 42000,
             port_max: 42999,
             rtp_timeout: Duration::from_secs(2),
+            rtp_hold_timeout: Duration::from_secs(3600),
             pacer_threads: 1,
             realtime_pacer: false,
         },
@@ -244,4 +245,100 @@ async fn bridge_relays_both_ways_and_transcodes() {
     assert_eq!(pk.len(), 5);
     assert!(pk.iter().all(|p| p.2 == 0), "PCMU on the caller side");
     assert!(bx.stats().relayed_in >= 5);
+}
+
+/// Issue 13 items 5 and 6 at the media level: while one bridged leg's
+/// peer holds (we answered recvonly, it sends nothing), that leg keeps
+/// no RTP timeout but the hold one, the other leg plays its hold music
+/// (from the start, looping) instead of dead air, and the relay resumes
+/// when the hold ends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_party_left_waiting_hears_hold_music_and_the_bridge_resumes() {
+    let e = engine(); // rtp_timeout 2 s, hold timeout 3600 s
+    let x = Rx::new(); // the caller's phone
+    let y = Rx::new(); // the agent's phone, which will hold
+    let mut bx = e.open_leg().unwrap();
+    let mut by = e.open_leg().unwrap();
+    bx.set_params(params(Law::Ulaw, x.addr(), Some(101)));
+    by.set_params(params(Law::Ulaw, y.addr(), Some(101)));
+    let music = sweep(1600);
+    bx.set_hold_music(vec![Arc::new(Prompt::from_pcm("hold", music.clone()))]);
+    bx.bridge(&by);
+    assert!(!by.is_held());
+    // The agent holds: sendonly offer, our recvonly answer.
+    let mut held = params(Law::Ulaw, y.addr(), Some(101));
+    held.direction = Direction::RecvOnly;
+    by.set_params(held);
+    assert!(by.is_held());
+    let pk = tokio::task::spawn_blocking(move || (x.packets(100), x))
+        .await
+        .unwrap();
+    let (pk, x) = pk;
+    let heard: Vec<i16> = pk
+        .iter()
+        .skip_while(|p| p.6.iter().all(|&c| c == 0xFF))
+        .flat_map(|p| p.6.iter().map(|&c| Law::Ulaw.decode(c)))
+        .collect();
+    let err = |a: &[i16], b: &[i16]| {
+        a.iter()
+            .zip(b)
+            .map(|(p, q)| (f64::from(*p) - f64::from(*q)).abs())
+            .sum::<f64>()
+            / b.len() as f64
+    };
+    assert!(heard.len() >= 3200, "{} samples", heard.len());
+    assert!(
+        err(&heard[..1600], &music) < 200.0,
+        "hold music from its start"
+    );
+    assert!(err(&heard[1600..3200], &music) < 200.0, "looping");
+    for w in pk.windows(2) {
+        assert_eq!(w[1].3, w[0].3.wrapping_add(1), "seq continues");
+    }
+    // Two seconds of no RTP at all from the holding phone: no timeout.
+    tokio::time::sleep(Duration::from_millis(2300)).await;
+    while let Some(ev) = by.try_event() {
+        assert_ne!(
+            ev,
+            LegEvent::RtpTimeout,
+            "a held leg keeps only the hold timeout"
+        );
+    }
+    // Unhold: what the agent's phone sends reaches the caller again.
+    by.set_params(params(Law::Ulaw, y.addr(), Some(101)));
+    let pcm = sweep(800);
+    let ulaw: Vec<u8> = pcm.iter().map(|&s| Law::Ulaw.encode(s)).collect();
+    let mut buf = [0u8; 300];
+    let drain = x.sock.try_clone().unwrap();
+    drain.set_nonblocking(true).unwrap();
+    let mut b = [0u8; 2048];
+    while drain.recv_from(&mut b).is_ok() {}
+    drain.set_nonblocking(false).unwrap();
+    for (k, chunk) in ulaw.chunks(160).enumerate() {
+        let n =
+            rtp_packet::write(&mut buf, k == 0, 0, k as u16, 160 * k as u32, 0x77, chunk).unwrap();
+        y.sock.send_to(&buf[..n], by.local_addr()).unwrap();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // (A packet of music may precede the relay.)
+    let pk = tokio::task::spawn_blocking(move || x.packets(6))
+        .await
+        .unwrap();
+    let start = pk
+        .iter()
+        .position(|p| p.6 == ulaw[..160])
+        .expect("the agent's audio is relayed again");
+    assert!(start <= 1, "relayed from packet {start}");
+    let relayed: Vec<i16> = pk[start..]
+        .iter()
+        .take(5)
+        .flat_map(|p| p.6.iter().map(|&c| Law::Ulaw.decode(c)))
+        .collect();
+    assert!(err(&relayed, &pcm) < 200.0, "the relay resumed");
+    assert!(pk[start].1, "marked as a new talkspurt");
+    assert!(
+        pk[start + 1..].iter().all(|p| !p.1),
+        "one marker, not one per packet"
+    );
+    assert!(by.stats().relayed_in == 0 && bx.stats().relayed_in >= 5);
 }

@@ -5,6 +5,9 @@
 //! receives `CallEvent`s for its transactions and dialogs. Call logic is
 //! plain async code ("answer, play, wait for a digit"), one task per call.
 
+mod in_dialog;
+pub mod liveness;
+mod probes;
 pub mod session;
 pub mod tasks;
 pub mod uac;

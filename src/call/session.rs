@@ -1,17 +1,19 @@
 //! What every call has once it is set up, inbound or outbound: the dialog,
 //! the media leg, and the handling of whatever the other side sends while
-//! the call logic waits (BYE, re-INVITE for hold, INFO DTMF, OPTIONS).
+//! the call logic waits (BYE, re-INVITE and UPDATE for hold and session
+//! refreshes, INFO DTMF, OPTIONS), and the probes that find a peer gone
+//! while it holds (`call::liveness`, sent from `call::probes`).
 
-use crate::endpoint::capabilities::{ACCEPT, ALLOW};
+use super::liveness::Liveness;
 use crate::endpoint::tu::{CallEvent, CallRef, Command, SipHandle};
 use crate::media::engine::MediaEngine;
 use crate::media::leg::{Leg, LegEvent};
 use crate::media::prompt::Prompt;
-use crate::media::sdp::{self, SessionDescription};
 use crate::sip::dialog::Dialog;
-use crate::sip::message::{HeaderName, MessageExt, Method, Request, Response};
+use crate::sip::message::{MessageExt, Method, Request, Response};
 use crate::sip::transaction::ServerTxId;
-use crate::sip::transport::Peer;
+use crate::sip::transport::hop::{anchored, contact_flow};
+use crate::sip::transport::{Peer, TransportKind};
 use bytes::Bytes;
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -30,6 +32,10 @@ pub enum EndReason {
     AckTimeout,
     /// No RTP from the other side for the configured time.
     RtpTimeout,
+    /// An in-dialog probe or refresh got 408 or 481, or no answer.
+    Unreachable,
+    /// The peer was to refresh the session (RFC 4028) and did not.
+    SessionExpired,
     /// We hung up.
     LocalHangup,
     /// We refused the call (or it was refused) with this status.
@@ -45,6 +51,8 @@ impl EndReason {
             EndReason::Cancelled => "caller cancelled",
             EndReason::AckTimeout => "no ACK",
             EndReason::RtpTimeout => "RTP timeout",
+            EndReason::Unreachable => "peer unreachable",
+            EndReason::SessionExpired => "session expired",
             EndReason::LocalHangup => "gateway hung up",
             EndReason::Rejected(_) => "rejected",
             EndReason::Failure => "failure",
@@ -66,13 +74,14 @@ pub struct Session {
     pub call: CallRef,
     pub sip: SipHandle,
     events: mpsc::UnboundedReceiver<CallEvent>,
-    /// Where in-dialog requests go.
+    /// The flow the dialog was set up on: where the INVITE came from, or
+    /// went to. In-dialog requests go where `next_hop` says.
     pub peer: Peer,
     pub dialog: Option<Dialog>,
     pub leg: Option<Leg>,
     pub media: Arc<MediaEngine>,
     sdp_version: u64,
-    digits: VecDeque<char>,
+    pub(super) digits: VecDeque<char>,
     pub ended: Option<EndReason>,
     acked: bool,
     /// Inbound calls before they are answered: CANCEL is answered 487 here.
@@ -82,6 +91,15 @@ pub struct Session {
     /// Branches of our client transactions that timed out.
     pub timeouts: Vec<String>,
     pub started: Instant,
+    /// Whether the peer is still there while it holds (pings, session
+    /// timer).
+    pub(super) liveness: Liveness,
+    /// The SDP we last sent (offer or answer), for a refresh re-INVITE.
+    pub(super) local_sdp: Option<Bytes>,
+    /// The peer listed UPDATE in Allow: refreshes use it (no SDP).
+    pub(super) peer_allows_update: bool,
+    /// CSeq of our re-INVITE (a refresh) awaiting its final response.
+    pub(super) reinvite: Option<u32>,
 }
 
 impl Session {
@@ -92,6 +110,7 @@ impl Session {
         peer: Peer,
         media: Arc<MediaEngine>,
     ) -> Session {
+        let hold_ping = sip.local.hold_ping;
         Session {
             call,
             sip,
@@ -108,7 +127,61 @@ impl Session {
             responses: VecDeque::new(),
             timeouts: Vec::new(),
             started: Instant::now(),
+            liveness: Liveness::new(hold_ping),
+            local_sdp: None,
+            peer_allows_update: false,
+            reinvite: None,
         }
+    }
+
+    /// Where in-dialog requests physically go (RFC 3261 §12.2.1.1,
+    /// §8.1.2): the first route of the route set, at the flow's address
+    /// with the port and transport the route names (a proxy's listening
+    /// side); without a route set, back over the flow itself, in the
+    /// transport the remote target asks for (see `sip::transport::hop`:
+    /// never a host or port the peer merely wrote in its Contact).
+    pub fn next_hop(&self) -> Peer {
+        match &self.dialog {
+            Some(d) if d.has_routes() => match d.next_hop() {
+                Some(hop) => anchored(&hop, self.peer, TransportKind::Udp),
+                None => self.peer,
+            },
+            Some(d) => contact_flow(&d.remote_target, self.peer),
+            None => self.peer,
+        }
+    }
+
+    /// Sends a request built in the dialog (`build` gets the Via for the
+    /// next hop) and returns its CSeq number and branch.
+    pub(super) fn send_in_dialog(
+        &mut self,
+        build: impl FnOnce(&mut Dialog, &str) -> Request,
+    ) -> Option<(u32, String)> {
+        let hop = self.next_hop();
+        let via = self.sip.via(&hop);
+        let req = build(self.dialog.as_mut()?, &via);
+        let seq = req.cseq().ok()?.seq;
+        let branch = req.top_branch().unwrap_or_default();
+        self.sip.request(self.call, req, hop);
+        Some((seq, branch))
+    }
+
+    /// Reads whether the peer now holds the call from the leg's
+    /// negotiated direction.
+    pub(super) fn update_held(&mut self) {
+        let held = self.leg.as_ref().is_some_and(|l| l.is_held());
+        if held != self.liveness.is_held() {
+            info!(
+                held,
+                "the other side {}",
+                if held {
+                    "holds the call"
+                } else {
+                    "resumed the call"
+                }
+            );
+        }
+        self.liveness.set_held(held, Instant::now());
     }
 
     pub fn next_sdp_version(&mut self) -> u64 {
@@ -166,6 +239,13 @@ impl Session {
                     None => std::future::pending().await,
                 }
             };
+            let probe_due = self.liveness.deadline();
+            let probe = async {
+                match probe_due {
+                    Some(d) => tokio::time::sleep_until(d.into()).await,
+                    None => std::future::pending::<()>().await,
+                }
+            };
             tokio::select! {
                 ev = self.events.recv() => match ev {
                     Some(ev) => self.on_event(ev),
@@ -185,6 +265,7 @@ impl Session {
                     }
                     None => {}
                 },
+                _ = probe => self.on_probe_due(),
                 _ = sleep => return Ok(Waited::Timeout),
             }
         }
@@ -232,7 +313,7 @@ impl Session {
 
     fn on_event(&mut self, ev: CallEvent) {
         match ev {
-            CallEvent::Request { tx, request, peer } => self.on_request(tx, request, peer),
+            CallEvent::Request { tx, request, .. } => self.on_request(tx, request),
             CallEvent::Ack { .. } => {
                 self.acked = true;
                 if let Some(d) = self.dialog.as_mut() {
@@ -255,114 +336,25 @@ impl Session {
                     self.ended = Some(EndReason::AckTimeout);
                 }
             }
-            CallEvent::Response { response, peer } => self.responses.push_back((response, peer)),
-            CallEvent::StrayOk { response, peer } => {
+            CallEvent::Response { response, peer } => {
+                if !self.on_probe_response(&response) {
+                    self.responses.push_back((response, peer))
+                }
+            }
+            CallEvent::StrayOk { response, .. } => {
                 // A retransmitted 2xx after our INVITE transaction ended:
-                // our ACK was lost, send it again (RFC 3261 §13.2.2.4).
-                if let (Some(d), Ok(cseq)) = (self.dialog.as_ref(), response.cseq()) {
-                    let ack = d.ack(cseq.seq, &self.sip.via(&peer), None);
-                    self.sip.request(self.call, ack, peer);
+                // our ACK was lost, send it again (RFC 3261 §13.2.2.4),
+                // along the route set like the first.
+                if self.dialog.is_some()
+                    && let Ok(cseq) = response.cseq()
+                {
+                    self.send_in_dialog(|d, via| d.ack(cseq.seq, via, None));
                 }
             }
-            CallEvent::Timeout { branch } => self.timeouts.push(branch),
-        }
-    }
-
-    pub fn reply_in_dialog(&self, req: &Request, status: u16) -> Response {
-        let tag = self.dialog.as_ref().map(|d| d.id.local_tag.clone());
-        let mut r = Response::to_request(req, status, tag.as_deref());
-        if status == 200 || status == 405 {
-            r.headers.push(HeaderName::Allow, ALLOW);
-        }
-        r
-    }
-
-    fn on_request(&mut self, tx: ServerTxId, req: Request, _peer: Peer) {
-        let Some(dialog) = self.dialog.as_mut() else {
-            let r = self.reply_in_dialog(&req, 481);
-            self.sip.respond(tx, r);
-            return;
-        };
-        if dialog.on_request(&req).is_err() {
-            let r = self
-                .reply_in_dialog(&req, 500)
-                .with_reason("CSeq out of order");
-            self.sip.respond(tx, r);
-            return;
-        }
-        match req.method {
-            Method::Bye => {
-                let r = self.reply_in_dialog(&req, 200);
-                self.sip.respond(tx, r);
-                if self.ended.is_none() {
-                    info!("other side hung up");
-                    self.ended = Some(EndReason::RemoteHangup);
+            CallEvent::Timeout { branch } => {
+                if !self.on_probe_timeout(&branch) {
+                    self.timeouts.push(branch)
                 }
-            }
-            Method::Invite | Method::Update => self.on_reoffer(tx, &req),
-            Method::Info => {
-                // SIP INFO DTMF (application/dtmf-relay, "Signal=5"), still
-                // sent by some phones instead of RFC 4733.
-                if let Some(d) = info_digit(&req) {
-                    info!(digit = %d, "dtmf received (SIP INFO)");
-                    self.digits.push_back(d);
-                }
-                let r = self.reply_in_dialog(&req, 200);
-                self.sip.respond(tx, r);
-            }
-            Method::Options => {
-                let r = self
-                    .reply_in_dialog(&req, 200)
-                    .with_header(HeaderName::Accept, ACCEPT);
-                self.sip.respond(tx, r);
-            }
-            _ => {
-                let r = self.reply_in_dialog(&req, 405);
-                self.sip.respond(tx, r);
-            }
-        }
-    }
-
-    /// re-INVITE or UPDATE: a new offer (hold, unhold, new address), or a
-    /// session refresh without a body.
-    fn on_reoffer(&mut self, tx: ServerTxId, req: &Request) {
-        let contact = self.sip.contact("callgate", &self.peer);
-        if req.body.is_empty() || self.leg.is_none() {
-            let r = self
-                .reply_in_dialog(req, 200)
-                .with_header(HeaderName::Contact, contact);
-            self.sip.respond(tx, r);
-            return;
-        }
-        let Ok(offer) = SessionDescription::parse(&req.body) else {
-            let r = self.reply_in_dialog(req, 488);
-            self.sip.respond(tx, r);
-            return;
-        };
-        let version = self.next_sdp_version();
-        let result = match self.leg.as_mut() {
-            Some(leg) => {
-                let local = self.media.local_media(leg, version);
-                sdp::answer(&offer, &local).map(|(answer, params)| {
-                    leg.set_params(params);
-                    (answer, params)
-                })
-            }
-            None => return,
-        };
-        match result {
-            Ok((answer, params)) => {
-                info!(direction = params.direction.as_str(), remote = ?params.remote, "media renegotiated");
-                let r = self
-                    .reply_in_dialog(req, 200)
-                    .with_header(HeaderName::Contact, contact)
-                    .with_body("application/sdp", Bytes::from(answer));
-                self.sip.respond(tx, r);
-            }
-            Err(_) => {
-                // RFC 3264 §8: a refused re-offer leaves the session as it was.
-                let r = self.reply_in_dialog(req, 488);
-                self.sip.respond(tx, r);
             }
         }
     }
@@ -372,11 +364,9 @@ impl Session {
         if self.ended.is_some() {
             return;
         }
-        if let Some(d) = self.dialog.as_mut() {
-            let via = self.sip.via(&self.peer);
-            let bye = d.request(Method::Bye, &via, None);
-            debug!("sending BYE");
-            self.sip.request(self.call, bye, self.peer);
+        if self.dialog.is_some() {
+            debug!(to = %self.next_hop(), "sending BYE");
+            self.send_in_dialog(|d, via| d.request(Method::Bye, via, None));
         }
         self.ended = Some(EndReason::LocalHangup);
         info!("gateway hung up");
@@ -390,24 +380,4 @@ impl Drop for Session {
     fn drop(&mut self) {
         self.sip.send(Command::Ended { call: self.call });
     }
-}
-
-/// The digit of a SIP INFO carrying `application/dtmf-relay` or
-/// `application/dtmf`.
-fn info_digit(req: &Request) -> Option<char> {
-    let ct = req.content_type()?;
-    let body = std::str::from_utf8(&req.body).ok()?;
-    let value = match ct.as_str() {
-        "application/dtmf-relay" => body
-            .lines()
-            .find_map(|l| {
-                let (k, v) = l.split_once('=')?;
-                k.trim().eq_ignore_ascii_case("signal").then_some(v)
-            })?
-            .trim(),
-        "application/dtmf" => body.trim(),
-        _ => return None,
-    };
-    let c = value.chars().next()?;
-    crate::media::dtmf::char_to_event(c).and_then(crate::media::dtmf::event_to_char)
 }

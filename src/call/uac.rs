@@ -10,6 +10,7 @@ use crate::media::engine::MediaEngine;
 use crate::media::sdp::{self, Direction, SessionDescription};
 use crate::sip::auth::{Algorithm, DigestInput};
 use crate::sip::dialog::Dialog;
+use crate::sip::dialog::session_timer::uac_timer;
 use crate::sip::message::{HeaderName, Headers, MessageExt, Method, Request, Response, Uri};
 use crate::sip::transport::Peer;
 use bytes::Bytes;
@@ -26,6 +27,9 @@ pub struct DialSpec {
     pub uri: Uri,
     /// Where the INVITE physically goes.
     pub peer: Peer,
+    /// A pre-loaded route set (an agent's Path, RFC 3327 §5.3): Route
+    /// headers of the INVITE, top first.
+    pub route: Vec<String>,
     /// Display name and user of our From (the caller ID shown).
     pub from_display: Option<String>,
     pub from_user: String,
@@ -63,6 +67,8 @@ pub struct OutboundCall {
     /// Digest credentials if the far end challenges (tried once).
     credentials: Option<(String, String)>,
     auth_tried: bool,
+    /// A 422 asked for a longer session interval (tried once).
+    interval_raised: bool,
     answered: bool,
 }
 
@@ -100,8 +106,9 @@ impl OutboundCall {
         let (tx, rx) = mpsc::unbounded_channel::<CallEvent>();
         sip.attach(call, tx);
         let mut session = Session::new(call, sip.clone(), rx, spec.peer, media.clone());
-        let offer = sdp::offer(&media.local_media(&leg, 1), Direction::SendRecv);
+        let offer = Bytes::from(sdp::offer(&media.local_media(&leg, 1), Direction::SendRecv));
         session.leg = Some(leg);
+        session.local_sdp = Some(offer.clone());
         let local_tag = SipHandle::tag();
         let sent_by = sip.local.sent_by(spec.peer.kind, &spec.peer.addr);
         let from = match &spec.from_display {
@@ -114,6 +121,9 @@ impl OutboundCall {
         };
         let mut h = Headers::new();
         h.push(HeaderName::Via, sip.via(&spec.peer));
+        for r in &spec.route {
+            h.push(HeaderName::Route, r.clone());
+        }
         h.push(HeaderName::MaxForwards, "70");
         h.push(HeaderName::From, from);
         h.push(HeaderName::To, format!("<{}>", spec.uri));
@@ -127,6 +137,17 @@ impl OutboundCall {
             h.push(HeaderName::PAssertedIdentity, pai.clone());
         }
         h.push(HeaderName::Allow, crate::endpoint::capabilities::ALLOW);
+        // RFC 4028: we support session timers and propose our interval;
+        // the answerer picks who refreshes.
+        let limits = sip.local.session_timer;
+        if limits.session_expires > 0 {
+            h.push(HeaderName::Supported, "timer");
+            h.push(
+                HeaderName::SessionExpires,
+                limits.session_expires.to_string(),
+            );
+            h.push(HeaderName::MinSe, limits.min_se.to_string());
+        }
         h.push(HeaderName::UserAgent, sip.local.user_agent.clone());
         for (n, v) in &spec.extra_headers {
             h.push(n.clone(), v.clone());
@@ -137,7 +158,7 @@ impl OutboundCall {
             uri: spec.uri.clone(),
             version: "SIP/2.0".into(),
             headers: h,
-            body: Bytes::from(offer),
+            body: offer,
         };
         let branch = invite.top_branch().unwrap_or_default();
         info!(to = %spec.uri, peer = %spec.peer, call_id = invite.call_id().unwrap_or_default(), "dialling");
@@ -152,6 +173,7 @@ impl OutboundCall {
             cancelled: false,
             credentials: spec.credentials.clone(),
             auth_tried: false,
+            interval_raised: false,
             answered: false,
         })
     }
@@ -272,17 +294,22 @@ impl OutboundCall {
                     warn!("2xx without a To tag");
                     return Some(DialOutcome::Failed(resp.status));
                 };
-                // Loose routing would send the ACK and later requests to
-                // the first route or the remote target; we keep sending to
-                // the address we reached (trunks and phones are direct
-                // peers).
-                let ack = dialog.ack(self.cseq, &self.session.sip.via(&self.session.peer), None);
-                self.session
-                    .sip
-                    .request(self.session.call, ack, self.session.peer);
                 dialog.confirm();
                 self.session.dialog = Some(dialog);
+                // The ACK and every later request follow the route set the
+                // 2xx's Record-Route gave (RFC 3261 §12.2.1.1, §13.2.2.4):
+                // through the proxies that asked to stay in the path.
+                let seq = self.cseq;
+                let ack = self.session.send_in_dialog(|d, via| d.ack(seq, via, None));
+                if ack.is_some() {
+                    info!(to = %self.session.next_hop(), "ACK sent");
+                }
+                self.session.peer_allows_update = super::uas::allows(&resp, "UPDATE");
+                self.session
+                    .liveness
+                    .set_timer(uac_timer(&resp), Instant::now());
                 self.apply_answer(&resp);
+                self.session.update_held();
                 if self.cancelled {
                     // The 200 crossed our CANCEL (§9.1): the call exists,
                     // so end it properly.
@@ -298,17 +325,34 @@ impl OutboundCall {
                 info!("answered");
                 Some(DialOutcome::Answered)
             }
+            422 if !self.interval_raised => {
+                // RFC 4028 §7.3: our interval was below theirs; ask again
+                // with their Min-SE.
+                self.interval_raised = true;
+                let Some(min) = resp
+                    .header_u32(&HeaderName::MinSe)
+                    .ok()
+                    .flatten()
+                    .filter(|m| *m > 0)
+                else {
+                    return Some(DialOutcome::Failed(422));
+                };
+                info!(min_se = min, "422: raising the session interval");
+                let mut invite = self.invite.clone();
+                invite
+                    .headers
+                    .set(HeaderName::SessionExpires, min.to_string());
+                invite.headers.set(HeaderName::MinSe, min.to_string());
+                let invite = self.resend(invite);
+                self.invite = invite;
+                None
+            }
             401 | 407 if !self.auth_tried && self.credentials.is_some() => {
                 self.auth_tried = true;
                 match self.authorized_invite(&resp) {
                     Some(invite) => {
                         info!("authenticating the INVITE");
-                        self.session.sip.request(
-                            self.session.call,
-                            invite.clone(),
-                            self.session.peer,
-                        );
-                        self.invite = invite;
+                        self.invite = self.resend(invite);
                         None
                     }
                     None => Some(DialOutcome::Failed(resp.status)),
@@ -397,17 +441,27 @@ impl OutboundCall {
             value.push_str(&format!(", opaque=\"{o}\""));
         }
         let mut invite = self.invite.clone();
+        invite.headers.remove(&out_header);
+        invite.headers.push(out_header, value);
+        Some(invite)
+    }
+
+    /// Sends `invite` again as a new transaction (§8.1.3.5, RFC 4028
+    /// §7.3): next CSeq, fresh branch, same peer. Returns what was sent.
+    fn resend(&mut self, mut invite: Request) -> Request {
         self.cseq += 1;
         invite
             .headers
             .set(HeaderName::CSeq, format!("{} INVITE", self.cseq));
+        // The Via leads and Route follows: `set` keeps the Via's place.
         invite
             .headers
             .set(HeaderName::Via, self.session.sip.via(&self.session.peer));
-        invite.headers.remove(&out_header);
-        invite.headers.push(out_header, value);
         self.branch = invite.top_branch().unwrap_or_default();
-        Some(invite)
+        self.session
+            .sip
+            .request(self.session.call, invite.clone(), self.session.peer);
+        invite
     }
 
     /// Ends the call: BYE once answered, CANCEL while ringing.

@@ -7,6 +7,7 @@ use crate::endpoint::tu::{CallEvent, CallRef, SipHandle};
 use crate::media::engine::MediaEngine;
 use crate::media::sdp::{self, SessionDescription};
 use crate::sip::dialog::Dialog;
+use crate::sip::dialog::session_timer::UasTimer;
 use crate::sip::message::{HeaderName, MessageExt, Request, Response};
 use crate::sip::transaction::ServerTxId;
 use crate::sip::transaction::layer::tag_for;
@@ -162,22 +163,38 @@ impl InboundCall {
                 return Err(EndReason::Rejected(488));
             }
         };
+        // RFC 4028: a session timer if the caller (or a proxy) asks for
+        // one, or supports it.
+        let timer = UasTimer::negotiate(&self.invite, self.session.sip.local.session_timer);
+        if let UasTimer::TooSmall(min) = timer {
+            info!(min_se = min, "session interval too short: 422");
+            self.reject(422, None, &[(HeaderName::MinSe, min.to_string())]);
+            return Err(EndReason::Rejected(422));
+        }
         leg.set_params(params);
         let contact = self.session.sip.contact("callgate", &self.session.peer);
         let Some(dialog) = Dialog::uas(&self.invite, &self.local_tag, &contact) else {
             self.reject(400, Some("INVITE lacks Contact"), &[]);
             return Err(EndReason::Rejected(400));
         };
+        let answer = Bytes::from(answer);
         let r = self
             .response(200)
             .with_header(HeaderName::Contact, contact)
             .with_header(HeaderName::Allow, ALLOW)
             .with_header(HeaderName::Accept, ACCEPT)
-            .with_body("application/sdp", Bytes::from(answer));
+            .with_body("application/sdp", answer.clone());
+        let r = timer.apply(self.session.with_supported(r));
         self.session.sip.respond(self.tx, r);
         self.session.pending_invite = None;
         self.session.dialog = Some(dialog);
         self.session.leg = Some(leg);
+        self.session.local_sdp = Some(answer);
+        self.session.peer_allows_update = allows(&self.invite, "UPDATE");
+        self.session
+            .liveness
+            .set_timer(timer.running(), std::time::Instant::now());
+        self.session.update_held();
         self.answered = true;
         info!(codec = ?params.law, dtmf_pt = ?params.dtmf_pt, remote = ?params.remote, "call answered");
         Ok(())
@@ -196,6 +213,13 @@ impl InboundCall {
     pub fn end_reason(&self) -> EndReason {
         self.session.ended.unwrap_or(EndReason::LocalHangup)
     }
+}
+
+/// Whether `msg` lists `method` in its Allow header.
+pub fn allows(msg: &impl MessageExt, method: &str) -> bool {
+    msg.headers()
+        .get_all(&HeaderName::Allow)
+        .any(|v| v.split(',').any(|m| m.trim().eq_ignore_ascii_case(method)))
 }
 
 /// However the call's task ends (done, an early return, a panic, the task

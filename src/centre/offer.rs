@@ -45,33 +45,24 @@ pub fn spawn(centre: Arc<Centre>, offer: Offer, callback: Option<CallbackRecord>
 }
 /// Where to reach an agent: the most recently registered binding. The
 /// Request-URI is the Contact exactly as registered (phones add parameters
-/// they expect back); the INVITE itself goes back the way the REGISTER
-/// came (see `binding_peer`).
-fn agent_target(centre: &Centre, agent: &str) -> Option<(Uri, Peer)> {
+/// they expect back); the INVITE goes back the way the REGISTER came, or
+/// through the proxies of its Path (`Binding::next_hop`: never to a host
+/// the phone merely wrote in its Contact, issue 9).
+fn agent_target(centre: &Centre, agent: &str) -> Option<(Uri, Peer, Vec<String>)> {
     let now = std::time::Instant::now();
     let b = centre
         .bindings
         .of(agent, now)
         .into_iter()
         .max_by_key(|b| b.registered_at)?;
-    let uri = b.contact.uri.clone();
-    Some((uri.clone(), binding_peer(&uri, &b.source)))
-}
-
-/// An offer goes to the address the REGISTER came from (its flow, RFC
-/// 5626 §5.3: the UDP source or the TCP connection), never to the
-/// Contact's host. A Contact is only what the phone wrote: an agent could
-/// write the trunk's address there and have callgate INVITE the trunk
-/// with a premium-rate Request-URI (toll fraud, issue 9). The source is
-/// also where a phone behind NAT is reachable.
-pub fn binding_peer(_uri: &Uri, source: &Peer) -> Peer {
-    *source
+    let (peer, route) = b.next_hop();
+    Some((b.contact.uri.clone(), peer, route))
 }
 
 async fn run(centre: Arc<Centre>, offer: Offer, callback: Option<CallbackRecord>) {
     let cancel = centre.register_offer(&offer.contact);
     let mut leg = AgentLeg::open(&centre, &offer, callback.as_ref());
-    let Some((uri, peer)) = agent_target(&centre, &offer.agent) else {
+    let Some((uri, peer, route)) = agent_target(&centre, &offer.agent) else {
         warn!("agent has no registered phone");
         leg.failed("agent has no registered phone");
         centre.end_offer(&offer.contact);
@@ -82,6 +73,7 @@ async fn run(centre: Arc<Centre>, offer: Offer, callback: Option<CallbackRecord>
     let spec = DialSpec {
         uri,
         peer,
+        route,
         from_display: Some(format!(
             "{} {}",
             match offer.kind {
@@ -273,6 +265,13 @@ async fn connect_caller(
         return;
     }
     if let Some(l) = agent.session.leg.as_ref() {
+        // Whoever is left waiting while the other holds hears the queue's
+        // hold music; the bridge resumes on unhold (issue 13 item 6).
+        let music = queue
+            .map(|q| centre.hold_music(&q.name))
+            .unwrap_or_default();
+        l.set_hold_music(music.clone());
+        caller_leg.set_hold_music(music);
         l.link().bridge(&caller_leg);
     }
     info!("caller and agent bridged");
@@ -320,33 +319,5 @@ async fn call_back(
             centre.record(*record);
         }
         CallBack::Refused | CallBack::Abandoned => {}
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn peer(s: &str) -> Peer {
-        Peer::udp(s.parse().unwrap())
-    }
-
-    #[test]
-    fn offers_go_to_the_registering_flow_never_the_contact_host() {
-        let src = peer("203.0.113.5:40000");
-        for contact in [
-            "sip:alice@192.168.1.10:5060",
-            "sip:alice@198.51.100.7:5062",
-            "sip:alice@198.51.100.7:5062;ob",
-            "sip:alice@phone.example.com",
-            // Issue 9: the trunk in the Contact.
-            "sip:+19005550100@127.0.0.1:5080;user=phone",
-        ] {
-            let uri = Uri::parse(contact).unwrap();
-            assert_eq!(binding_peer(&uri, &src), src, "{contact}");
-        }
-        let tcp = Peer::tcp("203.0.113.5:40000".parse().unwrap(), Some(3));
-        let direct = Uri::parse("sip:alice@198.51.100.7:5062").unwrap();
-        assert_eq!(binding_peer(&direct, &tcp), tcp, "TCP: same connection");
     }
 }

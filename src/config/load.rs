@@ -257,14 +257,7 @@ fn validate(c: &Config) -> Vec<(String, String)> {
             "at least one algorithm is needed".into(),
         ));
     }
-    for (i, a) in r.digest_algorithms.iter().enumerate() {
-        if crate::sip::auth::Algorithm::parse(Some(a)).is_none() {
-            p.push((
-                format!("registrar.digest_algorithms[{i}]"),
-                format!("{a:?} is not one of MD5, MD5-sess, SHA-256, SHA-256-sess"),
-            ));
-        }
-    }
+    check_algorithms(&r.digest_algorithms, "registrar.digest_algorithms", &mut p);
     if r.max_contacts_per_agent == 0 {
         p.push((
             "registrar.max_contacts_per_agent".into(),
@@ -273,6 +266,24 @@ fn validate(c: &Config) -> Vec<(String, String)> {
     }
     if c.rtp.timeout_s == 0 {
         p.push(("rtp.timeout_s".into(), "must be at least 1".into()));
+    }
+    if c.rtp.hold_timeout_s < c.rtp.timeout_s {
+        p.push((
+            "rtp.hold_timeout_s".into(),
+            "must not be shorter than rtp.timeout_s".into(),
+        ));
+    }
+    if c.sip.min_se_s < 90 {
+        p.push((
+            "sip.min_se_s".into(),
+            "must be at least 90 (RFC 4028)".into(),
+        ));
+    }
+    if c.sip.session_expires_s != 0 && c.sip.session_expires_s < c.sip.min_se_s {
+        p.push((
+            "sip.session_expires_s".into(),
+            "must be 0 (off) or at least sip.min_se_s".into(),
+        ));
     }
     if c.sip.max_calls == 0 {
         p.push(("sip.max_calls".into(), "must be at least 1".into()));
@@ -429,8 +440,26 @@ fn validate(c: &Config) -> Vec<(String, String)> {
                 "must be at least 4 characters".into(),
             ));
         }
+        if let Some(list) = &a.digest_algorithms {
+            let key = format!("agents[{i}].digest_algorithms");
+            if list.is_empty() {
+                p.push((key.clone(), "at least one algorithm is needed".into()));
+            }
+            check_algorithms(list, &key, &mut p);
+        }
     }
     p
+}
+
+fn check_algorithms(list: &[String], key: &str, p: &mut Vec<(String, String)>) {
+    for (i, a) in list.iter().enumerate() {
+        if crate::sip::auth::Algorithm::parse(Some(a)).is_none() {
+            p.push((
+                format!("{key}[{i}]"),
+                format!("{a:?} is not one of MD5, MD5-sess, SHA-256, SHA-256-sess"),
+            ));
+        }
+    }
 }
 
 /// Dialled numbers and test numbers share one namespace: a number defined

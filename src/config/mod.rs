@@ -122,6 +122,16 @@ pub struct SipConfig {
     /// Simultaneous calls (inbound and outbound legs); beyond it new
     /// INVITEs get 503 with Retry-After.
     pub max_calls: usize,
+    /// RFC 4028 session timer: the longest a call may go unrefreshed
+    /// (offered in our INVITEs, a cap on what callers ask for); 0 turns
+    /// session timers off.
+    pub session_expires_s: u32,
+    /// The shortest session interval accepted (RFC 4028 Min-SE, ≥ 90).
+    pub min_se_s: u32,
+    /// While the far end holds a call and no session timer runs, an
+    /// in-dialog OPTIONS every this many seconds finds a peer that went
+    /// away (408, 481 or no answer ends the call); 0 never pings.
+    pub hold_ping_s: u64,
 }
 
 impl Default for SipConfig {
@@ -140,6 +150,9 @@ impl Default for SipConfig {
             tcp_message_timeout_s: 10,
             tcp_send_timeout_s: 10,
             max_calls: 2000,
+            session_expires_s: 1800,
+            min_se_s: 90,
+            hold_ping_s: 30,
         }
     }
 }
@@ -154,6 +167,11 @@ pub struct RtpConfig {
     /// A leg whose peer sends no RTP for this long (while it should) is
     /// reported and the call ended.
     pub timeout_s: u64,
+    /// The same while the peer holds the call (sendonly or inactive: it
+    /// may send nothing at all), like Asterisk's `rtpholdtimeout`. Dead
+    /// peers on hold are found by SIP (`sip.hold_ping_s`, session
+    /// timers); this is the longest hold callgate lets run.
+    pub hold_timeout_s: u64,
     /// Threads pacing outgoing RTP; 0 = one per core.
     pub pacer_threads: usize,
     /// Give the pacing threads real-time priority (SCHED_FIFO; needs root
@@ -168,6 +186,7 @@ impl Default for RtpConfig {
             port_max: 29999,
             address: "127.0.0.1".into(),
             timeout_s: 60,
+            hold_timeout_s: 3600,
             pacer_threads: 0,
             realtime_pacer: false,
         }
@@ -213,9 +232,11 @@ pub struct RegistrarConfig {
     pub default_expires_s: u32,
     pub max_contacts_per_agent: usize,
     pub nonce_lifetime_s: u64,
-    /// Digest challenges offered, in order of preference. Clients use the
-    /// first one they support (RFC 7616 §3.7), and some (SIPp 3.6, older
-    /// phones) read only the first, so MD5 leads by default.
+    /// Digest challenges offered, one WWW-Authenticate each, in order of
+    /// preference (RFC 8760). One MD5 challenge by default: baresip
+    /// (libre) refuses a 401 holding any challenge it cannot do, and SIPp
+    /// and older phones read only the first. An agent's own
+    /// `digest_algorithms` replaces this list for that agent.
     pub digest_algorithms: Vec<String>,
 }
 
@@ -227,7 +248,7 @@ impl Default for RegistrarConfig {
             default_expires_s: 3600,
             max_contacts_per_agent: 5,
             nonce_lifetime_s: 300,
-            digest_algorithms: vec!["MD5".into(), "SHA-256".into()],
+            digest_algorithms: vec!["MD5".into()],
         }
     }
 }
@@ -328,6 +349,11 @@ pub struct AgentConfig {
     /// Seconds of after-contact work before the agent is available again.
     #[serde(default = "default_acw")]
     pub after_contact_work_s: u64,
+    /// Digest challenges for this agent's REGISTERs instead of
+    /// `registrar.digest_algorithms` (e.g. `["SHA-256"]` for a phone that
+    /// does RFC 8760).
+    #[serde(default)]
+    pub digest_algorithms: Option<Vec<String>>,
 }
 
 fn default_acw() -> u64 {

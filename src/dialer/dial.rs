@@ -183,6 +183,7 @@ impl Dialer {
         Ok(DialSpec {
             uri,
             peer,
+            route: Vec::new(),
             asserted_identity: Some(asserted_identity(display.as_deref(), &user, &host)),
             from_display: display,
             from_user: user,
@@ -311,6 +312,13 @@ impl Dialer {
             return stored;
         }
         if let (Some(a), Some(c)) = (agent.session.leg.as_ref(), customer.session.leg.as_ref()) {
+            // Either side may hold; the other hears the queue's music.
+            let music: Vec<_> = queue
+                .and_then(|q| self.media.prompts.get(&q.hold_music))
+                .into_iter()
+                .collect();
+            a.set_hold_music(music.clone());
+            c.set_hold_music(music);
             a.link().bridge(&c.link());
         }
         let bridged = now_ms();

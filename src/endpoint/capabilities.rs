@@ -5,7 +5,9 @@
 use crate::sip::message::validate::Rejection;
 use crate::sip::message::{HeaderName, MessageExt, Request, Response};
 
-pub const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, INFO";
+/// UPDATE (RFC 3311) is answered inside a dialog: hold and session
+/// refreshes from peers that prefer it to re-INVITE.
+pub const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, INFO, UPDATE";
 pub const ACCEPT: &str = "application/sdp";
 
 pub fn with_allow(resp: Response) -> Response {
@@ -17,7 +19,7 @@ pub fn options_response(req: &Request, tag: &str) -> Response {
         .with_header(HeaderName::Accept, ACCEPT)
         .with_header(HeaderName::AcceptEncoding, "identity")
         .with_header(HeaderName::AcceptLanguage, "en")
-        .with_header(HeaderName::Supported, "")
+        .with_header(HeaderName::Supported, "path")
 }
 
 /// An INVITE's body must be SDP we can read, and whatever it accepts in

@@ -150,6 +150,29 @@ impl Endpoint {
         self.on_bytes(data, peer, now, false)
     }
 
+    /// `data`, which we sent, could not be delivered to `peer` (no TCP
+    /// connection). A request of one of our client transactions ends that
+    /// transaction now (its call hears a timeout: an offer to an agent
+    /// whose flow is gone fails at once, RFC 5626 §5.3); anything else
+    /// (an ACK, a response, a CANCEL) is only logged.
+    pub fn on_undeliverable(&mut self, data: &[u8], peer: Peer, now: Instant) -> Vec<Output> {
+        let mut out = Vec::new();
+        let first = data.split(|b| *b == b' ').next().unwrap_or_default();
+        let request = !looks_like_response(data) && first != b"ACK" && first != b"CANCEL";
+        let branch = branch_of(data);
+        debug!(%peer, request, ?branch, "message could not be sent");
+        if let Some(&tx) = branch
+            .as_deref()
+            .filter(|_| request)
+            .and_then(|b| self.branches.get(b))
+        {
+            tracing::info!(%peer, "no connection to the next hop: the request fails");
+            let tx_out = self.layer.transport_error(tx);
+            self.handle_tx_outputs(tx_out, now, &mut out);
+        }
+        out
+    }
+
     fn on_bytes(&mut self, data: &[u8], peer: Peer, now: Instant, datagram: bool) -> Vec<Output> {
         bump(&self.stats.received);
         let mut out = Vec::new();
@@ -242,15 +265,7 @@ impl Endpoint {
     /// a response is the top Via's: RFC 3261 §8.1.3.3 lets a response
     /// reaching us carry only our Via).
     fn is_our_branch(&self, data: &[u8]) -> bool {
-        let Some(at) = find(data, b"branch=") else {
-            return false;
-        };
-        let rest = &data[at + 7..];
-        let end = rest
-            .iter()
-            .position(|b| matches!(b, b';' | b',' | b' ' | b'\t' | b'\r' | b'\n'))
-            .unwrap_or(rest.len());
-        std::str::from_utf8(&rest[..end]).is_ok_and(|b| self.branches.contains_key(b))
+        branch_of(data).is_some_and(|b| self.branches.contains_key(&b))
     }
 
     /// Answers outside any transaction (RFC 3261 §8.2.7): used for requests
@@ -628,6 +643,18 @@ fn looks_like_response(data: &[u8]) -> bool {
         .position(|b| !matches!(b, b'\r' | b'\n'))
         .unwrap_or(data.len());
     data[start..].starts_with(b"SIP/")
+}
+
+/// The first `branch=` value in `data` (the top Via's, in a message we
+/// built or a response to one).
+fn branch_of(data: &[u8]) -> Option<String> {
+    let at = find(data, b"branch=")?;
+    let rest = &data[at + 7..];
+    let end = rest
+        .iter()
+        .position(|b| matches!(b, b';' | b',' | b' ' | b'\t' | b'\r' | b'\n'))
+        .unwrap_or(rest.len());
+    std::str::from_utf8(&rest[..end]).ok().map(str::to_string)
 }
 
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {

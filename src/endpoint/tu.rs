@@ -3,12 +3,14 @@
 //! `SipHandle`). Calls sit above the endpoint and use this; the endpoint
 //! knows nothing of what a call does.
 
+use crate::sip::dialog::session_timer::Limits;
 use crate::sip::message::{Request, Response};
 use crate::sip::transaction::ServerTxId;
 use crate::sip::transport::{Peer, TransportKind};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 use tokio::sync::mpsc;
 
 /// Identifies one call (one task) to the SIP core.
@@ -89,6 +91,10 @@ pub struct LocalSip {
     /// Host to advertise instead of the bound address (NAT, DNS name).
     pub public_host: Option<String>,
     pub user_agent: String,
+    /// RFC 4028 limits for calls' session timers.
+    pub session_timer: Limits,
+    /// In-dialog OPTIONS interval while the far end holds (`None`: never).
+    pub hold_ping: Option<Duration>,
 }
 
 impl LocalSip {

@@ -219,6 +219,22 @@ pub struct AgentView {
     registered: bool,
     /// The contact being offered or handled.
     contact: Option<String>,
+    /// The agent's registered phones and how offers reach them.
+    registrations: Vec<RegistrationView>,
+}
+
+#[derive(Serialize, Clone, PartialEq, ToSchema)]
+pub struct RegistrationView {
+    /// The Contact as registered.
+    contact: String,
+    /// Where the REGISTER came from (`udp:ip:port`, `tcp:ip:port`).
+    source: String,
+    /// The transport offers leave on, and where they go first.
+    transport: &'static str,
+    next_hop: String,
+    /// RFC 3327 Path, top first (the proxies offers go through).
+    path: Vec<String>,
+    expires_s: u64,
 }
 
 /// Every agent, by user name.
@@ -229,10 +245,33 @@ pub fn agent_views(app: &App) -> Vec<AgentView> {
         .iter()
         .map(|a| (a.user.as_str(), a.name.clone()))
         .collect();
+    let now = std::time::Instant::now();
+    let registrations = |user: &str| -> Vec<RegistrationView> {
+        app.centre
+            .bindings
+            .of(user, now)
+            .into_iter()
+            .map(|b| {
+                let (hop, _) = b.next_hop();
+                RegistrationView {
+                    contact: b.contact.uri.to_string(),
+                    source: b.source.to_string(),
+                    transport: match hop.kind {
+                        crate::sip::transport::TransportKind::Udp => "udp",
+                        crate::sip::transport::TransportKind::Tcp => "tcp",
+                    },
+                    next_hop: hop.addr.to_string(),
+                    expires_s: b.remaining_secs(now),
+                    path: b.path,
+                }
+            })
+            .collect()
+    };
     let router = app.centre.router.lock();
     let mut views: Vec<AgentView> = router
         .agents()
         .map(|a| AgentView {
+            registrations: registrations(&a.name),
             user: a.name.clone(),
             name: names.get(a.name.as_str()).cloned().flatten(),
             routing_profile: a.profile.clone(),

@@ -20,6 +20,8 @@ pub struct MediaConfig {
     pub port_min: u16,
     pub port_max: u16,
     pub rtp_timeout: Duration,
+    /// The same while the peer holds (we only receive, or nothing flows).
+    pub rtp_hold_timeout: Duration,
     pub pacer_threads: usize,
     /// Run the pacers with real-time priority (needs root/CAP_SYS_NICE).
     pub realtime_pacer: bool,
@@ -75,6 +77,7 @@ impl MediaEngine {
             pacer,
             self.transcoder.clone(),
             self.config.rtp_timeout,
+            self.config.rtp_hold_timeout,
         )?)
     }
 

@@ -60,6 +60,10 @@ struct LegState {
     dtmf_rx: DtmfReceiver,
     bridge: Option<Arc<LegShared>>,
     relay_clock: RelayClock,
+    /// What this leg plays while its bridged partner's peer holds.
+    hold_music: Vec<Arc<Prompt>>,
+    /// Playing `hold_music` in place of the relay right now.
+    cover: Option<Playback>,
     last_rx: Instant,
     timed_out: bool,
     stats: LegStats,
@@ -75,6 +79,10 @@ pub struct LegShared {
     close: Notify,
     transcoder: Arc<Transcoder>,
     rtp_timeout: Duration,
+    rtp_hold_timeout: Duration,
+    /// The peer holds this leg (see `Direction::held_by_peer`): read by
+    /// the bridged partner's pacer without taking this leg's lock.
+    held: AtomicBool,
 }
 
 /// What the pacer should do for one tick of a leg.
@@ -109,9 +117,18 @@ impl LegShared {
                 period: Duration::from_millis(20),
             };
         };
-        if params.direction.we_receive()
+        // A peer holding the call may send nothing for as long as it
+        // holds (RFC 6337 §5.3): then only the hold timeout applies.
+        let limit = if params.direction.held_by_peer() {
+            Some(self.rtp_hold_timeout)
+        } else if params.direction.we_receive() {
+            Some(self.rtp_timeout)
+        } else {
+            None
+        };
+        if let Some(limit) = limit
             && !st.timed_out
-            && now.saturating_duration_since(st.last_rx) >= self.rtp_timeout
+            && now.saturating_duration_since(st.last_rx) >= limit
         {
             st.timed_out = true;
             let _ = self.events.send(LegEvent::RtpTimeout);
@@ -125,27 +142,33 @@ impl LegShared {
                 return Tick { send: None, period };
             }
         };
-        if st.bridge.is_some() {
-            // The other leg's packets are relayed as they arrive.
-            return Tick { send: None, period };
-        }
         let mut payload = [0u8; 480];
-        let item = st.dtmf_out.pop_front();
-        let (pt, stamp, len) = match (item, params.dtmf_pt) {
-            (Some(OutItem::Event(first, ev)), Some(dtmf_pt)) => {
-                let mut p = [0u8; 4];
-                ev.write(&mut p);
-                payload[..4].copy_from_slice(&p);
-                (dtmf_pt, st.out.event(first, samples), 4)
+        let partner_held = st.bridge.as_ref().map(|b| b.held.load(Ordering::Relaxed));
+        let (pt, stamp, len) = match partner_held {
+            // The other leg's packets are relayed as they arrive.
+            Some(false) => {
+                if st.cover.take().is_some() {
+                    // Back from hold: the relay picks up our clock.
+                    st.relay_clock.reset();
+                    st.out.mark_next();
+                }
+                return Tick { send: None, period };
             }
-            _ => {
+            // The other side holds: this side hears hold music instead of
+            // dead air (a phone hearing nothing hangs up: linphone after
+            // 30 s), until the bridge resumes on unhold.
+            Some(true) => {
+                if st.cover.is_none() {
+                    st.cover = Some(Playback::prompts(st.hold_music.clone(), 0, true));
+                    st.out.mark_next();
+                }
                 let n = (samples as usize).min(payload.len());
-                let finished = st.playback.fill(params.law, &mut payload[..n]);
-                if let Some(token) = finished {
-                    let _ = self.events.send(LegEvent::PlaybackDone(token));
+                if let Some(cover) = st.cover.as_mut() {
+                    cover.fill(params.law, &mut payload[..n]);
                 }
                 (params.pt, st.out.audio(samples), n)
             }
+            None => self.own_media(&mut st, params, samples, &mut payload),
         };
         let ssrc = st.out.ssrc;
         st.stats.tx_packets += 1;
@@ -161,6 +184,34 @@ impl LegShared {
         )
         .map(|n| (n, dest));
         Tick { send, period }
+    }
+
+    /// The next packet of what this leg plays itself: a queued DTMF event,
+    /// else its prompts (or silence). (payload type, stamp, length)
+    fn own_media(
+        &self,
+        st: &mut LegState,
+        params: MediaParams,
+        samples: u32,
+        payload: &mut [u8; 480],
+    ) -> (u8, super::rtp_out::Stamp, usize) {
+        let item = st.dtmf_out.pop_front();
+        match (item, params.dtmf_pt) {
+            (Some(OutItem::Event(first, ev)), Some(dtmf_pt)) => {
+                let mut p = [0u8; 4];
+                ev.write(&mut p);
+                payload[..4].copy_from_slice(&p);
+                (dtmf_pt, st.out.event(first, samples), 4)
+            }
+            _ => {
+                let n = (samples as usize).min(payload.len());
+                let finished = st.playback.fill(params.law, &mut payload[..n]);
+                if let Some(token) = finished {
+                    let _ = self.events.send(LegEvent::PlaybackDone(token));
+                }
+                (params.pt, st.out.audio(samples), n)
+            }
+        }
     }
 
     /// One datagram arrived on the leg's socket (receive task).
@@ -200,6 +251,11 @@ impl LegShared {
         let Some(peer) = st.bridge.clone() else {
             return;
         };
+        if params.direction.held_by_peer() {
+            // Whatever a holding peer sends (its own music, comfort noise)
+            // is not relayed: the other side hears the queue's music.
+            return;
+        }
         let law = params.law;
         drop(st);
         peer.relay_in(&pkt, if is_event { None } else { Some(law) });
@@ -213,6 +269,13 @@ impl LegShared {
         let Some(dest) = st.remote.filter(|_| params.direction.we_send()) else {
             return;
         };
+        if st.cover.take().is_some() {
+            // The other side's peer sends again: its hold is over (a held
+            // leg relays nothing), so the music stops here rather than at
+            // the next tick, and the relay starts a new talkspurt.
+            st.relay_clock.reset();
+            st.out.mark_next();
+        }
         let pt = match law {
             Some(_) => params.pt,
             None => match params.dtmf_pt {
@@ -266,19 +329,28 @@ impl LegLink {
             let mut st = a.state.lock();
             st.bridge = Some(b.clone());
             st.playback = Playback::Silence;
+            st.cover = None;
             st.relay_clock.reset();
         }
+    }
+
+    /// What this leg plays while it is bridged and the other leg's peer
+    /// holds (the queue's hold music); silence packets if empty.
+    pub fn set_hold_music(&self, prompts: Vec<Arc<Prompt>>) {
+        self.0.state.lock().hold_music = prompts;
     }
 
     pub fn unbridge(&self) {
         let peer = {
             let mut st = self.0.state.lock();
             st.out.mark_next();
+            st.cover = None;
             st.bridge.take()
         };
         if let Some(p) = peer {
             let mut st = p.state.lock();
             st.bridge = None;
+            st.cover = None;
             st.out.mark_next();
         }
     }
@@ -303,6 +375,7 @@ impl Leg {
         pacer: Arc<Pacer>,
         transcoder: Arc<Transcoder>,
         rtp_timeout: Duration,
+        rtp_hold_timeout: Duration,
     ) -> std::io::Result<Leg> {
         socket.set_nonblocking(true)?;
         let local = socket.local_addr()?;
@@ -335,6 +408,8 @@ impl Leg {
                 dtmf_rx: DtmfReceiver::new(),
                 bridge: None,
                 relay_clock: RelayClock::default(),
+                hold_music: Vec::new(),
+                cover: None,
                 last_rx: Instant::now(),
                 timed_out: false,
                 stats: LegStats::default(),
@@ -344,6 +419,8 @@ impl Leg {
             close: Notify::new(),
             transcoder,
             rtp_timeout,
+            rtp_hold_timeout,
+            held: AtomicBool::new(false),
         });
         tokio::spawn(receive_loop(shared.clone(), recv));
         Ok(Leg {
@@ -372,6 +449,10 @@ impl Leg {
             st.relay_clock.reset();
             st.out.mark_next();
             st.last_rx = Instant::now();
+            st.timed_out = false;
+            self.shared
+                .held
+                .store(params.direction.held_by_peer(), Ordering::Relaxed);
         }
         if !self.registered {
             self.pacer.add(self.shared.clone());
@@ -381,6 +462,12 @@ impl Leg {
 
     pub fn params(&self) -> Option<MediaParams> {
         self.shared.state.lock().params
+    }
+
+    /// Whether the peer holds this leg (its last offer or answer was
+    /// sendonly or inactive).
+    pub fn is_held(&self) -> bool {
+        self.shared.held.load(Ordering::Relaxed)
     }
 
     /// Plays prompts in order (looping the list if asked); returns the
@@ -423,6 +510,11 @@ impl Leg {
 
     pub fn unbridge(&self) {
         self.link().unbridge();
+    }
+
+    /// See `LegLink::set_hold_music`.
+    pub fn set_hold_music(&self, prompts: Vec<Arc<Prompt>>) {
+        self.link().set_hold_music(prompts);
     }
 
     /// A handle for bridging this leg from another task.

@@ -77,10 +77,12 @@ impl RtpOut {
     /// (`RelayClock`); the clock continues from there.
     pub fn relay(&mut self, ts: u32, samples: u32, marker: bool) -> Stamp {
         self.event_ts = None;
+        // Both consumed: a pending mark must not leak onto the next packet.
+        let pending = std::mem::take(&mut self.marker_next);
         let s = Stamp {
             seq: self.seq,
             ts,
-            marker: marker || std::mem::take(&mut self.marker_next),
+            marker: marker || pending,
         };
         self.seq = self.seq.wrapping_add(1);
         self.ts = ts.wrapping_add(samples);

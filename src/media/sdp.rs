@@ -53,6 +53,13 @@ impl Direction {
     pub fn we_receive(self) -> bool {
         matches!(self, Direction::SendRecv | Direction::RecvOnly)
     }
+
+    /// Our direction in a session the peer holds: it offered `sendonly`
+    /// (we answered `recvonly`) or `inactive` (RFC 3264 §8.4, RFC 6337
+    /// §5.3). A holding peer may send nothing at all.
+    pub fn held_by_peer(self) -> bool {
+        matches!(self, Direction::RecvOnly | Direction::Inactive)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

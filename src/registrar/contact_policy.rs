@@ -11,7 +11,11 @@
 //! - a Contact's user part is a phone number (E.164, or seven or more
 //!   digits) while its host is not the address the REGISTER came from:
 //!   a number "routed elsewhere". A phone's own account name is allowed
-//!   whatever it looks like (it is configured, not chosen by the phone).
+//!   whatever it looks like (it is configured, not chosen by the phone);
+//! - its Path (RFC 3327) does not begin at the address the REGISTER came
+//!   from (the first Path entry is the proxy that forwarded it, §4.2), or
+//!   names an outbound target anywhere: offers follow the Path, so a
+//!   forged one would be the same attack as a forged Contact.
 
 use crate::sip::message::{Scheme, Uri};
 use crate::sip::transport::Peer;
@@ -63,6 +67,35 @@ impl ContactPolicy {
             return Err(format!(
                 "Contact user {contact_user:?} is a phone number at another host"
             ));
+        }
+        Ok(())
+    }
+}
+
+impl ContactPolicy {
+    /// Why the Path `hops` (top first) of a REGISTER from `source` are
+    /// refused.
+    pub fn check_path(&self, hops: &[Uri], source: &Peer) -> Result<(), String> {
+        let Some(top) = hops.first() else {
+            return Ok(());
+        };
+        let top_ip = top.host.as_ref().and_then(|h| h.ip());
+        if top_ip.map(|ip| ip.to_canonical()) != Some(source.addr.ip().to_canonical()) {
+            return Err(format!(
+                "Path {top} does not begin at the proxy that sent the REGISTER ({})",
+                source.addr.ip()
+            ));
+        }
+        for hop in hops {
+            if !hop.is_sip() {
+                return Err(format!("Path {hop} is not a SIP URI"));
+            }
+            if let Some(ip) = hop.host.as_ref().and_then(|h| h.ip()) {
+                let at = SocketAddr::new(ip, hop.port.unwrap_or(5060));
+                if self.is_outbound(at) {
+                    return Err(format!("Path through an outbound target ({at})"));
+                }
+            }
         }
         Ok(())
     }
@@ -174,6 +207,38 @@ mod tests {
             p.check(&uri("sip:1001@10.1.2.3"), "alice", &src).is_ok(),
             "an extension"
         );
+    }
+
+    #[test]
+    fn paths_must_begin_at_the_sending_proxy_and_avoid_the_trunk() {
+        let p = ContactPolicy::new(vec!["192.0.2.10:5080".parse().unwrap()]);
+        let proxy = peer("198.51.100.2:5060");
+        let ok = [
+            uri("sip:198.51.100.2:5060;lr;received=sip:10.0.0.7:5062"),
+            uri("sip:edge.example.com;lr"),
+        ];
+        assert!(p.check_path(&ok, &proxy).is_ok());
+        assert!(p.check_path(&[], &proxy).is_ok(), "no Path");
+        // A phone writing a Path to elsewhere (or by name) is refused.
+        assert!(p.check_path(&[uri("sip:203.0.113.9;lr")], &proxy).is_err());
+        assert!(
+            p.check_path(&[uri("sip:edge.example.com;lr")], &proxy)
+                .is_err()
+        );
+        // Through the trunk, even when the trunk shares the source's host.
+        let local = peer("192.0.2.10:40000");
+        assert!(
+            p.check_path(&[uri("sip:192.0.2.10:5080;lr")], &local)
+                .is_err()
+        );
+        assert!(
+            p.check_path(
+                &[uri("sip:198.51.100.2;lr"), uri("sip:192.0.2.10:5080;lr")],
+                &proxy
+            )
+            .is_err()
+        );
+        assert!(p.check_path(&[uri("tel:+15550100")], &proxy).is_err());
     }
 
     #[test]

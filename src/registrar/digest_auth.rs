@@ -6,7 +6,7 @@
 use crate::config::Config;
 use crate::security::AuthThrottle;
 use crate::sip::auth::{Algorithm, Challenge, Credentials, DigestInput, NonceCheck, Nonces};
-use crate::sip::message::{HeaderName, Request, Response};
+use crate::sip::message::{HeaderName, MessageExt, Request, Response};
 use crate::sip::transport::{Peer, TransportKind};
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -35,7 +35,16 @@ pub(super) struct Authenticator {
     opaque: String,
     throttle: AuthThrottle,
     ban_secs: u64,
+    /// Challenges for everyone, unknown names included.
     algorithms: Vec<Algorithm>,
+    /// Agents with their own list (`agents[].digest_algorithms`).
+    per_agent: HashMap<String, Vec<Algorithm>>,
+}
+
+fn parse_algorithms(list: &[String]) -> Vec<Algorithm> {
+    list.iter()
+        .filter_map(|a| Algorithm::parse(Some(a)))
+        .collect()
 }
 
 impl Authenticator {
@@ -62,13 +71,27 @@ impl Authenticator {
                 config.exempt_sources(),
             ),
             ban_secs: sec.auth_ban_s,
-            algorithms: config
-                .registrar
-                .digest_algorithms
+            algorithms: parse_algorithms(&config.registrar.digest_algorithms),
+            per_agent: config
+                .agents
                 .iter()
-                .filter_map(|a| Algorithm::parse(Some(a)))
+                .filter_map(|a| {
+                    let list = a.digest_algorithms.as_ref()?;
+                    Some((a.user.clone(), parse_algorithms(list)))
+                })
                 .collect(),
         }
+    }
+
+    /// The algorithms `user` may use, in order of preference. An agent
+    /// with a list of its own gets a challenge that tells it apart from an
+    /// unknown name; everyone else (and every unknown name) gets the
+    /// shared one.
+    fn algorithms_for(&self, user: &str) -> &[Algorithm] {
+        self.per_agent
+            .get(user)
+            .filter(|l| !l.is_empty())
+            .unwrap_or(&self.algorithms)
     }
 
     pub(super) fn is_banned(&self, peer: &Peer, now: Instant) -> bool {
@@ -91,9 +114,16 @@ impl Authenticator {
     ) -> Response {
         let nonce = self.nonces.issue(peer.addr.ip(), now);
         let mut resp = Response::to_request(req, 401, Some(tag));
+        // Whose REGISTER it is: the AOR's user (RFC 3261 §10.2 puts the
+        // AOR in To); credentials carry the same name.
+        let user = req
+            .addr_to()
+            .ok()
+            .and_then(|t| t.uri.user_unescaped())
+            .unwrap_or_default();
         // One challenge per configured algorithm, in preference order
         // (RFC 8760 §2.4).
-        for &algorithm in &self.algorithms {
+        for &algorithm in self.algorithms_for(&user) {
             let c = Challenge {
                 realm: &self.realm,
                 nonce: &nonce,
@@ -174,7 +204,7 @@ impl Authenticator {
             return Auth::Locked;
         }
         let algorithm = match Algorithm::parse(c.algorithm.as_deref()) {
-            Some(a) if self.algorithms.contains(&a) => a,
+            Some(a) if self.algorithms_for(&c.username).contains(&a) => a,
             _ => return Auth::Challenge { stale: false },
         };
         match self.nonces.check(&c.nonce, ip, now) {

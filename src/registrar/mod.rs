@@ -81,7 +81,16 @@ impl Registrar {
             warn!(target: "callgate::auth", src_ip = %peer.addr.ip(), user = ?user, reason = %why, "registration refused");
             return reply(403).with_reason("Contact not allowed");
         }
-        match self.update_bindings(req, &user, peer, now) {
+        let path = match self.check_path(req, &peer) {
+            Ok(p) => p,
+            Err((rej, why)) => {
+                if let Some(why) = why {
+                    warn!(target: "callgate::auth", src_ip = %peer.addr.ip(), user = ?user, reason = %why, "registration refused");
+                }
+                return rej.respond_to(req, tag);
+            }
+        };
+        match self.update_bindings(req, &user, peer, &path, now) {
             Ok(()) => {
                 let mut resp = reply(200);
                 for b in self.bindings.of(&user, now) {
@@ -90,10 +99,43 @@ impl Registrar {
                         .set("expires", Some(b.remaining_secs(now).to_string()));
                     resp.headers.push(HeaderName::Contact, c.to_string());
                 }
+                // RFC 3327 §5.3: the Path is returned to a UA that said it
+                // understands it, so it can see the route it is reached by.
+                if supports(req, "path") {
+                    for p in &path {
+                        resp.headers.push(HeaderName::Path, p.clone());
+                    }
+                }
+                resp.headers.push(HeaderName::Supported, "path");
                 resp
             }
             Err(rej) => rej.respond_to(req, tag),
         }
+    }
+
+    /// The REGISTER's Path values, top first, if each is a name-addr
+    /// (else 400) and the Contact policy allows them (else 403, and why).
+    fn check_path(
+        &self,
+        req: &Request,
+        peer: &Peer,
+    ) -> Result<Vec<String>, (Rejection, Option<String>)> {
+        let values: Vec<String> = req
+            .headers
+            .get_all(&HeaderName::Path)
+            .map(|v| v.trim().to_string())
+            .collect();
+        let mut hops = Vec::with_capacity(values.len());
+        for v in &values {
+            match NameAddr::parse(v) {
+                Ok(n) => hops.push(n.uri),
+                Err(_) => return Err((Rejection::new(400, "Malformed Path"), None)),
+            }
+        }
+        self.contacts
+            .check_path(&hops, peer)
+            .map(|()| values)
+            .map_err(|why| (Rejection::new(403, "Path not allowed"), Some(why)))
     }
 
     /// The Contact policy (see `contact_policy`), for every Contact of the
@@ -116,6 +158,7 @@ impl Registrar {
         req: &Request,
         user: &str,
         peer: Peer,
+        path: &[String],
         now: Instant,
     ) -> Result<(), Rejection> {
         let values: Vec<&str> = req.headers.get_all(&HeaderName::Contact).collect();
@@ -193,11 +236,12 @@ impl Registrar {
                     call_id: call_id.clone(),
                     cseq,
                     source: peer,
+                    path: path.to_vec(),
                     registered_at: SystemTime::now(),
                 };
                 match existing.and_then(|i| list.get_mut(i)) {
                     Some(slot) => {
-                        info!(agent = %user, contact = %binding.contact.uri, expires, source = %peer, "binding refreshed");
+                        info!(agent = %user, contact = %binding.contact.uri, expires, source = %peer, path = ?binding.path, "binding refreshed");
                         *slot = binding;
                     }
                     None => {
@@ -214,7 +258,7 @@ impl Registrar {
                                 info!(agent = %user, contact = %old.contact.uri, "binding replaced (contact limit)");
                             }
                         }
-                        info!(agent = %user, contact = %binding.contact.uri, expires, source = %peer, "binding added");
+                        info!(agent = %user, contact = %binding.contact.uri, expires, source = %peer, path = ?binding.path, "binding added");
                         list.push(binding);
                     }
                 }
@@ -225,5 +269,189 @@ impl Registrar {
             return Err(Rejection::new(400, "CSeq out of order for this binding"));
         }
         Ok(())
+    }
+}
+
+/// Whether the request lists `option` in Supported (RFC 3261 §20.37).
+pub fn supports(req: &Request, option: &str) -> bool {
+    req.headers
+        .get_all(&HeaderName::Supported)
+        .any(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(option)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::AgentConfig;
+    use crate::sip::auth::credentials::parse_auth_params;
+    use crate::sip::auth::{Algorithm, DigestInput};
+    use crate::sip::message::{SipMessage, parse_datagram};
+
+    fn agent(user: &str, algorithms: Option<&[&str]>) -> AgentConfig {
+        AgentConfig {
+            user: user.into(),
+            secret: format!("{user}-secret"),
+            name: None,
+            routing_profile: None,
+            after_contact_work_s: 0,
+            digest_algorithms: algorithms.map(|l| l.iter().map(|a| a.to_string()).collect()),
+        }
+    }
+
+    fn registrar() -> Registrar {
+        let mut config = Config {
+            agents: vec![agent("alice", None), agent("carol", Some(&["SHA-256"]))],
+            ..Config::default()
+        };
+        config.dialer.target = "192.0.2.99:5080".parse().unwrap();
+        Registrar::new(&config, Bindings::new(), Instant::now())
+    }
+
+    fn register(user: &str, extra: &str) -> Request {
+        static CSEQ: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(1);
+        let cseq = CSEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let text = format!(
+            "REGISTER sip:gw SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.10:5060;branch=z9hG4bKk1\r\n\
+             Via: SIP/2.0/TCP 10.0.0.7:5062;branch=z9hG4bKu1\r\nFrom: <sip:{user}@gw>;tag=f\r\n\
+             To: <sip:{user}@gw>\r\nCall-ID: r-{user}\r\nCSeq: {cseq} REGISTER\r\n\
+             Contact: <sip:{user}@10.0.0.7:5062;transport=tcp>\r\nMax-Forwards: 69\r\n{extra}\r\n"
+        );
+        match parse_datagram(text.as_bytes()) {
+            Ok(SipMessage::Request(r)) => r,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn challenges(r: &Response) -> Vec<Vec<(String, String)>> {
+        r.headers
+            .get_all(&HeaderName::WwwAuthenticate)
+            .map(|v| parse_auth_params(v).unwrap().1)
+            .collect()
+    }
+
+    fn get<'a>(params: &'a [(String, String)], k: &str) -> &'a str {
+        params
+            .iter()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| v.as_str())
+            .unwrap_or_default()
+    }
+
+    /// Answers the first challenge of `r401` for `user`.
+    fn authorized(user: &str, extra: &str, r401: &Response) -> Request {
+        let c = &challenges(r401)[0];
+        let algorithm = Algorithm::parse(Some(get(c, "algorithm"))).unwrap();
+        let password = format!("{user}-secret");
+        let response = DigestInput {
+            algorithm,
+            username: user,
+            realm: get(c, "realm"),
+            password: &password,
+            method: "REGISTER",
+            uri: "sip:gw",
+            nonce: get(c, "nonce"),
+            qop: Some("auth"),
+            nc: "00000001",
+            cnonce: "abc",
+        }
+        .response();
+        let auth = format!(
+            "Authorization: Digest username=\"{user}\", realm=\"{}\", nonce=\"{}\", uri=\"sip:gw\", response=\"{response}\", algorithm={}, qop=auth, nc=00000001, cnonce=\"abc\", opaque=\"{}\"\r\n",
+            get(c, "realm"),
+            get(c, "nonce"),
+            algorithm.as_str(),
+            get(c, "opaque"),
+        );
+        register(user, &format!("{extra}{auth}"))
+    }
+
+    fn proxy() -> Peer {
+        Peer::udp("192.0.2.10:5060".parse().unwrap())
+    }
+
+    /// Issue 13 item 1: one MD5 challenge unless configured otherwise
+    /// (baresip refuses a 401 with any challenge it cannot do); an agent
+    /// may have SHA-256 alone, and its MD5 answer is then refused.
+    #[test]
+    fn one_md5_challenge_by_default_sha256_per_agent() {
+        let mut reg = registrar();
+        let now = Instant::now();
+        for user in ["alice", "nobody"] {
+            let r = reg.handle(&register(user, ""), proxy(), "t", now);
+            assert_eq!(r.status, 401);
+            let c = challenges(&r);
+            assert_eq!(c.len(), 1, "{user}: one challenge");
+            assert_eq!(get(&c[0], "algorithm"), "MD5");
+        }
+        let r = reg.handle(&register("carol", ""), proxy(), "t", now);
+        let c = challenges(&r);
+        assert_eq!(c.len(), 1);
+        assert_eq!(get(&c[0], "algorithm"), "SHA-256");
+        let ok = reg.handle(&authorized("carol", "", &r), proxy(), "t", now);
+        assert_eq!(ok.status, 200, "{ok}");
+        // An MD5 answer from carol is challenged again, never accepted.
+        let mut md5 = r.clone();
+        let v = md5
+            .headers
+            .get(&HeaderName::WwwAuthenticate)
+            .unwrap()
+            .replace("SHA-256", "MD5");
+        md5.headers.set(HeaderName::WwwAuthenticate, v);
+        let again = reg.handle(&authorized("carol", "", &md5), proxy(), "t", now);
+        assert_eq!(again.status, 401);
+    }
+
+    /// Issue 13 item 4: the Path is stored with the binding, echoed to a
+    /// UA that supports it, `Supported: path` advertised; offers then go
+    /// to the first Path hop with the Path as Route set.
+    #[test]
+    fn path_is_stored_echoed_and_routes_offers() {
+        let mut reg = registrar();
+        let now = Instant::now();
+        let path =
+            "Path: <sip:192.0.2.10:5060;lr;received=sip:198.51.100.3:41000%3Btransport%3Dtcp>\r\n";
+        let extra = format!("{path}Supported: path, outbound\r\n");
+        let r401 = reg.handle(&register("alice", &extra), proxy(), "t", now);
+        let ok = reg.handle(&authorized("alice", &extra, &r401), proxy(), "t", now);
+        assert_eq!(ok.status, 200, "{ok}");
+        let echoed: Vec<&str> = ok.headers.get_all(&HeaderName::Path).collect();
+        assert_eq!(
+            echoed,
+            vec!["<sip:192.0.2.10:5060;lr;received=sip:198.51.100.3:41000%3Btransport%3Dtcp>"]
+        );
+        assert_eq!(ok.headers.get(&HeaderName::Supported), Some("path"));
+        let b = reg.bindings().of("alice", now).pop().unwrap();
+        assert_eq!(b.path, echoed);
+        let (peer, route) = b.next_hop();
+        assert_eq!(peer, proxy(), "UDP to the proxy, not the TCP Contact");
+        assert_eq!(route, echoed);
+
+        // Without Supported: path, stored but not echoed.
+        let r401 = reg.handle(&register("alice", path), proxy(), "t", now);
+        let ok = reg.handle(&authorized("alice", path, &r401), proxy(), "t", now);
+        assert_eq!(ok.status, 200);
+        assert_eq!(ok.headers.count(&HeaderName::Path), 0);
+        assert_eq!(reg.bindings().of("alice", now)[0].path.len(), 1);
+    }
+
+    #[test]
+    fn forged_or_malformed_paths_are_refused() {
+        let mut reg = registrar();
+        let now = Instant::now();
+        for (path, status) in [
+            // Not the proxy that sent it.
+            ("Path: <sip:203.0.113.50;lr>\r\n", 403),
+            // Through the trunk.
+            (
+                "Path: <sip:192.0.2.10;lr>\r\nPath: <sip:192.0.2.99:5080;lr>\r\n",
+                403,
+            ),
+            ("Path: <sip:192.0.2.10;lr\r\n", 400),
+        ] {
+            let r401 = reg.handle(&register("alice", path), proxy(), "t", now);
+            let r = reg.handle(&authorized("alice", path, &r401), proxy(), "t", now);
+            assert_eq!(r.status, status, "{path}");
+            assert!(reg.bindings().of("alice", now).is_empty());
+        }
     }
 }

@@ -89,6 +89,7 @@ pub async fn start(loaded: Loaded) -> anyhow::Result<Running> {
             port_min: config.rtp.port_min,
             port_max: config.rtp.port_max,
             rtp_timeout: Duration::from_secs(config.rtp.timeout_s),
+            rtp_hold_timeout: Duration::from_secs(config.rtp.hold_timeout_s),
             realtime_pacer: config.rtp.realtime_pacer,
             pacer_threads: match config.rtp.pacer_threads {
                 0 => std::thread::available_parallelism()
@@ -125,6 +126,12 @@ pub async fn start(loaded: Loaded) -> anyhow::Result<Running> {
         tcp: bound.sip_tcp.clone(),
         public_host: config.sip.public_host.clone(),
         user_agent: config.sip.user_agent.clone(),
+        session_timer: crate::sip::dialog::session_timer::Limits {
+            session_expires: config.sip.session_expires_s,
+            min_se: config.sip.min_se_s,
+        },
+        hold_ping: (config.sip.hold_ping_s > 0)
+            .then(|| Duration::from_secs(config.sip.hold_ping_s)),
     });
     let sip = SipHandle::new(cmd_tx, endpoint.call_ids(), local);
     let config = Arc::new(config);

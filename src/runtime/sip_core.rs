@@ -11,7 +11,7 @@ use crate::config::Config;
 use crate::endpoint::{Endpoint, Output};
 use crate::sip::transport::tcp::{TcpLimits, TcpTransport};
 use crate::sip::transport::udp::UdpTransport;
-use crate::sip::transport::{Inbound, TransportKind};
+use crate::sip::transport::{Inbound, InboundKind, TransportKind};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -124,10 +124,10 @@ impl Core {
     }
 
     fn handle(&mut self, msg: Inbound, now: Instant) -> Vec<Output> {
-        if msg.stream {
-            self.endpoint.on_stream_message(&msg.data, msg.peer, now)
-        } else {
-            self.endpoint.on_datagram(&msg.data, msg.peer, now)
+        match msg.kind {
+            InboundKind::Stream => self.endpoint.on_stream_message(&msg.data, msg.peer, now),
+            InboundKind::Datagram => self.endpoint.on_datagram(&msg.data, msg.peer, now),
+            InboundKind::Undeliverable => self.endpoint.on_undeliverable(&msg.data, msg.peer, now),
         }
     }
 

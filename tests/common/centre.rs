@@ -18,6 +18,9 @@ pub struct Opts<'a> {
     /// Replaces the dialer's number rules (`allowed_regions`,
     /// `allowed_prefixes`, `blocked_prefixes`).
     pub rules: Option<&'a str>,
+    /// Extra keys for the base config's `[sip]` and `[rtp]` tables.
+    pub sip: &'a str,
+    pub rtp: &'a str,
 }
 
 const DEFAULT_RULES: &str = "allowed_regions = [\"US\", \"GB\"]\nallowed_prefixes = [\"+1\", \"+44\"]\nblocked_prefixes = [\"+1900\"]";
@@ -118,11 +121,31 @@ pub fn start_opts(
             "secret = \"bob-secret\"\n",
             "secret = \"bob-secret\"\nrouting_profile = \"default\"\nafter_contact_work_s = 0\n",
         );
+    let base = set_keys(&set_keys(&base, "[sip]", o.sip), "[rtp]", o.rtp);
     let text = format!(
         "{base}\n{}",
         centre_config_opts(&flows_dir, trunk, extra, o)
     );
     Gateway::start_with_config(dir, &text)
+}
+
+/// `text` with each `key = value` line of `keys` set in `table` (keys
+/// the base config has once, like `t1_ms`, are replaced where they are): an
+/// existing key's line replaced, a new one added after the table header.
+fn set_keys(text: &str, table: &str, keys: &str) -> String {
+    let mut out = text.to_string();
+    for line in keys.lines().filter(|l| l.contains('=')) {
+        let key = line.split('=').next().unwrap_or_default().trim();
+        let existing = out
+            .lines()
+            .find(|l| l.split('=').next().is_some_and(|k| k.trim() == key))
+            .map(str::to_string);
+        out = match existing {
+            Some(old) => out.replacen(&old, line, 1),
+            None => out.replacen(&format!("{table}\n"), &format!("{table}\n{line}\n"), 1),
+        };
+    }
+    out
 }
 
 /// The callbacks table, as (number, state, attempts, initial_start_ms,

@@ -10,8 +10,10 @@
 //!   is not enough: liblinphone appends the missing ones *enabled*);
 //!   `-a` answers incoming calls;
 //! - commands go to stdin, one per line, and are answered on stdout:
-//!   `soundcard use files` (no sound card here: send silence or the
-//!   `play` WAV, write what is heard to the `record` WAV), `register
+//!   `soundcard use files` (no sound card here: send the `play` WAV,
+//!   looped, and write what is heard to the `record` WAV; without a
+//!   `play` WAV linphonec sends no RTP at all, only STUN, so a call
+//!   outliving callgate's `rtp.timeout_s` needs one: `tone_wav`), `register
 //!   <identity> <proxy> <password>` (then `status register` prints
 //!   `registered, identity=…` once the 200 arrived), `call <uri>` (→
 //!   `Call N with <uri> connected.`, `Media streams established …`),
@@ -287,6 +289,24 @@ fn rc_text(sip_port: u16, rtp_port: u16) -> String {
         ));
     }
     rc
+}
+
+/// A quiet 2 s tone (8 kHz mono) for `Options::play_wav`: what linphonec
+/// sends, looped, as its microphone.
+pub fn tone_wav(path: &Path) {
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: 8000,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut w = hound::WavWriter::create(path, spec).expect("create tone WAV");
+    for i in 0..8000 * 2 {
+        let t = f64::from(i) / 8000.0;
+        let s = (2000.0 * (2.0 * std::f64::consts::PI * 300.0 * t).sin()) as i16;
+        w.write_sample(s).expect("sample");
+    }
+    w.finalize().expect("finalize tone WAV");
 }
 
 /// Seconds of audio in a WAV file (0 when it cannot be read).

@@ -108,6 +108,32 @@ impl Gateway {
         Self::start_with_config(dir, &format!("{text}\n{extra}"))
     }
 
+    /// The shipped `config/callgate.toml`, verbatim, with only what
+    /// side-by-side instances need overridden on the command line (free
+    /// SIP and HTTP ports, a throw-away data directory), as the README
+    /// runs it. API token `change-me`.
+    pub fn start_shipped() -> Gateway {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let text = std::fs::read_to_string(repo_root().join("config/callgate.toml"))
+            .expect("config/callgate.toml");
+        let data = dir.path().join("data");
+        let data = data.to_string_lossy().to_string();
+        Self::launch(
+            dir,
+            &text,
+            &[],
+            &[
+                "--sip-listen",
+                "127.0.0.1:0",
+                "--http-listen",
+                "127.0.0.1:0",
+                "--data-dir",
+                &data,
+            ],
+            None,
+        )
+    }
+
     pub fn start_with_config(dir: tempfile::TempDir, text: &str) -> Gateway {
         Self::launch(dir, text, &[], &[], None)
     }

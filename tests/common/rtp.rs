@@ -33,6 +33,15 @@ impl RtpPeer {
         }
     }
 
+    /// A peer on an existing socket (a clone, to receive in a thread).
+    pub fn from_socket(sock: UdpSocket) -> RtpPeer {
+        RtpPeer {
+            sock,
+            seq: 3000,
+            ts: 500_000,
+        }
+    }
+
     /// A sender on a clone of `sock` (another thread can send while this
     /// one receives).
     pub fn sender(&self) -> RtpPeer {
@@ -157,6 +166,57 @@ impl RtpPeer {
             }
         }
         out
+    }
+}
+
+/// How much of the audio in `pkts` (payload type `pt`) is exactly `pcm`
+/// as callgate plays it (encoded with `law`, from its start, 160 samples
+/// a packet, looping): the share of those packets whose payload is one of
+/// its 160-sample frames. Unlike a correlation over the concatenated
+/// audio, a lost or late packet costs one packet, not the rest.
+pub fn share_of_frames(pkts: &[Received], pt: u8, law: Law, pcm: &[i16]) -> f64 {
+    let frames: std::collections::HashSet<Vec<u8>> = pcm
+        .chunks_exact(160)
+        .map(|c| c.iter().map(|&s| law.encode(s)).collect())
+        .collect();
+    share_of_frames_in(
+        pkts.iter()
+            .filter(|p| p.pt == pt)
+            .map(|p| p.payload.as_slice()),
+        &frames,
+    )
+}
+
+/// How many of `pcm`'s 160-sample frames (encoded with `law`) arrived
+/// in `pkts` at payload type `pt`.
+pub fn frames_found(pkts: &[Received], pt: u8, law: Law, pcm: &[i16]) -> usize {
+    let got: std::collections::HashSet<&[u8]> = pkts
+        .iter()
+        .filter(|p| p.pt == pt)
+        .map(|p| p.payload.as_slice())
+        .collect();
+    pcm.chunks_exact(160)
+        .map(|c| c.iter().map(|&s| law.encode(s)).collect::<Vec<u8>>())
+        .filter(|f| got.contains(f.as_slice()))
+        .count()
+}
+
+/// The share of `payloads` found in `frames`.
+pub fn share_of_frames_in<'a>(
+    payloads: impl Iterator<Item = &'a [u8]>,
+    frames: &std::collections::HashSet<Vec<u8>>,
+) -> f64 {
+    let (mut hit, mut all) = (0usize, 0usize);
+    for p in payloads {
+        all += 1;
+        if frames.contains(p) {
+            hit += 1;
+        }
+    }
+    if all == 0 {
+        0.0
+    } else {
+        hit as f64 / all as f64
     }
 }
 

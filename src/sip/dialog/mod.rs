@@ -8,6 +8,8 @@ use crate::sip::message::{
 };
 use bytes::Bytes;
 
+pub mod session_timer;
+
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct DialogId {
     pub call_id: String,
@@ -211,11 +213,9 @@ impl Dialog {
         h.push(HeaderName::To, self.remote.clone());
         h.push(HeaderName::CallId, self.id.call_id.clone());
         h.push(HeaderName::CSeq, format!("{seq} {method}"));
-        // Loose routing (RFC 3261 §12.2.1.1 with lr): R-URI is the remote
-        // target and the route set goes in Route headers. Strict routers
-        // (no `lr`) are from RFC 2543 and not supported.
-        for r in &self.route_set {
-            h.push(HeaderName::Route, r.clone());
+        let (uri, routes) = self.request_uri_and_routes();
+        for r in routes {
+            h.push(HeaderName::Route, r);
         }
         if !self.local_contact.is_empty() && !matches!(method, Method::Bye | Method::Cancel) {
             h.push(HeaderName::Contact, self.local_contact.clone());
@@ -229,15 +229,39 @@ impl Dialog {
         };
         Request {
             method,
-            uri: self.remote_target.clone(),
+            uri,
             version: "SIP/2.0".into(),
             headers: h,
             body,
         }
     }
 
+    /// Request-URI and Route headers of an in-dialog request (§12.2.1.1).
+    /// Loose routing (the first route has `lr`): the remote target is the
+    /// Request-URI and the whole route set goes in Route. A strict router
+    /// first (RFC 2543, no `lr`): its URI becomes the Request-URI (without
+    /// the parameters a Request-URI may not carry, §19.1.1), the rest of
+    /// the route set follows in Route, and the remote target goes last.
+    fn request_uri_and_routes(&self) -> (Uri, Vec<String>) {
+        let first = self.route_set.first().and_then(|r| NameAddr::parse(r).ok());
+        match first {
+            Some(strict) if !strict.uri.params.has("lr") => {
+                let mut uri = strict.uri.as_str().to_string();
+                for p in ["method", "ttl", "maddr", "lr"] {
+                    uri = strip_uri_param(&uri, p);
+                }
+                let uri = Uri::parse(&uri).unwrap_or(strict.uri);
+                let mut routes: Vec<String> = self.route_set[1..].to_vec();
+                routes.push(format!("<{}>", self.remote_target));
+                (uri, routes)
+            }
+            _ => (self.remote_target.clone(), self.route_set.clone()),
+        }
+    }
+
     /// The first Route, if any: where in-dialog requests physically go
-    /// (§8.1.2); otherwise the remote target.
+    /// (§8.1.2, for strict and loose routers alike); otherwise the remote
+    /// target.
     pub fn next_hop(&self) -> Option<Uri> {
         match self.route_set.first() {
             Some(r) => NameAddr::parse(r).ok().map(|n| n.uri),
@@ -245,11 +269,40 @@ impl Dialog {
         }
     }
 
+    /// Whether in-dialog requests follow a route set (a proxy asked to
+    /// stay in the path with Record-Route).
+    pub fn has_routes(&self) -> bool {
+        !self.route_set.is_empty()
+    }
+
     pub fn confirm(&mut self) {
         if self.state == DialogState::Early {
             self.state = DialogState::Confirmed;
         }
     }
+}
+
+/// `uri` without URI parameter `name` (case-insensitive; parameters before
+/// any `?headers`).
+fn strip_uri_param(uri: &str, name: &str) -> String {
+    let (base, headers) = match uri.split_once('?') {
+        Some((b, h)) => (b, Some(h)),
+        None => (uri, None),
+    };
+    let mut parts = base.split(';');
+    let mut out = parts.next().unwrap_or_default().to_string();
+    for p in parts {
+        let key = p.split('=').next().unwrap_or_default();
+        if !key.eq_ignore_ascii_case(name) {
+            out.push(';');
+            out.push_str(p);
+        }
+    }
+    if let Some(h) = headers {
+        out.push('?');
+        out.push_str(h);
+    }
+    out
 }
 
 #[cfg(test)]
@@ -311,6 +364,30 @@ mod tests {
             .replace("INVITE sip", "BYE sip"));
         assert_eq!(d.on_request(&bye), Ok(()));
         assert_eq!(d.state, DialogState::Terminated);
+    }
+
+    /// RFC 3261 §12.2.1.1: a strict router (no `lr`) first in the route
+    /// set takes the Request-URI; the remote target goes last in Route.
+    #[test]
+    fn strict_router_first_takes_the_request_uri() {
+        let mut d = Dialog::uas(&req(INVITE), "gw1", "<sip:gw@10.0.0.1>").unwrap();
+        d.route_set = vec![
+            "<sip:old.example.com;maddr=192.0.2.1;foo=bar>".into(),
+            "<sip:p1;lr>".into(),
+        ];
+        let bye = d.request(Method::Bye, "SIP/2.0/UDP gw;branch=z9hG4bKs", None);
+        assert_eq!(bye.uri.as_str(), "sip:old.example.com;foo=bar");
+        let routes: Vec<_> = bye.headers.get_all(&HeaderName::Route).collect();
+        assert_eq!(routes, vec!["<sip:p1;lr>", "<sip:ann@10.0.0.9:5062>"]);
+        assert_eq!(
+            d.next_hop().unwrap().as_str(),
+            "sip:old.example.com;maddr=192.0.2.1;foo=bar"
+        );
+        // Loose: the target stays the Request-URI.
+        d.route_set = vec!["<sip:p1;lr>".into()];
+        let bye = d.request(Method::Bye, "SIP/2.0/UDP gw;branch=z9hG4bKt", None);
+        assert_eq!(bye.uri.as_str(), "sip:ann@10.0.0.9:5062");
+        assert!(d.has_routes());
     }
 
     #[test]

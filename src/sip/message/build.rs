@@ -170,13 +170,24 @@ impl Response {
 
     /// A response to `headers` of a request (§8.2.6.2): Via list, From,
     /// Call-ID, CSeq copied; To copied with `to_tag` added when it has none.
-    /// Works from bare headers so that a 400 can answer a request that
-    /// failed to parse as a whole.
+    /// A 101–299 to an INVITE also gets every Record-Route of the request,
+    /// in order (§12.1.1: a UAS MUST copy them into the responses that
+    /// create the dialog; without them the caller's ACK and BYE go around
+    /// the proxies that asked to stay in the path). Works from bare headers
+    /// so that a 400 can answer a request that failed to parse as a whole.
     pub fn for_headers(headers: &Headers, status: u16, to_tag: Option<&str>) -> Response {
         let mut out = Headers::new();
+        let record_route = (101..300).contains(&status)
+            && headers
+                .get(&HeaderName::CSeq)
+                .and_then(|c| c.split_whitespace().nth(1))
+                == Some("INVITE");
         for h in headers.iter() {
             match h.name {
                 HeaderName::Via | HeaderName::From | HeaderName::CallId | HeaderName::CSeq => {
+                    out.push(h.name.clone(), h.value.clone())
+                }
+                HeaderName::RecordRoute if record_route => {
                     out.push(h.name.clone(), h.value.clone())
                 }
                 HeaderName::To => {
@@ -272,5 +283,38 @@ mod tests {
         );
         let trying = Response::to_request(&r, 100, Some("abc"));
         assert_eq!(trying.to_tag(), None);
+    }
+
+    /// RFC 3261 §12.1.1: 18x and 2xx to an INVITE carry the request's
+    /// Record-Route values, all of them and in order (a comma-joined line
+    /// counts as its values); 100, failures and other methods don't.
+    #[test]
+    fn dialog_creating_responses_echo_record_route() {
+        let text = "INVITE sip:1000@gw SIP/2.0\r\nVia: SIP/2.0/UDP p:5060;branch=z9hG4bKp\r\nVia: SIP/2.0/TCP ua;branch=z9hG4bKu\r\nRecord-Route: <sip:p:5060;r2=on;lr;ftag=a1>\r\nRecord-Route: <sip:p:5060;transport=tcp;r2=on;lr;ftag=a1>, <sip:edge2;lr>\r\nFrom: <sip:x@y>;tag=a1\r\nTo: <sip:1000@gw>\r\nCall-ID: c\r\nCSeq: 1 INVITE\r\nContact: <sip:x@ua;transport=tcp>\r\nMax-Forwards: 69\r\n\r\n";
+        let SipMessage::Request(r) = parse_datagram(text.as_bytes()).unwrap() else {
+            panic!()
+        };
+        let want = vec![
+            "<sip:p:5060;r2=on;lr;ftag=a1>",
+            "<sip:p:5060;transport=tcp;r2=on;lr;ftag=a1>",
+            "<sip:edge2;lr>",
+        ];
+        for status in [180, 183, 200] {
+            let resp = Response::to_request(&r, status, Some("t"));
+            let rr: Vec<&str> = resp.headers.get_all(&HeaderName::RecordRoute).collect();
+            assert_eq!(rr, want, "{status}");
+        }
+        for status in [100, 486, 487, 503] {
+            let resp = Response::to_request(&r, status, Some("t"));
+            assert_eq!(resp.headers.count(&HeaderName::RecordRoute), 0, "{status}");
+        }
+        let options = text
+            .replace("INVITE sip", "OPTIONS sip")
+            .replace("1 INVITE", "1 OPTIONS");
+        let SipMessage::Request(o) = parse_datagram(options.as_bytes()).unwrap() else {
+            panic!()
+        };
+        let resp = Response::to_request(&o, 200, Some("t"));
+        assert_eq!(resp.headers.count(&HeaderName::RecordRoute), 0);
     }
 }

@@ -91,6 +91,7 @@ header_names! {
     RSeq => "RSeq";
     RAck => "RAck";
     MinSe => "Min-SE";
+    Path => "Path";
 }
 
 impl HeaderName {
@@ -105,6 +106,7 @@ impl HeaderName {
                 | HeaderName::Contact
                 | HeaderName::Route
                 | HeaderName::RecordRoute
+                | HeaderName::Path
                 | HeaderName::Allow
                 | HeaderName::Supported
                 | HeaderName::Require

@@ -475,6 +475,22 @@ impl TransactionLayer {
         out.extend(o);
     }
 
+    /// A request of client transaction `id` could not be sent (no TCP
+    /// connection could be opened): the transaction ends at once and its
+    /// user hears of it as of a timeout (§17.1.4, §8.1.3.1).
+    pub fn transport_error(&mut self, id: ClientTxId) -> Vec<Output> {
+        let mut out = Vec::new();
+        if self.clients.contains_key(&id) {
+            self.apply_client(
+                id,
+                vec![Action::Timeout, Action::Terminated],
+                None,
+                &mut out,
+            );
+        }
+        out
+    }
+
     pub fn on_response(&mut self, resp: Response, peer: Peer, now: Instant) -> Vec<Output> {
         let mut out = Vec::new();
         let Some(id) =
@@ -674,6 +690,22 @@ mod tests {
                 _ => None,
             })
             .collect()
+    }
+
+    /// §17.1.4: a request that could not be sent ends its transaction at
+    /// once; the user hears a timeout, nothing is retransmitted later.
+    #[test]
+    fn a_transport_error_ends_the_client_transaction() {
+        let t0 = Instant::now();
+        let mut l = TransactionLayer::new(TimerConfig::default());
+        let tcp = Peer::tcp("10.0.0.1:5060".parse().unwrap(), None);
+        let (tx, _) = l.send_request(invite("z9hG4bKte"), tcp, t0);
+        let tx = tx.unwrap();
+        let out = l.transport_error(tx);
+        assert!(matches!(out.as_slice(), [Output::Timeout { tx: t }] if *t == tx));
+        assert_eq!(l.awaiting_answer(), 0);
+        assert!(l.on_timeout(t0 + Duration::from_secs(60)).is_empty());
+        assert!(l.transport_error(tx).is_empty(), "once");
     }
 
     #[test]

@@ -7,7 +7,7 @@
 use super::admission::{Admission, SourceKey, Verdict};
 use super::outbox::Outbox;
 use super::tcp_conn::{self, Closed};
-use super::{ConnId, Inbound, Peer};
+use super::{ConnId, Inbound, InboundKind, Peer};
 use crate::security::Cidr;
 use bytes::Bytes;
 use dashmap::DashMap;
@@ -219,32 +219,49 @@ impl TcpTransport {
                 Err(d) => data = d,
             }
         }
-        self.connect(peer.addr, data);
+        self.connect(*peer, data);
     }
 
     /// Opens a connection to `addr` carrying `first`. The connection is
     /// registered at once, so that what is sent to `addr` while it is
     /// being opened queues behind `first`, in order, on the same one.
-    fn connect(&self, addr: SocketAddr, first: Bytes) {
+    /// When it cannot be opened, the core hears of every message queued
+    /// for it, so a request's transaction ends at once (RFC 3261 §17.1.4)
+    /// instead of waiting out Timer B or F: an offer to a phone whose TCP
+    /// flow has closed fails now, not at the offer timeout.
+    fn connect(&self, to: Peer, first: Bytes) {
+        let addr = to.addr;
         if !self.inner.admission.lock().admit_outbound() {
             debug!(%addr, "TCP connection limit reached; message not sent");
+            self.undeliverable(to, vec![first]);
             return;
         }
-        let (reg, peer, outbox, rx) = self.register(addr, None);
-        if outbox.push(first).is_err() {
+        let (reg, peer, outbox, mut rx) = self.register(addr, None);
+        if let Err(first) = outbox.push(first) {
+            self.undeliverable(to, vec![first]);
             return;
         }
+        let this = self.clone();
         tokio::spawn(async move {
             let inner = reg.inner.clone();
-            let stream = match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr)).await
+            let failed = match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr)).await
             {
-                Ok(Ok(s)) => s,
-                Ok(Err(e)) => {
-                    debug!(%addr, error = %e, queued = outbox.queued(), "TCP connect failed");
-                    return;
-                }
-                Err(_) => {
-                    debug!(%addr, queued = outbox.queued(), "TCP connect timed out");
+                Ok(Ok(s)) => Ok(s),
+                Ok(Err(e)) => Err(e.to_string()),
+                Err(_) => Err("timed out".to_string()),
+            };
+            let stream = match failed {
+                Ok(s) => s,
+                Err(error) => {
+                    debug!(%addr, %error, queued = outbox.queued(), "TCP connect failed");
+                    // Unlisted first, so that nothing more queues here.
+                    drop(reg);
+                    rx.close();
+                    let mut lost = Vec::new();
+                    while let Ok(d) = rx.try_recv() {
+                        lost.push(d);
+                    }
+                    this.undeliverable(to, lost);
                     return;
                 }
             };
@@ -252,6 +269,25 @@ impl TcpTransport {
                 tcp_conn::serve(stream, peer, &inner.limits, &outbox, rx, &inner.inbound).await;
             log_closed(&peer, &closed, &inner.limits);
             drop(reg);
+        });
+    }
+}
+
+impl TcpTransport {
+    fn undeliverable(&self, peer: Peer, lost: Vec<Bytes>) {
+        let inbound = self.inner.inbound.clone();
+        tokio::spawn(async move {
+            for data in lost {
+                let failed = Inbound {
+                    data,
+                    peer,
+                    kind: InboundKind::Undeliverable,
+                    slot: None,
+                };
+                if inbound.send(failed).await.is_err() {
+                    return;
+                }
+            }
         });
     }
 }

@@ -14,7 +14,7 @@
 
 use super::outbox::Outbox;
 use super::tcp::TcpLimits;
-use super::{Inbound, Peer};
+use super::{Inbound, InboundKind, Peer};
 use crate::sip::message::framing::{Frame, Framer};
 use bytes::{Buf, Bytes, BytesMut};
 use std::fmt;
@@ -244,7 +244,7 @@ async fn read_loop(mut rd: OwnedReadHalf, ctx: &Ctx<'_>) -> Closed {
                     let msg = Inbound {
                         data,
                         peer: ctx.peer,
-                        stream: true,
+                        kind: InboundKind::Stream,
                         slot: Some(slot),
                     };
                     if ctx.inbound.send(msg).await.is_err() {

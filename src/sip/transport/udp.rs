@@ -1,7 +1,7 @@
 //! SIP over UDP (RFC 3261 §18.1.2, §18.2.1): one receive task per socket
 //! feeding the SIP core; sends go straight out of the core.
 
-use super::{Inbound, Peer};
+use super::{Inbound, InboundKind, Peer};
 use bytes::Bytes;
 use std::sync::Arc;
 use tokio::net::UdpSocket;
@@ -42,7 +42,7 @@ impl UdpTransport {
                             let msg = Inbound {
                                 data,
                                 peer: Peer::udp(from),
-                                stream: false,
+                                kind: InboundKind::Datagram,
                                 slot: None,
                             };
                             // Under overload, shed datagrams here rather
