@@ -299,7 +299,7 @@ pub fn resolve_since(v: &str, now: i64) -> String {
         && let Some(ms) = unit(last)
         && let Ok(n) = v[..v.len() - 1].parse::<i64>()
     {
-        return (now - n.saturating_mul(ms)).to_string();
+        return now.saturating_sub(n.saturating_mul(ms)).to_string();
     }
     v.to_string()
 }
@@ -352,6 +352,11 @@ mod tests {
         assert_eq!(resolve_since("7d", 700_000_000), "95200000");
         assert_eq!(resolve_since("2026-11-20", 0), "2026-11-20");
         assert_eq!(resolve_since("1700000000000", 0), "1700000000000");
+        // Saturates instead of overflowing.
+        assert_eq!(
+            resolve_since("-9223372036854775808h", 0),
+            i64::MAX.to_string()
+        );
         assert_eq!(connectable("0.0.0.0:8080"), "127.0.0.1:8080");
         assert_eq!(connectable("[::]:80"), "[::1]:80");
         assert_eq!(connectable("10.0.0.1:80"), "10.0.0.1:80");

@@ -122,13 +122,16 @@ pub async fn list(
 
 /// Epoch milliseconds, or an RFC 3339 date-time (`Z` or a numeric
 /// offset; fractions of a second allowed) or full date (midnight UTC).
+/// Every field is checked against its range before any arithmetic, so no
+/// query string can overflow it.
 pub fn parse_time(s: &str) -> Option<i64> {
     let s = s.trim();
     if let Ok(ms) = s.parse::<i64>() {
         return Some(ms);
     }
-    let num = |t: &str| -> Option<i64> {
-        (!t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()))
+    // Exactly `width` ASCII digits.
+    let num = |t: &str, width: usize| -> Option<i64> {
+        (t.len() == width && t.bytes().all(|b| b.is_ascii_digit()))
             .then(|| t.parse().ok())
             .flatten()
     };
@@ -137,8 +140,8 @@ pub fn parse_time(s: &str) -> Option<i64> {
         None => (s, None),
     };
     let mut d = date.splitn(3, '-');
-    let (y, m, day) = (num(d.next()?)?, num(d.next()?)?, num(d.next()?)?);
-    if !(1..=12).contains(&m) || !(1..=31).contains(&day) || date.len() != 10 {
+    let (y, m, day) = (num(d.next()?, 4)?, num(d.next()?, 2)?, num(d.next()?, 2)?);
+    if !(1..=12).contains(&m) || !(1..=days_in_month(y, m)).contains(&day) {
         return None;
     }
     let days = days_from_civil(y, m, day);
@@ -152,29 +155,44 @@ pub fn parse_time(s: &str) -> Option<i64> {
         let (c, off) = time.split_at(at);
         let sign = if off.starts_with('-') { -1 } else { 1 };
         let (oh, om) = off[1..].split_once(':')?;
-        (c, sign * (num(oh)? * 60 + num(om)?))
+        let (oh, om) = (num(oh, 2)?, num(om, 2)?);
+        if oh > 23 || om > 59 {
+            return None;
+        }
+        (c, sign * (oh * 60 + om))
     };
     let (hms, frac) = match clock.split_once('.') {
         Some((a, f)) => (a, Some(f)),
         None => (clock, None),
     };
     let mut t = hms.split(':');
-    let (h, mi) = (num(t.next()?)?, num(t.next()?)?);
+    let (h, mi) = (num(t.next()?, 2)?, num(t.next()?, 2)?);
     let sec = match t.next() {
-        Some(x) => num(x)?,
+        Some(x) => num(x, 2)?,
         None => 0,
     };
+    // 60: a leap second.
     if t.next().is_some() || h > 23 || mi > 59 || sec > 60 {
         return None;
     }
     let ms = match frac {
-        Some(f) => {
+        Some(f) if !f.is_empty() && f.bytes().all(|b| b.is_ascii_digit()) => {
             let digits: String = f.chars().take(3).collect();
-            num(&format!("{digits:0<3}"))?
+            num(&format!("{digits:0<3}"), 3)?
         }
+        Some(_) => return None,
         None => 0,
     };
     Some(((days * 24 + h) * 60 + mi - offset_min) * 60_000 + sec * 1000 + ms)
+}
+
+fn days_in_month(y: i64, m: i64) -> i64 {
+    match m {
+        2 if y % 4 == 0 && (y % 100 != 0 || y % 400 == 0) => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
 }
 
 /// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's
@@ -207,6 +225,8 @@ mod tests {
             Some(1_700_000_000_250)
         );
         assert_eq!(parse_time("2000-03-01"), Some(951_868_800_000));
+        assert_eq!(parse_time("2024-02-29"), Some(1_709_164_800_000));
+        assert_eq!(parse_time("2023-11-14T22:13Z"), Some(1_699_999_980_000));
         for bad in [
             "",
             "yesterday",
@@ -214,6 +234,13 @@ mod tests {
             "2023-11-14T25:00Z",
             "2023-1-1",
             "2023-11-14T10:00",
+            "2023-02-29",
+            "2023-04-31",
+            "2023-11-14T10:00:00+999999999999999999:00",
+            "2023-11-14T10:00:00-24:00",
+            "2023-11-14T10:00:00.12xZ",
+            "2023-11-14T10:00:00.Z",
+            "+2023-11-14",
         ] {
             assert_eq!(parse_time(bad), None, "{bad}");
         }
