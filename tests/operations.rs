@@ -244,8 +244,25 @@ fn every_list_pages_every_error_is_json_and_the_openapi_document_is_the_router()
         "/api/records?order=up",
         "/api/records?format=jsonl&limit=10001",
         "/api/agents?limit=-1",
+        "/api/agents?limit=99999999999999999999999",
+        "/api/queues?limit=1&limit=2",
+        "/api/contacts?cursor=",
+        "/api/records?since=2026-02-30",
+        "/api/records?since=2026-01-01T00:00:00%2B999999999999999999:00",
+        "/api/records?until=2026-01-01T00:00:00.5xZ",
+        "/api/records?since=-99999999999999999999",
     ] {
         assert_json_error(path, &get(http, path), 400);
+    }
+    // Odd but harmless queries answer normally.
+    for path in [
+        "/api/records?since=9223372036854775807&until=-9223372036854775808",
+        "/api/records?contact_id=%27%3B%20DROP%20TABLE%20records",
+        "/api/callbacks?number=%00&queue=%E2%82",
+        "/api/queues?unknown=1",
+    ] {
+        let (status, _, body) = get(http, path);
+        assert_eq!(status, 200, "{path}: {body}");
     }
     let put = |ct: &str, body: &str| {
         raw(
@@ -320,6 +337,39 @@ fn every_list_pages_every_error_is_json_and_the_openapi_document_is_the_router()
         doc["openapi"]
     );
     let paths = doc["paths"].as_object().expect("paths");
+    // Every operation callgate serves, pinned here so that a route
+    // leaving the document (or a new one nobody tested) shows.
+    let documented: BTreeSet<String> = paths
+        .iter()
+        .flat_map(|(path, item)| {
+            item.as_object()
+                .unwrap()
+                .keys()
+                .map(move |m| format!("{} {path}", m.to_uppercase()))
+        })
+        .collect();
+    let served: BTreeSet<String> = [
+        "GET /",
+        "GET /dashboard",
+        "GET /assets/{file}",
+        "GET /health",
+        "GET /api/openapi.json",
+        "GET /api/queues",
+        "GET /api/agents",
+        "PUT /api/agents/{user}/state",
+        "GET /api/contacts",
+        "GET /api/contacts/{id}",
+        "POST /api/contacts/{id}/stop",
+        "GET /api/callbacks",
+        "GET /api/callbacks/{id}",
+        "GET /api/records",
+        "GET /api/events",
+        "GET /metrics",
+    ]
+    .into_iter()
+    .map(str::to_string)
+    .collect();
+    assert_eq!(documented, served, "the OpenAPI document's operations");
     let mut operations = 0;
     for (path, item) in paths {
         for (method, op) in item.as_object().unwrap() {
@@ -360,7 +410,7 @@ fn every_list_pages_every_error_is_json_and_the_openapi_document_is_the_router()
             }
         }
     }
-    assert!(operations >= 16, "{operations} operations");
+    assert_eq!(operations, served.len());
     for (m, path) in [
         ("GET", "/api/queue"),
         ("GET", "/api/callbacks/x/y"),
@@ -372,6 +422,45 @@ fn every_list_pages_every_error_is_json_and_the_openapi_document_is_the_router()
             "{m} {path} is served but not documented: {status} {text}"
         );
     }
+    // The public ones answer what they say.
+    let health = get_json(http, "/health");
+    assert_eq!(health["status"], "ok", "{health}");
+    for (path, ct) in [
+        ("/", "text/html"),
+        ("/dashboard", "text/html"),
+        ("/assets/app.js", "text/javascript"),
+        ("/assets/app.css", "text/css"),
+    ] {
+        let (status, head, body) = raw(
+            http,
+            &format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"),
+        );
+        assert_eq!(status, 200, "{path}");
+        assert!(
+            header(&head, "content-type").is_some_and(|c| c.starts_with(ct)),
+            "{path}: {head}"
+        );
+        assert!(
+            !body.is_empty() && !body.contains("http://") && !body.contains("https://"),
+            "{path}: no external resources (everything is embedded)"
+        );
+        assert!(
+            header(&head, "content-security-policy")
+                .is_some_and(|c| c.contains("default-src 'none'")),
+            "{path}: {head}"
+        );
+    }
+    assert_json_error(
+        "no such asset",
+        &raw(
+            http,
+            "GET /assets/..%2F..%2FCargo.toml HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        ),
+        404,
+    );
+    // Nothing above made a handler panic.
+    assert!(!gw.logs().contains("panicked"), "{}", gw.logs());
+
     // And the router has no route outside the one list the document is
     // built from.
     for f in std::fs::read_dir(repo_root().join("src/http")).unwrap() {
@@ -420,12 +509,33 @@ fn a_dialled_callback_is_chained_measured_exported_and_logged() {
     let gw = start(&trunk, &["--log-format", "json"]);
     let http = gw.http.unwrap();
     let number = "+12015550151";
+    // The first in line (routable now, no agent yet) is stopped through
+    // the API: the one behind it is offered and dialled, never this one.
+    let stopped_number = "+12015550150";
+    leave_callback(&gw, "4000", stopped_number);
     leave_callback(&gw, "4000", number);
     leave_callback(&gw, "4001", "+12015550152");
+    let stopped = all_pages(http, "/api/callbacks?number=%2B12015550150", 10)[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (status, body) = request(
+        http,
+        "POST",
+        &format!("/api/contacts/{stopped}/stop"),
+        Some("test-token"),
+        None,
+    );
+    assert_eq!(status, 200, "{body}");
     let mut alice = Agent::register(gw.udp, "alice", "alice-secret");
     let offer = alice
         .offer(Duration::from_secs(10), Answer::Accept(0))
         .expect("offered");
+    assert_ne!(
+        Agent::contact_of(&offer),
+        stopped,
+        "the stopped callback was offered"
+    );
     let invite = trunk
         .next_invite(486, Duration::from_secs(20))
         .expect("dialled");
@@ -436,6 +546,29 @@ fn a_dialled_callback_is_chained_measured_exported_and_logged() {
             .is_some()
     );
     let cb = Agent::contact_of(&offer);
+
+    // One callback and one contact, in detail.
+    let one = get_json(http, &format!("/api/callbacks/{cb}"));
+    assert_eq!(one["callback"]["number"], number, "{one}");
+    assert_eq!(one["attempts"].as_array().map(Vec::len), Some(1), "{one}");
+    assert_eq!(one["attempts"][0]["sip_status"], 486, "{one}");
+    let states: Vec<&str> = one["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["state"].as_str().unwrap())
+        .collect();
+    assert!(states.contains(&"dialing"), "{states:?}");
+    let contact = get_json(http, &format!("/api/contacts/{cb}"));
+    assert_eq!(contact["id"], Value::String(cb.clone()));
+    assert_eq!(contact["callback"]["id"], Value::String(cb.clone()));
+    assert_eq!(contact["record"]["initiation"], "callback", "{contact}");
+    let gone = get_json(http, &format!("/api/contacts/{stopped}"));
+    assert_eq!(gone["callback"]["state"], "stopped", "{gone}");
+    assert!(
+        gone["queued"].is_null(),
+        "a stopped callback leaves its queue"
+    );
 
     // The chain: inbound call → callback → agent leg → dial attempt.
     let chain = |want: usize| {
@@ -496,7 +629,15 @@ fn a_dialled_callback_is_chained_measured_exported_and_logged() {
         10,
     );
     assert!(in_queue.len() >= 4, "{in_queue:?}");
-    assert!(all_pages(http, &format!("/api/records?until={since}"), 10).is_empty());
+    // `until` is exclusive: nothing was initiated before the first record.
+    let first = all_pages(http, "/api/records?order=asc", 1000)[0]["initiated_ms"]
+        .as_i64()
+        .unwrap();
+    assert!(all_pages(http, &format!("/api/records?until={first}"), 10).is_empty());
+    assert_eq!(
+        all_pages(http, &format!("/api/records?until={}", first + 1), 10).len(),
+        1
+    );
 
     // /metrics parses and agrees with the API (once alice is free again).
     assert!(eventually(Duration::from_secs(5), || all_pages(
@@ -536,7 +677,7 @@ fn a_dialled_callback_is_chained_measured_exported_and_logged() {
             "{state}"
         );
     }
-    for state in ["failed", "scheduled"] {
+    for state in ["failed", "scheduled", "stopped"] {
         let n = all_pages(http, &format!("/api/callbacks?state={state}"), 100).len() as f64;
         assert_eq!(
             m.get("callgate_callbacks", &[("state", state)]),
@@ -727,4 +868,16 @@ fn a_dialled_callback_is_chained_measured_exported_and_logged() {
         .expect("dial span");
     assert_eq!(dial["call_id"], attempt["call_id"]);
     assert!(!logs.contains("INVITE sip:"), "SIP dumps only at TRACE");
+    assert!(!logs.contains("panicked"), "{logs}");
+
+    // The stopped callback was never dialled (nor anything else since).
+    assert!(trunk.next_invite(486, Duration::from_secs(1)).is_none());
+    assert!(
+        trunk
+            .invites
+            .iter()
+            .all(|u| !u.contains(&stopped_number[1..])),
+        "the stopped callback was dialled: {:?}",
+        trunk.invites
+    );
 }
