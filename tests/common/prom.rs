@@ -137,9 +137,7 @@ pub fn parse(text: &str) -> Result<Exposition, String> {
         if line.starts_with('#') {
             continue;
         }
-        let name_end = line
-            .find(['{', ' '])
-            .ok_or_else(|| at("no value".into()))?;
+        let name_end = line.find(['{', ' ']).ok_or_else(|| at("no value".into()))?;
         let name = &line[..name_end];
         if !is_name(name, true) {
             return Err(at("bad metric name".into()));
