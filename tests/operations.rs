@@ -193,6 +193,11 @@ fn every_list_pages_every_error_is_json_and_the_openapi_document_is_the_router()
     for i in 0..7 {
         leave_callback(&gw, "4001", &format!("+1201555014{i}"));
     }
+    // A call's inbound record is closed by its task after the BYE: wait
+    // for all 14 (7 inbound calls, 7 callbacks) before comparing pages.
+    assert!(eventually(Duration::from_secs(5), || {
+        all_pages(http, "/api/records", 1000).len() == 14
+    }));
     // Every list, a few rows at a time, gives what one page gives.
     for (path, total) in [
         ("/api/callbacks", 7),

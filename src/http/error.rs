@@ -167,3 +167,53 @@ pub async fn json_errors(req: Request, next: Next) -> Response {
     parts.headers.remove(header::CONTENT_LENGTH);
     Response::from_parts(parts, axum::body::Body::from(body))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::Router;
+    use axum::middleware::from_fn;
+    use axum::routing::get;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// (status line, head, body) of `GET path` through `json_errors`.
+    async fn get_through_layer(path: &str) -> (String, String, String) {
+        let app = Router::new()
+            .route(
+                "/text",
+                get(|| async { (StatusCode::BAD_GATEWAY, "upstream said no") }),
+            )
+            .route("/empty", get(|| async { StatusCode::SERVICE_UNAVAILABLE }))
+            .route("/ok", get(|| async { "plain and fine" }))
+            .layer(from_fn(json_errors));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        s.write_all(
+            format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes(),
+        )
+        .await
+        .unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).await.unwrap();
+        let (head, body) = out.split_once("\r\n\r\n").unwrap();
+        let status = head.lines().next().unwrap().to_string();
+        (status, head.to_ascii_lowercase(), body.to_string())
+    }
+
+    #[tokio::test]
+    async fn error_text_that_slipped_through_is_rewritten_as_json() {
+        let (status, head, body) = get_through_layer("/text").await;
+        assert!(status.contains("502"), "{status}");
+        assert!(head.contains("content-type: application/json"), "{head}");
+        assert_eq!(body, r#"{"error":"upstream said no"}"#);
+        let (status, head, body) = get_through_layer("/empty").await;
+        assert!(status.contains("503"), "{status}");
+        assert!(head.contains("content-type: application/json"), "{head}");
+        assert_eq!(body, r#"{"error":"Service Unavailable"}"#);
+        let (_, head, body) = get_through_layer("/ok").await;
+        assert!(head.contains("content-type: text/plain"), "{head}");
+        assert_eq!(body, "plain and fine");
+    }
+}
