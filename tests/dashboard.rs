@@ -1,9 +1,10 @@
 //! The supervisor's dashboard in a real browser (headless Chromium via
 //! chromedriver) against the real binary: sign in, watch a callback
-//! appear without reloading, stop it from the page, and see that it is
-//! never dialled while the callback behind it is. Takes the screenshot
-//! in the README (`CALLGATE_SCREENSHOT=docs/dashboard.png` writes it
-//! there; otherwise to target/).
+//! appear without reloading when a SIPp caller leaves it, stop it from
+//! the page, and see that it is never dialled while the callback behind
+//! it is. Takes the screenshot in the README while that one is being
+//! dialled (`CALLGATE_SCREENSHOT=docs/dashboard.png` writes it there;
+//! otherwise to target/).
 
 mod common;
 
@@ -13,6 +14,7 @@ use common::agent::{Agent, Answer};
 use common::browser::Browser;
 use common::centre::{ani_flow, eventually, leave_callback, write_flows};
 use common::http::get_json;
+use common::sipp;
 use common::trunk::Trunk;
 use common::{base_config, repo_root};
 use serde_json::json;
@@ -87,6 +89,9 @@ fn callback_id(gw: &Gateway, number: &str) -> String {
 
 #[test]
 fn a_callback_appears_live_is_stopped_from_the_page_and_never_dialled() {
+    if !sipp::available() {
+        return;
+    }
     let Some(b) = Browser::start_sized(1600, 1050) else {
         return;
     };
@@ -112,10 +117,28 @@ fn a_callback_appears_live_is_stopped_from_the_page_and_never_dialled() {
     b.eval("window.__stayed = true; return null;");
     let _bob = Agent::register(gw.udp, "bob", "bob-secret");
 
-    // A (to be stopped) then B, both routable now; two for later.
+    // A (to be stopped) then B, both routable now, left by a SIPp caller
+    // (one call at a time, so A is older); two for later.
     let (a_number, b_number) = ("+12015550171", "+12015550172");
-    leave_callback(&gw, "4000", a_number);
-    leave_callback(&gw, "4000", b_number);
+    let csv = gw.dir.path().join("numbers.csv");
+    std::fs::write(&csv, format!("SEQUENTIAL\n{a_number}\n{b_number}\n")).unwrap();
+    let run = sipp::run(
+        "caller_ani.xml",
+        gw.udp,
+        &[
+            "-s",
+            "4000",
+            "-inf",
+            csv.to_str().unwrap(),
+            "-m",
+            "2",
+            "-l",
+            "1",
+            "-recv_timeout",
+            "10000",
+        ],
+    );
+    assert!(run.ok(), "{}\n{}", run.errors, run.stdout);
     leave_callback(&gw, "4001", "+12015550173");
     leave_callback(&gw, "4001", "+12015550174");
     let a = callback_id(&gw, a_number);
@@ -180,7 +203,22 @@ fn a_callback_appears_live_is_stopped_from_the_page_and_never_dialled() {
         .expect("the remaining callback is offered");
     let offered = Agent::contact_of(&offer);
     assert_ne!(offered, a, "the stopped callback was offered");
-    assert_eq!(offered, callback_id(&gw, b_number));
+    let b_id = callback_id(&gw, b_number);
+    assert_eq!(offered, b_id);
+    // The trunk has not answered yet: the page shows B being dialled for
+    // alice, and alice on it.
+    assert!(
+        b.wait_for(
+            &format!(
+                "const r = document.querySelector('#callbacks tr[data-id=\"{b_id}\"]'); return !!r && r.innerText.includes('dialing') && document.querySelector('#agents tbody').innerText.includes('on contact');"
+            ),
+            Duration::from_secs(10)
+        ),
+        "B is dialled: {}",
+        b.eval("return document.body.innerText;")
+    );
+    let png = b.screenshot();
+    assert!(png.starts_with(b"\x89PNG"), "a PNG");
     let invite = trunk
         .next_invite(486, Duration::from_secs(20))
         .expect("B is dialled through the trunk");
@@ -221,8 +259,6 @@ fn a_callback_appears_live_is_stopped_from_the_page_and_never_dialled() {
         "no reload"
     );
 
-    let png = b.screenshot();
-    assert!(png.starts_with(b"\x89PNG"), "a PNG");
     let path = std::env::var("CALLGATE_SCREENSHOT")
         .map(|p| repo_root().join(p))
         .unwrap_or_else(|_| repo_root().join("target/dashboard.png"));

@@ -246,10 +246,21 @@ document.querySelector("#callbacks").addEventListener("click", async e => {
 function drawCharts() {
   const now = Date.now();
   for (const card of document.querySelectorAll("#queues .card")) {
-    const points = series[card.dataset.queue] || [];
+    // The samples, then the board's figures now, so the line ends at the
+    // present rather than at the last 10 s sample.
+    const points = (series[card.dataset.queue] || []).slice();
+    const q = board && board.queues.find(v => v.name === card.dataset.queue);
+    if (q) {
+      const age = q.oldest_contact_start_ms == null ? 0 : Math.max(0, Math.floor((now - q.oldest_contact_start_ms) / 1000));
+      points.push([now, q.contacts_in_queue, age]);
+    }
     const svg = card.querySelector("svg");
-    const maxDepth = Math.max(1, ...points.map(p => p[1]));
-    const maxAge = Math.max(1, ...points.map(p => p[2]));
+    // The peaks are shown as they are; the scales never go below 1 so
+    // that an empty queue draws a flat line, not a division by zero.
+    const peakDepth = Math.max(0, ...points.map(p => p[1]));
+    const peakAge = Math.max(0, ...points.map(p => p[2]));
+    const maxDepth = Math.max(1, peakDepth);
+    const maxAge = Math.max(1, peakAge);
     const x = t => Math.max(0, 360 - (now - t) / 10000);
     const line = (i, max) => points.map(p => `${x(p[0]).toFixed(1)},${(58 - 56 * p[i] / max).toFixed(1)}`).join(" ");
     const last = points[points.length - 1];
@@ -257,7 +268,7 @@ function drawCharts() {
       (points.length ? `<polyline class="depth" points="${line(1, maxDepth)}"/><polyline class="age" points="${line(2, maxAge)}"/>` +
         `<rect class="now" x="${(x(last[0]) - 3).toFixed(1)}" y="${(56 - 56 * last[1] / maxDepth).toFixed(1)}" width="3" height="3"/>` : "");
     card.querySelector(".legend .max").textContent = points.length
-      ? `last hour · max ${maxDepth} in queue, ${dur(maxAge)}` : "collecting…";
+      ? `last hour · peak ${peakDepth}, ${dur(peakAge)}` : "collecting…";
   }
 }
 
