@@ -69,6 +69,7 @@ enum CallbacksCommand {
         /// stopped, or pending (the first four).
         #[arg(long)]
         state: Option<String>,
+        /// Only this queue's.
         #[arg(long)]
         queue: Option<String>,
         /// At most this many (1-1000).
@@ -92,6 +93,7 @@ enum RecordsCommand {
         /// Until (same forms).
         #[arg(long)]
         until: Option<String>,
+        /// Only this queue's.
         #[arg(long)]
         queue: Option<String>,
         /// The customer's number, E.164.

@@ -665,6 +665,7 @@ fn a_dialled_callback_is_chained_measured_exported_and_logged() {
             ("callgate_queue_callbacks_waiting", "callbacks_waiting"),
             ("callgate_queue_callbacks_scheduled", "callbacks_scheduled"),
             ("callgate_queue_max_contacts", "max_contacts"),
+            ("callgate_queue_offered", "offered"),
         ] {
             assert_eq!(
                 m.get(metric, &[("queue", name)]),
@@ -674,20 +675,35 @@ fn a_dialled_callback_is_chained_measured_exported_and_logged() {
         }
     }
     let agents = all_pages(http, "/api/agents", 100);
-    for state in ["offline", "available", "on_contact"] {
-        let n = agents.iter().filter(|a| a["state"] == state).count() as f64;
-        assert_eq!(
-            m.get("callgate_agents", &[("state", state)]),
-            Some(n),
+    // Every state /metrics reports, against the API's own lists; and the
+    // API's states all reported.
+    for sample in m.samples.iter().filter(|s| s.name == "callgate_agents") {
+        let state = &sample.labels["state"];
+        let n = agents.iter().filter(|a| a["state"] == *state).count() as f64;
+        assert_eq!(sample.value, n, "agents {state}");
+    }
+    for a in &agents {
+        let state = a["state"].as_str().unwrap();
+        assert!(
+            m.get("callgate_agents", &[("state", state)]).is_some(),
             "{state}"
         );
     }
+    let callback_states: Vec<&String> = m
+        .samples
+        .iter()
+        .filter(|s| s.name == "callgate_callbacks")
+        .map(|s| &s.labels["state"])
+        .collect();
     for state in ["failed", "scheduled", "stopped"] {
+        assert!(callback_states.iter().any(|s| *s == state), "{state}");
+    }
+    for state in callback_states {
         let n = all_pages(http, &format!("/api/callbacks?state={state}"), 100).len() as f64;
         assert_eq!(
             m.get("callgate_callbacks", &[("state", state)]),
             Some(n),
-            "{state}"
+            "callbacks {state}"
         );
     }
     // One dial, one offer: one ring time each, one queue wait.
@@ -741,19 +757,55 @@ fn a_dialled_callback_is_chained_measured_exported_and_logged() {
         &std::fs::read_to_string(repo_root().join("contrib/grafana/callgate.json")).unwrap(),
     )
     .expect("dashboard JSON");
+    // Label names too: a panel summing `by (queue)` over a metric
+    // without that label draws nothing.
+    let labels_of = |name: &str| -> BTreeSet<String> {
+        m.samples
+            .iter()
+            .filter(|s| s.name == name)
+            .flat_map(|s| s.labels.keys().cloned())
+            .collect()
+    };
+    let ident = |t: &str| -> String {
+        t.chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .collect()
+    };
     let mut queried = BTreeSet::new();
     for panel in dash["panels"].as_array().unwrap() {
         for t in panel["targets"].as_array().unwrap() {
             let expr = t["expr"].as_str().unwrap();
+            let mut names = Vec::new();
             let mut rest = expr;
             while let Some(i) = rest.find("callgate_") {
-                let name: String = rest[i..]
-                    .chars()
-                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
-                    .collect();
+                let name = ident(&rest[i..]);
                 rest = &rest[i + name.len()..];
-                queried.insert(name);
+                // Its selector's label names.
+                if let Some(sel) = rest.strip_prefix('{') {
+                    let sel = &sel[..sel.find('}').expect("closed selector")];
+                    for matcher in sel.split(',') {
+                        let label = ident(matcher.trim());
+                        assert!(
+                            labels_of(&name).contains(&label),
+                            "{expr}: {name} has no label {label:?}"
+                        );
+                    }
+                }
+                names.push(name);
             }
+            let mut rest = expr;
+            while let Some(i) = rest.find("by (") {
+                let list = &rest[i + 4..];
+                let list = &list[..list.find(')').expect("closed by")];
+                for label in list.split(',').map(str::trim) {
+                    assert!(
+                        names.iter().any(|n| labels_of(n).contains(label)),
+                        "{expr}: no metric in it has the label {label:?}"
+                    );
+                }
+                rest = &rest[i + 4..];
+            }
+            queried.extend(names);
         }
     }
     assert!(queried.len() >= 15, "{queried:?}");
