@@ -264,3 +264,84 @@ fn a_callback_appears_live_is_stopped_from_the_page_and_never_dialled() {
         .unwrap_or_else(|_| repo_root().join("target/dashboard.png"));
     std::fs::write(&path, png).expect("write the screenshot");
 }
+
+/// The page's live state: the connection badge's text.
+fn conn(b: &Browser) -> String {
+    b.eval("return document.getElementById('conn').textContent;")
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+#[test]
+fn the_dashboard_reconnects_by_itself_when_the_gateway_comes_back() {
+    let Some(b) = Browser::start() else {
+        return;
+    };
+    let trunk = Trunk::bind();
+    let mut gw = start(&trunk);
+    let http = gw.http.unwrap();
+    b.goto(&format!("http://{http}/"));
+    assert!(b.wait_for(
+        "return !document.getElementById('login').hidden;",
+        Duration::from_secs(5)
+    ));
+    b.type_into("#token", "test-token");
+    b.click("#login button");
+    assert!(
+        b.wait_for(
+            "return document.getElementById('conn').textContent === 'live';",
+            Duration::from_secs(10)
+        ),
+        "{}",
+        conn(&b)
+    );
+    b.eval("window.__stayed = true; return null;");
+    assert!(b.wait_for(
+        "return document.querySelectorAll('#callbacks tbody tr').length === 0;",
+        Duration::from_secs(5)
+    ));
+
+    // The gateway dies: the page says so and keeps trying.
+    gw.kill9();
+    assert!(
+        b.wait_for(
+            "return document.getElementById('conn').textContent.startsWith('reconnecting');",
+            Duration::from_secs(10)
+        ),
+        "{}",
+        conn(&b)
+    );
+    // It comes back on the same address, with the same database, and a
+    // callback is left: the page is live again and shows it, unreloaded.
+    let config = std::fs::read_to_string(&gw.config_path)
+        .expect("config")
+        .replace(
+            "[http]\nlisten = \"127.0.0.1:0\"",
+            &format!("[http]\nlisten = \"{http}\""),
+        );
+    assert!(config.contains(&http.to_string()), "{config}");
+    let gw2 = Gateway::start_with_config(tempfile::tempdir().expect("tempdir"), &config);
+    assert_eq!(gw2.http, Some(http));
+    leave_callback(&gw2, "4001", "+12015550181");
+    assert!(
+        b.wait_for(
+            "return document.getElementById('conn').textContent === 'live' && document.querySelectorAll('#callbacks tbody tr').length === 1;",
+            Duration::from_secs(40)
+        ),
+        "{}: {}",
+        conn(&b),
+        b.eval("return document.body.innerText;")
+    );
+    assert_eq!(
+        b.eval("return window.__stayed === true;"),
+        json!(true),
+        "no reload"
+    );
+    assert!(
+        b.eval("return document.body.innerText;")
+            .as_str()
+            .is_some_and(|t| t.contains("+•••••••0181")),
+        "the new callback, masked"
+    );
+}
