@@ -85,19 +85,8 @@ fn sigterm_ends_every_call_and_gives_ringing_callbacks_back() {
     trunk.target = gw.udp;
     // Two callbacks, accepted by two agents, ringing the customers.
     for (i, number) in ["+12015550161", "+12015550162"].iter().enumerate() {
-        let mut ua = Ua::udp_from(&format!("127.0.3.{}:0", i + 1), gw.udp);
-        let rtp = common::rtp::RtpPeer::new();
-        let cid = ua.unique("cb");
-        let text = ua
-            .invite_text("4000", &rtp.offer(&[(0, "PCMU")]), &cid, "t1")
-            .replace("+12015550100", number);
-        ua.send(&text);
-        assert_eq!(
-            ua.final_response(Duration::from_secs(5)).map(|r| r.status),
-            Some(200)
-        );
-        let bye = ua.recv_request(Duration::from_secs(5)).expect("BYE");
-        ua.respond_to(&bye, 200);
+        let ua = Ua::udp_from(&format!("127.0.3.{}:0", i + 1), gw.udp);
+        common::centre::leave_callback_via(ua, "4000", number);
     }
     let mut agents: Vec<Agent> = [("alice", "alice-secret"), ("bob", "bob-secret")]
         .iter()

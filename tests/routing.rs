@@ -172,11 +172,14 @@ fn older_caller_first_whisper_then_audio_both_ways() {
     b.ua.respond_to(&bye, 200);
     assert!(
         eventually(Duration::from_secs(3), || {
-            // Each inbound call and its agent leg (the offer alice took).
+            // Two inbound contacts, each with its agent leg chained to it.
             let recs = contacts(&gw);
-            let inbound = recs.iter().filter(|r| r.2 == "inbound").count();
-            let legs = recs.iter().filter(|r| r.2 == "agent_leg").count();
-            inbound == 2 && legs >= 2 && recs.iter().all(|r| r.4.as_deref() == Some("alice"))
+            let inbound: Vec<_> = recs.iter().filter(|r| r.2 == "inbound").collect();
+            let legs: Vec<_> = recs.iter().filter(|r| r.2 == "agent_leg").collect();
+            inbound.len() == 2
+                && legs.len() == 2
+                && legs.iter().all(|l| inbound.iter().any(|i| i.0 == l.1))
+                && recs.iter().all(|r| r.4.as_deref() == Some("alice"))
         }),
         "contact records name the agent: {:?}",
         contacts(&gw)
@@ -361,9 +364,10 @@ fn api_requires_a_token_except_health() {
             "bad TYPE line: {t}"
         );
     }
+    // The dashboard's page itself is public (it asks for the token).
     let (s, page) = common::http::request(http, "GET", "/dashboard", None, None);
     assert_eq!(s, 200);
-    // The page itself holds no data: its script signs in and listens.
+    // It holds no data: its script signs in and listens.
     assert!(page.contains("/assets/app.js"), "{page}");
     let (s, script) = common::http::request(http, "GET", "/assets/app.js", None, None);
     assert_eq!(s, 200);
