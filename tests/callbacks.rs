@@ -17,29 +17,7 @@ use std::time::Duration;
 /// Callback from the caller's own number, straight into the callbacks
 /// queue.
 fn ani_flow(delay: u64, retries: u32, interval: u64) -> String {
-    format!(
-        r#"
-type = "inbound"
-start = "set"
-[blocks.set]
-type = "set_callback_number"
-source = "caller_number"
-next = "schedule"
-on_invalid = "end"
-[blocks.schedule]
-type = "transfer_to_queue"
-mode = "callback"
-queue = "callbacks"
-initial_delay_s = {delay}
-max_retries = {retries}
-retry_interval_s = {interval}
-next = "end"
-on_at_capacity = "end"
-on_duplicate = "end"
-[blocks.end]
-type = "disconnect"
-"#
-    )
+    common::centre::ani_flow("callbacks", delay, retries, interval)
 }
 
 /// Places one call from `from` to 4000 (the ANI flow) and waits for the
