@@ -954,21 +954,38 @@ mod tests {
         let t = |h: i64| 4 * 86_400_000 + h * 3_600_000;
         let span = crate::routing::hours::Span::parse("mon-sun 09:00-17:00").unwrap();
         r.set_callback_window("callbacks", Hours::new(vec![span], 0));
-        r.enqueue(contact("cb", "callbacks", ContactKind::Callback, t(7), t(7)))
-            .unwrap();
+        r.enqueue(contact(
+            "cb",
+            "callbacks",
+            ContactKind::Callback,
+            t(7),
+            t(7),
+        ))
+        .unwrap();
         r.enqueue(contact("call", "support", ContactKind::Voice, t(8), t(8)))
             .unwrap();
         online(&mut r, "alice", "all", t(8));
         let first = r.assign(t(8));
         assert_eq!(first.len(), 1);
-        assert_eq!(first[0].contact, "call", "the older callback is outside its hours");
+        assert_eq!(
+            first[0].contact, "call",
+            "the older callback is outside its hours"
+        );
         r.offer_accepted("alice", "call", t(8));
         r.contact_ended("alice", t(8));
         assert!(r.assign(t(8)).is_empty(), "still closed");
         assert_eq!(r.snapshot("callbacks", t(8)).callbacks_scheduled, 1);
         assert_eq!(r.dial_at("callbacks", t(7), t(8)), t(9));
-        assert_eq!(r.next_deadline(t(8)), Some(t(9)), "the dispatcher wakes at the opening");
-        assert_eq!(r.assign(t(9))[0].contact, "cb", "dialled once the window opens");
+        assert_eq!(
+            r.next_deadline(t(8)),
+            Some(t(9)),
+            "the dispatcher wakes at the opening"
+        );
+        assert_eq!(
+            r.assign(t(9))[0].contact,
+            "cb",
+            "dialled once the window opens"
+        );
         assert_eq!(r.dial_at("support", t(7), t(8)), t(8), "no window: now");
     }
 
@@ -976,8 +993,10 @@ mod tests {
     fn time_to_agent_feeds_the_wait_estimate_per_place() {
         let mut r = router();
         assert_eq!(r.wait_estimate("support").samples(), 0);
-        r.enqueue(contact("a", "support", ContactKind::Voice, 0, 0)).unwrap();
-        r.enqueue(contact("b", "support", ContactKind::Voice, 1, 1_000)).unwrap();
+        r.enqueue(contact("a", "support", ContactKind::Voice, 0, 0))
+            .unwrap();
+        r.enqueue(contact("b", "support", ContactKind::Voice, 1, 1_000))
+            .unwrap();
         online(&mut r, "alice", "all", 0);
         // "b" joined second and reached alice 61 s later: 30.5 s a place.
         r.assign(2_000);
