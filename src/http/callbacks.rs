@@ -30,10 +30,32 @@ pub struct CallbackQuery {
     cursor: Option<String>,
 }
 
+/// A stored callback, with when it will be dialled.
+#[derive(Serialize, ToSchema)]
+pub struct CallbackView {
+    #[serde(flatten)]
+    callback: CallbackRecord,
+    /// While pending (scheduled or queued): when it will be dialled at the
+    /// earliest (an agent free), its not-before time moved into the
+    /// queue's callback hours. Null otherwise.
+    dial_at_ms: Option<i64>,
+}
+
+fn view(ctx: &super::Ctx, callback: CallbackRecord, now: i64) -> CallbackView {
+    let waiting = matches!(
+        callback.state,
+        CallbackState::Scheduled | CallbackState::Queued
+    );
+    CallbackView {
+        dial_at_ms: waiting.then(|| ctx.app.centre.dial_at_ms(&callback, now)),
+        callback,
+    }
+}
+
 /// Callbacks, newest first.
 #[utoipa::path(get, path = "/api/callbacks", tag = "callbacks", params(CallbackQuery),
     security(("token" = [])),
-    responses((status = 200, body = [CallbackRecord], headers(("x-next-cursor" = String))),
+    responses((status = 200, body = [CallbackView], headers(("x-next-cursor" = String))),
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
 pub async fn list(
     State(ctx): Shared,
@@ -60,9 +82,11 @@ pub async fn list(
         .centre
         .db(move |s| s.callbacks_page(&filter, after.as_ref(), limit))
         .await?;
+    let now = crate::centre::now_ms();
+    let items: Vec<CallbackView> = page.items.into_iter().map(|c| view(&ctx, c, now)).collect();
     Ok((
         page::headers("callbacks", page.next.as_ref(), &uri),
-        axum::Json(page.items),
+        axum::Json(items),
     )
         .into_response())
 }
@@ -76,7 +100,7 @@ pub struct StateChange {
 
 #[derive(Serialize, ToSchema)]
 pub struct CallbackDetail {
-    callback: CallbackRecord,
+    callback: CallbackView,
     attempts: Vec<Attempt>,
     history: Vec<StateChange>,
 }
@@ -103,7 +127,7 @@ pub async fn one(State(ctx): Shared, Path(id): Path<String>) -> Result<Response,
         })
         .collect();
     Ok(axum::Json(CallbackDetail {
-        callback,
+        callback: view(&ctx, callback, crate::centre::now_ms()),
         attempts,
         history,
     })
