@@ -427,6 +427,24 @@ pub struct QueueConfig {
     /// agent: seconds per contact in line, shared among the agents online.
     #[serde(default = "default_wait_cold_start_s")]
     pub wait_cold_start_s: u64,
+    /// Answering-machine detection on this queue's callbacks, and what to
+    /// do when a machine answers; absent: no detection.
+    #[serde(default)]
+    pub on_machine: Option<OnMachine>,
+}
+
+/// What a callback answered by a machine does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnMachine {
+    /// Hang up; the attempt counts like a ring-no-answer (retried while
+    /// attempts remain).
+    Retry,
+    /// The agent is told, then bridged (to leave a message themselves).
+    Connect,
+    /// Wait for the greeting to end, leave the `machine_message` prompt,
+    /// hang up; the callback is closed as attempted.
+    Message,
 }
 
 impl QueueConfig {
