@@ -161,3 +161,76 @@ fn a_machine_is_retried_and_a_person_is_bridged() {
 fn customer_audio_of(customer: &RtpPeer) -> Vec<i16> {
     decode(&customer.receive(Duration::from_millis(300)), 0, Law::Ulaw)
 }
+
+/// `on_machine = "message"`: callgate waits for the greeting (and its
+/// beep) to end, leaves its message on the machine, hangs up and closes
+/// the callback as attempted; the agent is told, never bridged.
+#[test]
+fn a_message_is_left_on_a_machine() {
+    if !available() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    // A greeting, a beep, then the machine records (line noise).
+    let mut voicemail = render(dir.path(), 2, MACHINE[2], 300, 0).expect("render");
+    voicemail.extend(
+        (0..4000)
+            .map(|i| ((i as f64 * 1000.0 * std::f64::consts::TAU / 8000.0).sin() * 8000.0) as i16),
+    );
+    voicemail.extend(render(dir.path(), 3, ".", 0, 9000).expect("render"));
+    let trunk_sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let trunk_addr = trunk_sock.local_addr().unwrap();
+    drop(trunk_sock);
+    let gw = start_opts(
+        Some(&[("ani", &ani_flow("callbacks", 0, 2, 1))]),
+        &trunk_addr.to_string(),
+        "[[numbers]]\nnumber = \"4000\"\nflow = \"ani\"\n",
+        &Opts {
+            callbacks: "on_machine = \"message\"",
+            ..Opts::default()
+        },
+    );
+    let mut trunk = Ua::udp_from(&trunk_addr.to_string(), gw.udp);
+    let mut alice = Agent::register(gw.udp, "alice", "alice-secret");
+    leave_callback(&gw, "4000", "+12015550192");
+    let _offer = alice
+        .offer(Duration::from_secs(10), Answer::Accept(0))
+        .expect("offer");
+    let invite = next_invite(&mut trunk);
+    let customer = RtpPeer::new();
+    let listener = customer.sender();
+    let playing = answer_and_play(&mut trunk, customer, &invite, voicemail);
+    let heard = decode(&listener.receive(Duration::from_secs(15)), 0, Law::Ulaw);
+    let _ = playing.join();
+    let message = prompt("machine_message");
+    let (c, at) = best_correlation(&heard, &message);
+    assert!(c > 0.9, "the message is left on the machine: {c:.2}");
+    let (w, _) = best_correlation(&heard, &prompt("customer_whisper"));
+    assert!(w < 0.5, "no whisper to a machine: {w:.2}");
+    // Started after the greeting and beep, not over them: the caller's
+    // side sent ~7.5 s of greeting and beep before going quiet.
+    assert!(
+        at > 8000 * 6,
+        "after the greeting: {} s",
+        at as f64 / 8000.0
+    );
+    let mut bye = false;
+    while let Some(r) = trunk.recv_request(Duration::from_secs(5)) {
+        if r.method != Method::Ack {
+            trunk.respond_to(&r, 200);
+        }
+        if r.method == Method::Bye {
+            bye = true;
+            break;
+        }
+    }
+    assert!(bye, "hung up after the message");
+    assert!(
+        eventually(Duration::from_secs(5), || {
+            let (s, attempts, outcome) = state(&gw);
+            s == "failed" && attempts == 1 && outcome == "answering machine: message left"
+        }),
+        "closed as attempted: {:?}",
+        state(&gw)
+    );
+}
