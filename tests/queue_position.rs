@@ -43,6 +43,9 @@ on_no_match = "where"
             // 8 minutes a place until an agent has answered someone: the
             // three callers' waits are 8, 16 and 24 minutes.
             support: "customer_queue_flow = \"announce\"\nwait_cold_start_s = 480",
+            // The callers send no RTP (they only listen): on a loaded
+            // machine the test outlasts the default RTP timeout.
+            rtp: "timeout_s = 600",
             ..Opts::default()
         },
     )
