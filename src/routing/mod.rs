@@ -6,5 +6,4 @@ pub mod wait;
 
 pub use router::{
     AgentStatus, ContactKind, Offer, ProfileEntry, QueueSnapshot, QueuedContact, Router,
-    RouterError,
 };
