@@ -195,7 +195,7 @@ finish_speech() {
 }
 
 is_fragment() {
-    [[ "$1" =~ ^(digit_[0-9]+|number_[0-9]+|you_entered|minutes|more_than_an_hour|agent_whisper_.*)$ ]]
+    [[ "$1" =~ ^(digit_[0-9]+|number_[0-9]+|you_entered|minutes|minute|more_than_an_hour|position_you_are|position_in_line|wait_about|agent_whisper_.*)$ ]]
 }
 
 synth_speech() {

@@ -34,6 +34,10 @@ const BUILT_IN: &[&str] = &[
     "callback_no_answer_agent",
     "callback_failed_agent",
     "minutes",
+    "machine_connect_agent",
+    "machine_retry_agent",
+    "machine_message_agent",
+    "machine_message",
 ];
 
 impl App {

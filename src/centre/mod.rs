@@ -6,6 +6,7 @@
 pub mod agent_leg;
 pub mod dispatch;
 pub mod inbound;
+pub mod new_callback;
 pub mod offer;
 
 use crate::call::SipHandle;
@@ -13,17 +14,14 @@ use crate::call::tasks::CallTasks;
 use crate::config::{Config, QueueConfig};
 use crate::dialer::scheduler::RetryPolicy;
 use crate::dialer::{CallbackBook, Dialer};
-use crate::flow::{
-    CallbackRefusal, CallbackRequest, Callbacks, Contact, Flow, FlowEnv, FlowSet, Mode,
-    QueueMetrics,
-};
+use crate::flow::{Contact, Flow, FlowEnv, FlowSet, Mode, QueueMetrics};
 use crate::media::engine::MediaEngine;
 use crate::media::leg::LegLink;
 use crate::phone::DialRules;
 use crate::registrar::Bindings;
 use crate::routing::hours::Hours;
 use crate::routing::{ContactKind, ProfileEntry, QueuedContact, Router};
-use crate::store::{ContactRecord, NewCallback, RecordWriter, Store, StoreError};
+use crate::store::{ContactRecord, RecordWriter, Store, StoreError};
 use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -101,6 +99,7 @@ impl Centre {
         });
         for q in &config.queues {
             router.add_queue(&q.name, q.max_contacts);
+            router.set_callback_window(&q.name, q.callback_window());
         }
         for p in &config.routing_profiles {
             router.add_profile(
@@ -144,12 +143,7 @@ impl Centre {
             hours: config
                 .queues
                 .iter()
-                .map(|q| {
-                    (
-                        q.name.clone(),
-                        Hours::new(q.hours.clone(), q.utc_offset_minutes),
-                    )
-                })
+                .map(|q| (q.name.clone(), q.open_hours()))
                 .collect(),
             queues: config
                 .queues
@@ -334,7 +328,7 @@ impl FlowEnv for Centre {
             callbacks_in_queue: (s.callbacks_waiting + s.callbacks_scheduled) as u64,
             oldest_age_s,
             position,
-            estimated_wait_s: estimated_wait_s(&s, position),
+            estimated_wait_s: self.estimated_wait_s(&r, &s, position),
             agents_available: s.agents_available as u64,
             agents_online: s.agents_online as u64,
             open: self.is_open(queue, wall),
@@ -360,81 +354,35 @@ impl FlowEnv for Centre {
     fn flow(&self, name: &str) -> Option<Arc<Flow>> {
         self.flows.get(name)
     }
-}
 
-impl Callbacks for Centre {
-    async fn create_callback(&self, req: CallbackRequest) -> Result<String, CallbackRefusal> {
-        let Some(q) = self.queue(&req.queue) else {
-            return Err(CallbackRefusal::Failed(format!(
-                "unknown queue {}",
-                req.queue
-            )));
-        };
-        self.dialer
-            .rules
-            .check(&req.number)
-            .map_err(|e| CallbackRefusal::NotAllowed(e.to_string()))?;
-        if self.router.lock().is_full(&req.queue) {
-            return Err(CallbackRefusal::AtCapacity);
-        }
-        let now = now_ms();
-        let id = uuid::Uuid::new_v4().to_string();
-        let initial_start_ms = crate::flow::context::epoch_ms(req.contact.initial_start);
-        let new = NewCallback {
-            id: id.clone(),
-            contact_id: id.clone(),
-            initial_contact_id: req.contact.initial_id.clone(),
-            queue: req.queue.clone(),
-            number: req.number.clone(),
-            initial_start_ms,
-            created_ms: now,
-            not_before_ms: now + req.initial_delay.as_millis() as i64,
-            expires_ms: now + (self.config.dialer.expiry_s as i64) * 1000,
-            max_retries: req.max_retries,
-            retry_interval_s: req.retry_interval.as_secs(),
-            attributes: req.contact.attributes.clone(),
-            dedupe: q.dedupe_callbacks,
-        };
-        let rec = match self.dialer.book.create(new).await {
-            Ok(rec) => rec,
-            Err(StoreError::Duplicate(..)) => {
-                info!(number = %req.number, queue = %req.queue, "callback already pending for this number");
-                return Err(CallbackRefusal::Duplicate);
-            }
-            Err(e) => return Err(CallbackRefusal::Failed(e.to_string())),
-        };
-        // Stored first, so it is never lost; then routable.
-        if let Err(e) = self.router.lock().restore(queued(&rec)) {
-            warn!(error = %e, "callback stored but not queued");
-        }
-        self.record(ContactRecord {
-            id: rec.id.clone(),
-            initial_contact_id: rec.initial_contact_id.clone(),
-            previous_contact_id: Some(req.contact.id.clone()),
-            initiation: crate::store::initiation::CALLBACK.into(),
-            queue: Some(rec.queue.clone()),
-            customer_number: Some(rec.number.clone()),
-            caller_id_used: q.caller_id_number.clone(),
-            initiated_ms: now,
-            enqueued_ms: Some(now),
-            attributes: rec.attributes.clone(),
-            ..ContactRecord::default()
-        });
-        self.wake.notify_one();
-        Ok(id)
+    fn callback_hours(&self, queue: &str) -> Hours {
+        self.queue(queue)
+            .map(|q| q.callback_window())
+            .unwrap_or_default()
     }
 }
 
-/// How long a contact with `ahead` contacts before it may wait: a simple
-/// estimate, 2 minutes per contact shared among the agents online. The
-/// flows' `estimated_wait_s` and the dashboard's use this one rule.
-pub fn estimated_wait_s(s: &crate::routing::QueueSnapshot, ahead: u64) -> u64 {
-    ahead * (120 / (s.agents_online.max(1) as u64))
+impl Centre {
+    /// Expected seconds until the contact at `position` of the queue `s`
+    /// describes reaches an agent (`routing::wait`: the queue's average
+    /// time-to-agent per place in line, or its cold-start figure). The
+    /// flows, the API, the dashboard and the metrics all use this one rule.
+    pub fn estimated_wait_s(
+        &self,
+        router: &Router,
+        s: &crate::routing::QueueSnapshot,
+        position: u64,
+    ) -> u64 {
+        let cold = self.queue(&s.name).map_or(120, |q| q.wait_cold_start_s);
+        router
+            .wait_estimate(&s.name)
+            .estimate_s(position, s.agents_online, cold)
+    }
 }
 
 /// A stored callback as the router queues it: its place is the original
 /// call's start.
-fn queued(rec: &crate::store::CallbackRecord) -> QueuedContact {
+pub(crate) fn queued(rec: &crate::store::CallbackRecord) -> QueuedContact {
     QueuedContact {
         id: rec.id.clone(),
         queue: rec.queue.clone(),

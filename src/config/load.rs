@@ -335,6 +335,18 @@ fn validate(c: &Config) -> Vec<(String, String)> {
                 "must be within ±840".into(),
             ));
         }
+        if q.time_zone.is_some() && q.utc_offset_minutes != 0 {
+            p.push((
+                format!("queues[{i}].utc_offset_minutes"),
+                "give either time_zone or utc_offset_minutes, not both".into(),
+            ));
+        }
+        if q.wait_cold_start_s == 0 || q.wait_cold_start_s > 86_400 {
+            p.push((
+                format!("queues[{i}].wait_cold_start_s"),
+                "must be 1 to 86400 seconds".into(),
+            ));
+        }
     }
     let mut profile_names = HashSet::new();
     for (i, rp) in c.routing_profiles.iter().enumerate() {

@@ -413,6 +413,63 @@ pub struct QueueConfig {
     /// The hours' time zone as a fixed offset from UTC, in minutes.
     #[serde(default)]
     pub utc_offset_minutes: i32,
+    /// The IANA time zone of `hours` and `callback_hours` (e.g.
+    /// "America/New_York", daylight saving included); replaces
+    /// `utc_offset_minutes`.
+    #[serde(default, deserialize_with = "typed::time_zone")]
+    pub time_zone: Option<jiff::tz::TimeZone>,
+    /// When this queue's callbacks may be dialled, e.g.
+    /// ["mon-fri 09:00-20:00"]; empty = any time. A callback due outside
+    /// them waits for the next opening (its expiry still runs).
+    #[serde(default, deserialize_with = "typed::hours")]
+    pub callback_hours: Vec<crate::routing::hours::Span>,
+    /// The estimated wait before any contact of this queue has reached an
+    /// agent: seconds per contact in line, shared among the agents online.
+    #[serde(default = "default_wait_cold_start_s")]
+    pub wait_cold_start_s: u64,
+    /// Answering-machine detection on this queue's callbacks, and what to
+    /// do when a machine answers; absent: no detection.
+    #[serde(default)]
+    pub on_machine: Option<OnMachine>,
+}
+
+/// What a callback answered by a machine does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnMachine {
+    /// Hang up; the attempt counts like a ring-no-answer (retried while
+    /// attempts remain).
+    Retry,
+    /// The agent is told, then bridged (to leave a message themselves).
+    Connect,
+    /// Wait for the greeting to end, leave the `machine_message` prompt,
+    /// hang up; the callback is closed as attempted.
+    Message,
+}
+
+impl QueueConfig {
+    fn zone(&self) -> jiff::tz::TimeZone {
+        self.time_zone.clone().unwrap_or_else(|| {
+            let secs = self.utc_offset_minutes.saturating_mul(60);
+            jiff::tz::Offset::from_seconds(secs)
+                .map(jiff::tz::TimeZone::fixed)
+                .unwrap_or(jiff::tz::TimeZone::UTC)
+        })
+    }
+
+    /// Hours of operation.
+    pub fn open_hours(&self) -> crate::routing::hours::Hours {
+        crate::routing::hours::Hours::in_zone(self.hours.clone(), self.zone())
+    }
+
+    /// When callbacks may be dialled.
+    pub fn callback_window(&self) -> crate::routing::hours::Hours {
+        crate::routing::hours::Hours::in_zone(self.callback_hours.clone(), self.zone())
+    }
+}
+
+fn default_wait_cold_start_s() -> u64 {
+    120
 }
 
 fn default_max_contacts() -> usize {

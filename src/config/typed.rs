@@ -28,6 +28,17 @@ pub(crate) fn hours<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Span>, D::Err
         .collect()
 }
 
+/// `"Europe/London"` … (an IANA name; fixed offsets are
+/// `utc_offset_minutes`).
+pub(crate) fn time_zone<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Option<jiff::tz::TimeZone>, D::Error> {
+    let name = String::deserialize(d)?;
+    crate::routing::hours::zone(&name)
+        .map(Some)
+        .map_err(D::Error::custom)
+}
+
 /// The Request-URI of a call to a customer: a `sip:`/`sips:` URI with
 /// `{number}` where the E.164 number goes, checked to make a valid URI.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -215,6 +215,20 @@ impl CallbackBook {
         Ok((decision, updated))
     }
 
+    /// Records the end of attempt `rec` with a decision made by the
+    /// dialer itself (an answering machine), with the call's SIP status.
+    pub async fn end_attempt_decided(
+        &self,
+        rec: &CallbackRecord,
+        decision: AfterAttempt,
+        now: i64,
+    ) -> Result<CallbackRecord, StoreError> {
+        let id = rec.id.clone();
+        let not_before = rec.not_before_ms;
+        self.run(move |b| b.write_attempt_end(&id, &decision, Some(200), not_before, now))
+            .await
+    }
+
     fn write_attempt_end(
         &self,
         id: &str,

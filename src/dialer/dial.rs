@@ -6,10 +6,11 @@
 
 use super::book::CallbackBook;
 use super::book::{outcome_name, sip_status};
+use super::machine;
 use super::scheduler::AfterAttempt;
 use crate::call::uac::{DialOutcome, DialSpec, OutboundCall, asserted_identity};
 use crate::call::{EndReason, SipHandle};
-use crate::config::{Config, QueueConfig};
+use crate::config::{Config, OnMachine, QueueConfig};
 use crate::flow::whisper::whisper;
 use crate::flow::{Callbacks, Contact, FlowEnv};
 use crate::media::engine::MediaEngine;
@@ -232,7 +233,7 @@ impl Dialer {
                         record.outcome = Some(outcome_name(outcome).into());
                         record.sip_status = sip_status(outcome);
                         if outcome == DialOutcome::Answered {
-                            return self.converse(env, agent, customer, cb, queue, record).await;
+                            return self.answered(env, agent, customer, cb, queue, record).await;
                         }
                         outcome
                     }
@@ -267,8 +268,104 @@ impl Dialer {
         }
     }
 
-    /// The customer answered: the outbound whisper, then the bridge until
-    /// one side hangs up.
+    /// The line answered. With `on_machine` set, a person or a machine?
+    /// (The agent hears ringback meanwhile.)
+    async fn answered<E: FlowEnv + Callbacks>(
+        &self,
+        env: &E,
+        agent: &mut OutboundCall,
+        customer: OutboundCall,
+        cb: &CallbackRecord,
+        queue: Option<&QueueConfig>,
+        record: &mut ContactRecord,
+    ) -> AfterAttempt {
+        let Some(action) = queue.and_then(|q| q.on_machine) else {
+            return self
+                .converse(env, agent, customer, cb, queue, record, true)
+                .await;
+        };
+        let verdict = machine::detect(&customer.session).await;
+        info!(
+            machine = verdict.is_machine(),
+            cause = verdict.cause(),
+            "answering-machine detection"
+        );
+        if !verdict.is_machine() {
+            return self
+                .converse(env, agent, customer, cb, queue, record, true)
+                .await;
+        }
+        record.outcome = Some(format!("answering machine ({})", verdict.cause()));
+        match action {
+            OnMachine::Connect => {
+                self.tell(agent, "machine_connect_agent").await;
+                self.converse(env, agent, customer, cb, queue, record, false)
+                    .await
+            }
+            OnMachine::Retry | OnMachine::Message => {
+                self.machine_answered(agent, customer, cb, action, record)
+                    .await
+            }
+        }
+    }
+
+    /// Plays `prompt` to the agent, to its end.
+    async fn tell(&self, agent: &mut OutboundCall, prompt: &str) {
+        if let Some(p) = self.media.prompts.get(prompt) {
+            let _ = agent.session.play_and_wait(vec![p], false).await;
+        }
+    }
+
+    /// A machine answered and the queue does not connect machines: leave a
+    /// message or not, hang up, record the attempt, tell the agent.
+    async fn machine_answered(
+        &self,
+        agent: &mut OutboundCall,
+        mut customer: OutboundCall,
+        cb: &CallbackRecord,
+        action: OnMachine,
+        record: &mut ContactRecord,
+    ) -> AfterAttempt {
+        let decision = if action == OnMachine::Message {
+            machine::greeting_end(&customer.session).await;
+            if let Some(p) = self.media.prompts.get("machine_message") {
+                let _ = customer.session.play_and_wait(vec![p], false).await;
+            }
+            AfterAttempt::Fail {
+                outcome: "answering machine: message left".into(),
+            }
+        } else {
+            super::scheduler::after_machine(cb, now_ms())
+        };
+        customer.hangup();
+        let text = match &decision {
+            AfterAttempt::Retry { outcome, .. } | AfterAttempt::Fail { outcome } => outcome.clone(),
+            AfterAttempt::Connected => "connected".into(),
+        };
+        record.disconnect_reason = Some(text);
+        if let Err(e) = self
+            .book
+            .end_attempt_decided(cb, decision.clone(), now_ms())
+            .await
+        {
+            warn!(error = %e, "callback state not updated");
+        }
+        info!(callback = %cb.id, decision = ?decision, "answering machine: attempt finished");
+        if agent.session.ended.is_none() {
+            let words = match (&decision, action) {
+                (_, OnMachine::Message) => "machine_message_agent",
+                (AfterAttempt::Retry { .. }, _) => "machine_retry_agent",
+                _ => "callback_failed_agent",
+            };
+            self.tell(agent, words).await;
+            agent.hangup();
+        }
+        decision
+    }
+
+    /// The customer answered: the outbound whisper (unless a machine is
+    /// being connected), then the bridge until one side hangs up.
+    #[allow(clippy::too_many_arguments)]
     async fn converse<E: FlowEnv + Callbacks>(
         &self,
         env: &E,
@@ -277,6 +374,7 @@ impl Dialer {
         cb: &CallbackRecord,
         queue: Option<&QueueConfig>,
         record: &mut ContactRecord,
+        whispered_to: bool,
     ) -> AfterAttempt {
         let answered = now_ms();
         record.connected_ms = Some(answered);
@@ -294,16 +392,20 @@ impl Dialer {
         let mut contact = contact_of(cb);
         // Stored as connected while the customer hears the whisper (not
         // after it: the customer must not wait on a disk write).
-        let (stored, whispered) = tokio::join!(
-            self.store_outcome(cb, DialOutcome::Answered),
-            whisper(
-                env,
-                &mut customer.session,
-                flow,
-                &["customer_whisper"],
-                &mut contact,
-            )
-        );
+        let (stored, whispered) =
+            tokio::join!(self.store_outcome(cb, DialOutcome::Answered), async {
+                if !whispered_to {
+                    return Ok(());
+                }
+                whisper(
+                    env,
+                    &mut customer.session,
+                    flow,
+                    &["customer_whisper"],
+                    &mut contact,
+                )
+                .await
+            });
         if whispered.is_err() || agent.session.ended.is_some() {
             // Answered, so it counts as connected even if a side left early.
             record.disconnect_reason = Some("ended during the whisper".into());

@@ -6,6 +6,7 @@
 pub mod book;
 pub mod dial;
 pub mod lifecycle;
+pub mod machine;
 pub mod scheduler;
 
 pub use book::CallbackBook;

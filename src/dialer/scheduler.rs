@@ -69,6 +69,23 @@ pub fn after_attempt(
     }
 }
 
+/// An answering machine took the call and the queue retries such calls:
+/// like a ring-no-answer, retried after the interval while attempts (and
+/// the expiry) allow.
+pub fn after_machine(rec: &CallbackRecord, now: Ms) -> AfterAttempt {
+    let name = "answering machine";
+    if rec.attempts <= rec.max_retries && now < rec.expires_ms {
+        AfterAttempt::Retry {
+            not_before: now + (rec.retry_interval_s as i64) * 1000,
+            outcome: name.into(),
+        }
+    } else {
+        AfterAttempt::Fail {
+            outcome: format!("{name}, {} attempts", rec.attempts),
+        }
+    }
+}
+
 /// A pending callback whose expiry has passed and which is not in the
 /// middle of an offer or a dial.
 pub fn is_expired(rec: &CallbackRecord, now: Ms) -> bool {
@@ -195,6 +212,21 @@ mod tests {
             after_attempt(&r, DialOutcome::Answered, &policy(), 0),
             AfterAttempt::Connected
         );
+    }
+
+    #[test]
+    fn a_machine_is_retried_like_no_answer() {
+        assert_eq!(
+            after_machine(&rec(1, 2, CallbackState::Dialing), 5),
+            AfterAttempt::Retry {
+                not_before: 600_005,
+                outcome: "answering machine".into()
+            }
+        );
+        assert!(matches!(
+            after_machine(&rec(3, 2, CallbackState::Dialing), 5),
+            AfterAttempt::Fail { .. }
+        ));
     }
 
     #[test]

@@ -18,6 +18,9 @@ pub struct Contact {
     pub attributes: BTreeMap<String, String>,
     pub working_queue: Option<String>,
     pub callback_number: Option<String>,
+    /// When the caller asked to be called back (Schedule callback); None:
+    /// as soon as possible.
+    pub callback_not_before: Option<SystemTime>,
 }
 
 impl Contact {
@@ -32,6 +35,7 @@ impl Contact {
             attributes: BTreeMap::new(),
             working_queue: None,
             callback_number: None,
+            callback_not_before: None,
         }
     }
 

@@ -22,6 +22,8 @@ pub trait FlowEnv {
     fn tone(&self, tone: Tone) -> Arc<Prompt>;
     /// Another flow, for Transfer to flow.
     fn flow(&self, name: &str) -> Option<Arc<Flow>>;
+    /// When the queue's callbacks may be dialled, in its time zone.
+    fn callback_hours(&self, queue: &str) -> crate::routing::hours::Hours;
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -60,6 +62,9 @@ pub struct CallbackRequest {
     pub initial_delay: Duration,
     pub max_retries: u32,
     pub retry_interval: Duration,
+    /// A time the caller chose (Schedule callback); the initial delay
+    /// still applies.
+    pub not_before: Option<SystemTime>,
 }
 
 /// Why a callback was not created.
@@ -69,6 +74,8 @@ pub enum CallbackRefusal {
     AtCapacity,
     #[error("a callback for this number is already pending")]
     Duplicate,
+    #[error("unknown queue {0:?}")]
+    UnknownQueue(String),
     #[error("number not allowed: {0}")]
     NotAllowed(String),
     #[error("{0}")]

@@ -52,7 +52,7 @@ impl FlowSet {
         let mut v: Vec<String> = self
             .flows
             .values()
-            .flat_map(|f| f.blocks.values().flat_map(|b| b.prompts().iter()))
+            .flat_map(|f| f.blocks.values().flat_map(|b| b.prompts()))
             .flat_map(|item| match parse_item(item) {
                 Ok(PromptRef::File(n)) => vec![n.to_string()],
                 Ok(PromptRef::Digits(_)) => speech::digit_prompt_names(),
@@ -246,7 +246,7 @@ pub(crate) fn validate(flow: &Flow, refs: &References<'_>) -> Vec<(String, Strin
                 ));
             }
         }
-        for (i, item) in block.prompts().iter().enumerate() {
+        for (i, item) in block.prompts().into_iter().enumerate() {
             match parse_item(item) {
                 Err(e) => p.push((
                     format!("blocks.{name}.prompts[{i}]"),

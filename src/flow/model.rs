@@ -1,12 +1,14 @@
 //! Flow definitions as written in flow files (TOML): a named graph of
 //! blocks, each with the branches its outcome can take.
 
+use super::blocks::announce_position::AnnouncePosition;
 use super::blocks::check_queue_status::CheckQueueStatus;
 use super::blocks::disconnect::Disconnect;
 use super::blocks::get_input::GetInput;
 use super::blocks::loop_block::LoopBlock;
 use super::blocks::play_prompt::PlayPrompt;
 use super::blocks::play_tone::PlayTone;
+use super::blocks::schedule_callback::ScheduleCallback;
 use super::blocks::set_callback_number::SetCallbackNumber;
 use super::blocks::set_contact_attributes::SetContactAttributes;
 use super::blocks::set_working_queue::SetWorkingQueue;
@@ -140,6 +142,8 @@ pub enum Block {
     SetContactAttributes(SetContactAttributes),
     TransferToQueue(TransferToQueue),
     CheckQueueStatus(CheckQueueStatus),
+    AnnouncePosition(AnnouncePosition),
+    ScheduleCallback(ScheduleCallback),
     Loop(LoopBlock),
     TransferToFlow(TransferToFlow),
     PlayTone(PlayTone),

@@ -90,8 +90,16 @@ pub struct QueueView {
     /// The oldest contact's original start (epoch ms).
     oldest_contact_start_ms: Option<i64>,
     oldest_contact_age_s: Option<i64>,
-    /// For a contact arriving now.
+    /// For a contact arriving now: its place in line times the queue's
+    /// average time-to-agent per place (`wait_cold_start_s` per place,
+    /// shared among the agents online, until a first contact was answered).
     estimated_wait_s: u64,
+    /// The average time one place in line took recently (an exponentially
+    /// weighted average of time-to-agent); null while no contact has yet
+    /// reached an agent.
+    wait_per_place_s: Option<f64>,
+    /// Contacts whose time-to-agent went into that average.
+    wait_samples: u64,
     agents: QueueAgents,
     today: QueueToday,
 }
@@ -125,7 +133,9 @@ pub fn queue_views(
         .iter()
         .map(|q| {
             let s = router.snapshot(q, at);
-            let ahead = (s.voice_waiting + s.callbacks_waiting) as u64;
+            // A contact arriving now joins behind everyone waiting.
+            let position = (s.voice_waiting + s.callbacks_waiting) as u64 + 1;
+            let estimate = router.wait_estimate(q);
             QueueView {
                 name: s.name.clone(),
                 max_contacts: s.max_contacts,
@@ -138,7 +148,9 @@ pub fn queue_views(
                 oldest_contact_age_s: now
                     .and(s.oldest_initial_start)
                     .map(|o| (at - o).max(0) / 1000),
-                estimated_wait_s: crate::centre::estimated_wait_s(&s, ahead),
+                estimated_wait_s: app.centre.estimated_wait_s(&router, &s, position),
+                wait_per_place_s: estimate.per_place_s(),
+                wait_samples: estimate.samples(),
                 agents: QueueAgents {
                     available: s.agents_available,
                     online: s.agents_online,

@@ -36,7 +36,9 @@ pub struct CallbackLine {
     state: &'static str,
     attempts: u32,
     max_retries: u32,
-    /// Routable again from (the initial delay or retry interval).
+    /// When it will be dialled at the earliest: after its initial delay,
+    /// retry interval or the time asked for, within its queue's callback
+    /// hours.
     next_attempt_ms: Option<i64>,
     /// When the caller first called: the callback's place in line.
     initial_start_ms: i64,
@@ -62,7 +64,9 @@ pub fn mask(number: &str) -> String {
         .collect()
 }
 
-fn line(cb: &CallbackRecord) -> CallbackLine {
+/// `dial_at`: when a pending callback will be dialled at the earliest (its
+/// not-before time moved into its queue's callback hours).
+fn line(cb: &CallbackRecord, dial_at: impl Fn(&CallbackRecord) -> i64) -> CallbackLine {
     use crate::store::CallbackState as S;
     CallbackLine {
         id: cb.id.clone(),
@@ -71,7 +75,7 @@ fn line(cb: &CallbackRecord) -> CallbackLine {
         state: cb.state.as_str(),
         attempts: cb.attempts,
         max_retries: cb.max_retries,
-        next_attempt_ms: matches!(cb.state, S::Scheduled | S::Queued).then_some(cb.not_before_ms),
+        next_attempt_ms: matches!(cb.state, S::Scheduled | S::Queued).then(|| dial_at(cb)),
         initial_start_ms: cb.initial_start_ms,
         created_ms: cb.created_ms,
         agent: cb.agent.clone(),
@@ -225,7 +229,14 @@ impl Live {
             })
             .map(|(_, n)| n)
             .sum();
-        Some((page.items.iter().map(line).collect(), pending))
+        let now = crate::centre::now_ms();
+        let centre = &self.app.centre;
+        let lines = page
+            .items
+            .iter()
+            .map(|cb| line(cb, |cb| centre.dial_at_ms(cb, now)))
+            .collect();
+        Some((lines, pending))
     }
 
     fn sample(&self, now: i64) {

@@ -105,6 +105,36 @@ pub async fn render(State(ctx): Shared) -> Response {
                 label(&s.name)
             );
         }
+        family(
+            &mut out,
+            "callgate_queue_estimated_wait_seconds",
+            Kind::Gauge,
+            "Estimated wait of a contact joining the queue now.",
+        );
+        for s in &snaps {
+            let position = (s.voice_waiting + s.callbacks_waiting) as u64 + 1;
+            let wait = app.centre.estimated_wait_s(&router, s, position);
+            let _ = writeln!(
+                out,
+                "callgate_queue_estimated_wait_seconds{{queue=\"{}\"}} {wait}",
+                label(&s.name)
+            );
+        }
+        family(
+            &mut out,
+            "callgate_queue_wait_per_place_seconds",
+            Kind::Gauge,
+            "Weighted average of recent time-to-agent per place in line (absent while no contact has reached an agent).",
+        );
+        for s in &snaps {
+            if let Some(w) = router.wait_estimate(&s.name).per_place_s() {
+                let _ = writeln!(
+                    out,
+                    "callgate_queue_wait_per_place_seconds{{queue=\"{}\"}} {w}",
+                    label(&s.name)
+                );
+            }
+        }
         family(&mut out, "callgate_agents", Kind::Gauge, "Agents by state.");
         for state in [
             "offline",

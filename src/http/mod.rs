@@ -96,7 +96,7 @@ pub fn routes() -> (OpenApiRouter<Arc<Ctx>>, OpenApiRouter<Arc<Ctx>>) {
         .routes(routes!(api::contacts))
         .routes(routes!(api::contact))
         .routes(routes!(api::stop_contact))
-        .routes(routes!(callbacks::list))
+        .routes(routes!(callbacks::list, callbacks::create))
         .routes(routes!(callbacks::one))
         .routes(routes!(records::list))
         .routes(routes!(events::stream))

@@ -67,7 +67,14 @@ struct LegState {
     last_rx: Instant,
     timed_out: bool,
     stats: LegStats,
+    /// Incoming audio decoded for an analyser (answering-machine
+    /// detection), while one listens. Bounded: a stalled reader loses
+    /// audio, never memory.
+    tap: Option<mpsc::Sender<Vec<i16>>>,
 }
+
+/// Packets of decoded audio a tap holds at most (5 s of 20 ms packets).
+const TAP_PACKETS: usize = 250;
 
 pub struct LegShared {
     id: u64,
@@ -248,6 +255,12 @@ impl LegShared {
             st.stats.dtmf_digits += 1;
             let _ = self.events.send(LegEvent::Dtmf(d.digit));
         }
+        if is_audio && let Some(tap) = &st.tap {
+            let pcm = pkt.payload.iter().map(|&c| params.law.decode(c)).collect();
+            if tap.try_send(pcm).is_err() {
+                st.tap = None;
+            }
+        }
         let Some(peer) = st.bridge.clone() else {
             return;
         };
@@ -413,6 +426,7 @@ impl Leg {
                 last_rx: Instant::now(),
                 timed_out: false,
                 stats: LegStats::default(),
+                tap: None,
             }),
             events: tx,
             closed: AtomicBool::new(false),
@@ -518,6 +532,19 @@ impl Leg {
     }
 
     /// A handle for bridging this leg from another task.
+    /// The peer's audio from now on, decoded to linear PCM, until the
+    /// receiver is dropped (or falls behind by more than 5 s).
+    pub fn tap_audio(&self) -> mpsc::Receiver<Vec<i16>> {
+        let (tx, rx) = mpsc::channel(TAP_PACKETS);
+        self.shared.state.lock().tap = Some(tx);
+        rx
+    }
+
+    /// Stops a tap.
+    pub fn untap_audio(&self) {
+        self.shared.state.lock().tap = None;
+    }
+
     pub fn link(&self) -> LegLink {
         LegLink(self.shared.clone())
     }

@@ -2,6 +2,7 @@
 //! prompts, tones, RFC 4733 DTMF and bridging. The seam to signalling is
 //! an SDP offer or answer in and a `Leg` handle out.
 
+pub mod amd;
 pub mod bridge;
 pub mod dtmf;
 pub mod engine;

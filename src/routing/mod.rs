@@ -2,6 +2,7 @@
 
 pub mod hours;
 pub mod router;
+pub mod wait;
 
 pub use router::{
     AgentStatus, ContactKind, Offer, ProfileEntry, QueueSnapshot, QueuedContact, Router,

@@ -11,6 +11,8 @@
 //! enqueue time, then contact id. The longest-idle available agent is
 //! served first.
 
+use super::hours::Hours;
+use super::wait::WaitEstimate;
 use std::collections::{BTreeMap, HashMap};
 
 pub type Ms = i64;
@@ -138,6 +140,13 @@ pub struct Router {
     contacts: HashMap<String, QueuedContact>,
     /// How long a missed agent stays missed (None: until the API says).
     missed_for: Option<Ms>,
+    /// Per queue: when its callbacks may be dialled (absent: any time).
+    windows: HashMap<String, Hours>,
+    /// Per queue: the estimate of time-to-agent.
+    waits: HashMap<String, WaitEstimate>,
+    /// Each contact's position when it joined its queue (for the wait
+    /// estimate's samples).
+    joined_at: HashMap<String, usize>,
 }
 
 impl Router {
@@ -150,6 +159,34 @@ impl Router {
 
     pub fn add_queue(&mut self, name: &str, max_contacts: usize) {
         self.max_contacts.insert(name.to_string(), max_contacts);
+    }
+
+    /// Callbacks of `queue` are offered only within `window`.
+    pub fn set_callback_window(&mut self, queue: &str, window: Hours) {
+        if !window.is_always() {
+            self.windows.insert(queue.to_string(), window);
+        }
+    }
+
+    /// When a callback of `queue` not routable before `eligible` can be
+    /// dialled, as seen at `now`: the later of the two, moved to the next
+    /// opening of the queue's callback window.
+    pub fn dial_at(&self, queue: &str, eligible: Ms, now: Ms) -> Ms {
+        let t = eligible.max(now);
+        self.windows.get(queue).map_or(t, |w| w.next_open_ms(t))
+    }
+
+    /// A contact that may be offered at `now` as far as time goes: past its
+    /// eligible time, and a callback within its queue's window.
+    fn due(&self, c: &QueuedContact, now: Ms) -> bool {
+        c.eligible <= now
+            && (c.kind != ContactKind::Callback
+                || self.windows.get(&c.queue).is_none_or(|w| w.is_open_ms(now)))
+    }
+
+    /// The queue's wait estimate (cold when nothing was observed yet).
+    pub fn wait_estimate(&self, queue: &str) -> WaitEstimate {
+        self.waits.get(queue).copied().unwrap_or_default()
     }
 
     pub fn add_profile(&mut self, name: &str, mut entries: Vec<ProfileEntry>) {
@@ -235,6 +272,8 @@ impl Router {
         if !force && self.is_full(&c.queue) {
             return Err(RouterError::Full);
         }
+        let place = self.position(&c.queue, c.initial_start, &c.id);
+        self.joined_at.insert(c.id.clone(), place);
         self.contacts.insert(c.id.clone(), c);
         Ok(())
     }
@@ -243,6 +282,7 @@ impl Router {
     /// An agent it was being offered to is released as available.
     pub fn remove(&mut self, id: &str, now: Ms) -> Option<QueuedContact> {
         let c = self.contacts.remove(id)?;
+        self.joined_at.remove(id);
         if let Some(agent) = &c.offered_to
             && matches!(self.agents.get(agent).map(|a| &a.status), Some(AgentStatus::Reserved { contact }) if contact == id)
         {
@@ -317,7 +357,7 @@ impl Router {
             let best = self
                 .contacts
                 .values()
-                .filter(|c| c.offered_to.is_none() && c.eligible <= now)
+                .filter(|c| c.offered_to.is_none() && self.due(c, now))
                 .filter(|c| {
                     level.iter().any(|e| {
                         e.queue == c.queue && now - c.enqueued.max(c.eligible) >= e.delay_ms
@@ -377,6 +417,17 @@ impl Router {
     /// The agent answered: the contact leaves the queue.
     pub fn offer_accepted(&mut self, agent: &str, contact: &str, now: Ms) -> Option<QueuedContact> {
         let c = self.contacts.remove(contact);
+        let place = self.joined_at.remove(contact);
+        if let Some(c) = &c {
+            // Time-to-agent counts from when the contact could first be
+            // offered: a callback's initial delay or retry interval is not
+            // waiting in line.
+            let waited = now - c.enqueued.max(c.eligible);
+            self.waits
+                .entry(c.queue.clone())
+                .or_default()
+                .observe(waited, place.unwrap_or(1));
+        }
         self.set_status(
             agent,
             AgentStatus::OnContact {
@@ -488,7 +539,16 @@ impl Router {
                 let base = c.enqueued.max(c.eligible);
                 std::iter::once(c.eligible).chain(delays.iter().map(move |d| base + d))
             });
-        agent_times.chain(contact_times).filter(|t| *t > now).min()
+        let openings = self
+            .contacts
+            .values()
+            .filter(|c| c.offered_to.is_none() && c.kind == ContactKind::Callback)
+            .map(|c| self.dial_at(&c.queue, c.eligible, now));
+        agent_times
+            .chain(contact_times)
+            .chain(openings)
+            .filter(|t| *t > now)
+            .min()
     }
 
     /// 1-based position a contact with `initial_start` has (or would have)
@@ -515,7 +575,7 @@ impl Router {
             s.contacts += 1;
             if c.offered_to.is_some() {
                 s.offered += 1;
-            } else if c.kind == ContactKind::Callback && c.eligible > now {
+            } else if c.kind == ContactKind::Callback && !self.due(c, now) {
                 s.callbacks_scheduled += 1;
             } else if c.kind == ContactKind::Callback {
                 s.callbacks_waiting += 1;
@@ -884,5 +944,70 @@ mod tests {
             "cb",
             "then first again by initial start"
         );
+    }
+
+    #[test]
+    fn callbacks_wait_for_their_window_and_calls_do_not() {
+        let mut r = router();
+        // Callback hours 09:00-17:00 UTC every day; the epoch day 4 is a
+        // Monday, so t(h) is Monday at h o'clock.
+        let t = |h: i64| 4 * 86_400_000 + h * 3_600_000;
+        let span = crate::routing::hours::Span::parse("mon-sun 09:00-17:00").unwrap();
+        r.set_callback_window("callbacks", Hours::new(vec![span], 0));
+        r.enqueue(contact(
+            "cb",
+            "callbacks",
+            ContactKind::Callback,
+            t(7),
+            t(7),
+        ))
+        .unwrap();
+        r.enqueue(contact("call", "support", ContactKind::Voice, t(8), t(8)))
+            .unwrap();
+        online(&mut r, "alice", "all", t(8));
+        let first = r.assign(t(8));
+        assert_eq!(first.len(), 1);
+        assert_eq!(
+            first[0].contact, "call",
+            "the older callback is outside its hours"
+        );
+        r.offer_accepted("alice", "call", t(8));
+        r.contact_ended("alice", t(8));
+        assert!(r.assign(t(8)).is_empty(), "still closed");
+        assert_eq!(r.snapshot("callbacks", t(8)).callbacks_scheduled, 1);
+        assert_eq!(r.dial_at("callbacks", t(7), t(8)), t(9));
+        assert_eq!(
+            r.next_deadline(t(8)),
+            Some(t(9)),
+            "the dispatcher wakes at the opening"
+        );
+        assert_eq!(
+            r.assign(t(9))[0].contact,
+            "cb",
+            "dialled once the window opens"
+        );
+        assert_eq!(r.dial_at("support", t(7), t(8)), t(8), "no window: now");
+    }
+
+    #[test]
+    fn time_to_agent_feeds_the_wait_estimate_per_place() {
+        let mut r = router();
+        assert_eq!(r.wait_estimate("support").samples(), 0);
+        r.enqueue(contact("a", "support", ContactKind::Voice, 0, 0))
+            .unwrap();
+        r.enqueue(contact("b", "support", ContactKind::Voice, 1, 1_000))
+            .unwrap();
+        online(&mut r, "alice", "all", 0);
+        // "b" joined second and reached alice 61 s later: 30.5 s a place.
+        r.assign(2_000);
+        r.offer_accepted("alice", "a", 2_000);
+        r.contact_ended("alice", 61_000);
+        assert_eq!(r.assign(61_000)[0].contact, "b");
+        r.offer_accepted("alice", "b", 62_000);
+        let w = r.wait_estimate("support");
+        assert_eq!(w.samples(), 2);
+        // a: 2 s at place 1; then b: 2 + (30.5 - 2) / 4 = 9.125 s.
+        assert_eq!(w.per_place_s(), Some(9.125));
+        assert_eq!(r.wait_estimate("sales").samples(), 0, "per queue");
     }
 }

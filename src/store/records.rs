@@ -120,6 +120,9 @@ pub mod initiation {
     pub const INBOUND: &str = "inbound";
     /// A callback a caller left; its previous contact is the inbound call.
     pub const CALLBACK: &str = "callback";
+    /// A callback created through the API (`POST /api/callbacks`); no
+    /// call came before it.
+    pub const API_CALLBACK: &str = "api";
     /// An offer ringing an agent's phone; its previous contact is the
     /// contact offered (inbound call or callback).
     pub const AGENT_LEG: &str = "agent_leg";

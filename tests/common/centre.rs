@@ -21,6 +21,9 @@ pub struct Opts<'a> {
     /// Extra keys for the base config's `[sip]` and `[rtp]` tables.
     pub sip: &'a str,
     pub rtp: &'a str,
+    /// Extra keys for the `support` and `callbacks` queues.
+    pub support: &'a str,
+    pub callbacks: &'a str,
 }
 
 const DEFAULT_RULES: &str = "allowed_regions = [\"US\", \"GB\"]\nallowed_prefixes = [\"+1\", \"+44\"]\nblocked_prefixes = [\"+1900\"]";
@@ -52,6 +55,7 @@ name = "support"
 max_contacts = {support_max}
 caller_id_name = "Acme Support"
 caller_id_number = "+12015550000"
+{support_extra}
 
 [[queues]]
 name = "sales"
@@ -65,6 +69,7 @@ max_contacts = {callbacks_max}
 caller_id_name = "Acme Callbacks"
 caller_id_number = "+12015550001"
 dedupe_callbacks = true
+{callbacks_extra}
 
 [[routing_profiles]]
 name = "default"
@@ -82,6 +87,8 @@ ring_timeout_s = {ring}
 "#,
         prompts = repo_root().join("prompts").display(),
         flows = flows_dir.display(),
+        support_extra = o.support,
+        callbacks_extra = o.callbacks,
     )
 }
 

@@ -9,6 +9,7 @@ pub mod browser;
 pub mod caller;
 pub mod capture;
 pub mod centre;
+pub mod greetings;
 pub mod http;
 pub mod kamailio;
 pub mod linphone;

@@ -4,12 +4,14 @@
 //! (`Cx`) through which it asks for audio, timers and callbacks, and is
 //! then told what happened (`Event`) until it names the next block.
 
+pub mod announce_position;
 pub mod check_queue_status;
 pub mod disconnect;
 pub mod get_input;
 pub mod loop_block;
 pub mod play_prompt;
 pub mod play_tone;
+pub mod schedule_callback;
 pub mod set_callback_number;
 pub mod set_contact_attributes;
 pub mod set_working_queue;
@@ -58,6 +60,8 @@ pub enum Waiting {
     Callback,
     /// Play tone: its time to run out.
     Tone,
+    /// Schedule callback: the menu or the time being keyed.
+    Schedule(schedule_callback::Stage),
 }
 
 /// Where a block goes once it has run.
@@ -200,6 +204,8 @@ impl Block {
             Block::SetContactAttributes(_) => "set_contact_attributes",
             Block::TransferToQueue(_) => "transfer_to_queue",
             Block::CheckQueueStatus(_) => "check_queue_status",
+            Block::AnnouncePosition(_) => "announce_position",
+            Block::ScheduleCallback(_) => "schedule_callback",
             Block::Loop(_) => "loop",
             Block::PlayTone(_) => "play_tone",
             Block::TransferToFlow(_) => "transfer_to_flow",
@@ -219,6 +225,8 @@ impl Block {
             Block::SetContactAttributes(b) => v.one("next", &b.next),
             Block::TransferToQueue(b) => b.branches(&mut v),
             Block::CheckQueueStatus(b) => b.branches(&mut v),
+            Block::AnnouncePosition(b) => b.branches(&mut v),
+            Block::ScheduleCallback(b) => b.branches(&mut v),
             Block::Loop(b) => b.branches(&mut v),
             Block::PlayTone(b) => v.one("next", &b.next),
             Block::TransferToFlow(_) | Block::Disconnect(_) => {}
@@ -229,16 +237,21 @@ impl Block {
     /// Blocks that wait for the caller: a cycle through one of these
     /// cannot spin without input.
     pub fn takes_input(&self) -> bool {
-        matches!(self, Block::GetInput(_) | Block::StoreInput(_))
+        matches!(
+            self,
+            Block::GetInput(_) | Block::StoreInput(_) | Block::ScheduleCallback(_)
+        )
     }
 
     /// Prompt items this block plays.
-    pub fn prompts(&self) -> &[PromptItem] {
+    pub fn prompts(&self) -> Vec<&PromptItem> {
         match self {
-            Block::PlayPrompt(b) => &b.prompts,
-            Block::GetInput(b) => &b.prompts,
-            Block::StoreInput(b) => &b.prompts,
-            _ => &[],
+            Block::PlayPrompt(b) => b.prompts.iter().collect(),
+            Block::GetInput(b) => b.prompts.iter().collect(),
+            Block::StoreInput(b) => b.prompts.iter().collect(),
+            Block::AnnouncePosition(b) => b.prompts().iter().collect(),
+            Block::ScheduleCallback(b) => b.prompts.iter().chain(&b.time_prompts).collect(),
+            _ => Vec::new(),
         }
     }
 
@@ -252,6 +265,8 @@ impl Block {
             Block::SetWorkingQueue(b) => p.queue("queue", &b.queue, refs),
             Block::TransferToQueue(b) => b.check(refs, whisper, p),
             Block::CheckQueueStatus(b) => b.check(refs, p),
+            Block::AnnouncePosition(b) => b.check(refs, p),
+            Block::ScheduleCallback(b) => b.check(refs, p),
             Block::Loop(b) => b.check(p),
             Block::SetContactAttributes(_)
             | Block::PlayTone(_)
@@ -271,6 +286,8 @@ impl Block {
             Block::SetContactAttributes(b) => b.enter(cx),
             Block::TransferToQueue(b) => b.enter(cx),
             Block::CheckQueueStatus(b) => b.enter(cx),
+            Block::AnnouncePosition(b) => b.enter(cx),
+            Block::ScheduleCallback(b) => b.enter(cx),
             Block::Loop(b) => b.enter(cx),
             Block::PlayTone(b) => b.enter(cx),
             Block::TransferToFlow(b) => Step::Transfer(b.flow.clone()),
@@ -284,6 +301,7 @@ impl Block {
         match (self, waiting) {
             (Block::GetInput(b), Waiting::Input { collecting }) => *collecting || b.barge_in,
             (Block::StoreInput(_), Waiting::Store(_)) => true,
+            (Block::ScheduleCallback(_), Waiting::Schedule(_)) => true,
             _ => false,
         }
     }
@@ -292,6 +310,8 @@ impl Block {
     pub(super) fn on(&self, waiting: Waiting, ev: Event, cx: &mut Cx<'_>) -> Step {
         match (self, waiting) {
             (Block::PlayPrompt(b), Waiting::Prompt) => b.on(ev),
+            (Block::AnnouncePosition(b), Waiting::Prompt) => b.on(ev),
+            (Block::ScheduleCallback(b), Waiting::Schedule(stage)) => b.on(stage, ev, cx),
             (Block::GetInput(b), Waiting::Input { collecting }) => b.on(collecting, ev, cx),
             (Block::StoreInput(b), Waiting::Store(entry)) => b.on(entry, ev, cx),
             (Block::TransferToQueue(b), Waiting::Callback) => b.on(ev, cx),

@@ -64,6 +64,7 @@ pub struct FakeEnv {
     pub full: HashSet<String>,
     pub rules: DialRules,
     pub flows: HashMap<String, Arc<Flow>>,
+    pub callback_hours: HashMap<String, crate::routing::hours::Hours>,
 }
 
 impl Default for FakeEnv {
@@ -87,6 +88,7 @@ impl Default for FakeEnv {
             full: HashSet::new(),
             rules: DialRules::default(),
             flows: HashMap::new(),
+            callback_hours: HashMap::new(),
         }
     }
 }
@@ -109,6 +111,9 @@ impl FlowEnv for FakeEnv {
     }
     fn flow(&self, name: &str) -> Option<Arc<Flow>> {
         self.flows.get(name).cloned()
+    }
+    fn callback_hours(&self, queue: &str) -> crate::routing::hours::Hours {
+        self.callback_hours.get(queue).cloned().unwrap_or_default()
     }
 }
 

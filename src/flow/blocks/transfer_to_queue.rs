@@ -99,6 +99,7 @@ impl TransferToQueue {
                     initial_delay: Duration::from_secs(self.initial_delay_s),
                     max_retries: self.max_retries,
                     retry_interval: Duration::from_secs(self.retry_interval_s),
+                    not_before: cx.contact.callback_not_before,
                 });
                 Step::Wait(Waiting::Callback)
             }
@@ -120,9 +121,11 @@ impl TransferToQueue {
                     .clone()
                     .unwrap_or_else(|| self.on_at_capacity.clone()),
             ),
-            Err(e @ (CallbackRefusal::NotAllowed(_) | CallbackRefusal::Failed(_))) => {
-                cx.error(&self.on_error, &e.to_string())
-            }
+            Err(
+                e @ (CallbackRefusal::NotAllowed(_)
+                | CallbackRefusal::UnknownQueue(_)
+                | CallbackRefusal::Failed(_)),
+            ) => cx.error(&self.on_error, &e.to_string()),
         }
     }
 }

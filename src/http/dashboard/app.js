@@ -32,6 +32,10 @@ const dur = s => {
 };
 const since = ms => ms == null ? "" : dur((Date.now() - ms) / 1000);
 const time = ms => new Date(ms).toLocaleTimeString([], {hour: "2-digit", minute: "2-digit", second: "2-digit"});
+// A time today reads as a time; another day's (a callback scheduled for
+// tomorrow morning, or waiting for its queue's callback hours) with its date.
+const when = ms => new Date(ms).toDateString() === new Date().toDateString()
+  ? time(ms) : `${new Date(ms).toLocaleDateString([], {weekday: "short", day: "numeric", month: "short"})} ${time(ms)}`;
 
 function show() {
   $("login").hidden = !!token;
@@ -192,7 +196,7 @@ function renderCallbacks() {
   for (const [id, at] of confirming) if (now - at > 5000) confirming.delete(id);
   const rows = [...board.callbacks].sort((a, b) => a.initial_start_ms - b.initial_start_ms || (a.id < b.id ? -1 : 1));
   document.querySelector("#callbacks tbody").innerHTML = rows.map(c => {
-    const next = c.next_attempt_ms == null ? "" : c.next_attempt_ms <= now ? "now" : time(c.next_attempt_ms);
+    const next = c.next_attempt_ms == null ? "" : c.next_attempt_ms <= now ? "now" : when(c.next_attempt_ms);
     const stoppable = ["scheduled", "queued", "offered"].includes(c.state);
     const conf = confirming.has(c.id);
     return `<tr data-id="${esc(c.id)}">
