@@ -4,6 +4,7 @@
 //! customer being called back.
 
 pub mod agent_leg;
+pub mod cluster;
 pub mod dispatch;
 pub mod inbound;
 pub mod offer;
@@ -199,6 +200,10 @@ impl Centre {
     /// Puts callbacks found in the database back in their queues, resolving
     /// offers and dials a crash interrupted (see `CallbackBook::recover`).
     pub fn restore_callbacks(&self) -> Result<usize, StoreError> {
+        if self.dialer.book.is_shared() {
+            cluster::start(self)?;
+            return Ok(0);
+        }
         let routable = self.dialer.book.recover(now_ms(), &self.dialer.rules)?;
         let mut restored = 0;
         let mut router = self.router.lock();
@@ -403,8 +408,11 @@ impl Callbacks for Centre {
             }
             Err(e) => return Err(CallbackRefusal::Failed(e.to_string())),
         };
-        // Stored first, so it is never lost; then routable.
-        if let Err(e) = self.router.lock().restore(queued(&rec)) {
+        // Stored first, so it is never lost; then routable (on a shared
+        // store: claimed by whichever node has an agent free first).
+        if !self.dialer.book.is_shared()
+            && let Err(e) = self.router.lock().restore(queued(&rec))
+        {
             warn!(error = %e, "callback stored but not queued");
         }
         self.record(ContactRecord {

@@ -13,6 +13,7 @@ pub mod http;
 pub mod kamailio;
 pub mod linphone;
 pub mod netns;
+pub mod postgres;
 pub mod rtp;
 pub mod sipp;
 pub mod tcp;
