@@ -21,6 +21,8 @@ pub struct Opts<'a> {
     /// Extra keys for the base config's `[sip]` and `[rtp]` tables.
     pub sip: &'a str,
     pub rtp: &'a str,
+    /// Extra keys for the `callbacks` queue (whisper flows, say).
+    pub callbacks_queue: &'a str,
 }
 
 const DEFAULT_RULES: &str = "allowed_regions = [\"US\", \"GB\"]\nallowed_prefixes = [\"+1\", \"+44\"]\nblocked_prefixes = [\"+1900\"]";
@@ -39,6 +41,7 @@ pub fn centre_config_opts(flows_dir: &Path, trunk: &str, extra: &str, o: &Opts<'
     let dialer_extra = o.dialer;
     let rules = o.rules.unwrap_or(DEFAULT_RULES);
     let ring = o.ring_timeout_s.unwrap_or(30);
+    let callbacks_queue = o.callbacks_queue;
     format!(
         r#"
 [prompts]
@@ -65,6 +68,7 @@ max_contacts = {callbacks_max}
 caller_id_name = "Acme Callbacks"
 caller_id_number = "+12015550001"
 dedupe_callbacks = true
+{callbacks_queue}
 
 [[routing_profiles]]
 name = "default"
