@@ -148,12 +148,18 @@ fn two_nodes_one_killed_every_callback_connected_once() {
     }
     let Some(pg) = Postgres::start() else { return };
     pg.create_db("two");
-    let trunk = AnsweringTrunk::start(Duration::from_millis(300), Duration::from_secs(400));
+    let trunk = AnsweringTrunk::start(Duration::from_millis(1000), Duration::from_secs(400));
     let trunk_addr = trunk.addr.to_string();
     let flows: Vec<(&str, String)> = vec![
         ("ani", ani_flow("callbacks", 0, 3, 1)),
-        ("agent_quiet", format!("type = \"agent_whisper\"\n{NO_WHISPER}")),
-        ("customer_quiet", format!("type = \"outbound_whisper\"\n{NO_WHISPER}")),
+        (
+            "agent_quiet",
+            format!("type = \"agent_whisper\"\n{NO_WHISPER}"),
+        ),
+        (
+            "customer_quiet",
+            format!("type = \"outbound_whisper\"\n{NO_WHISPER}"),
+        ),
     ];
     let flows: Vec<(&str, &str)> = flows.iter().map(|(n, t)| (*n, t.as_str())).collect();
     let agents = "[[agents]]\nuser = \"carol\"\nsecret = \"carol-secret\"\nrouting_profile = \"default\"\nafter_contact_work_s = 0\n\n[[agents]]\nuser = \"dave\"\nsecret = \"dave-secret\"\nrouting_profile = \"default\"\nafter_contact_work_s = 0\n";
@@ -205,18 +211,20 @@ fn two_nodes_one_killed_every_callback_connected_once() {
         assert!(run.ok(), "{}\n{}", run.errors, run.stdout);
     }
     assert!(
-        eventually(Duration::from_secs(20), || callbacks(&pg, "two").len() == CALLBACKS),
+        eventually(Duration::from_secs(20), || callbacks(&pg, "two").len()
+            == CALLBACKS),
         "{} callbacks",
         callbacks(&pg, "two").len()
     );
     // alice and bob work on node a, carol and dave on node b.
     let _agents = [
-        agent(&a, "alice", 400),
-        agent(&a, "bob", 400),
-        agent(&b, "carol", 400),
-        agent(&b, "dave", 400),
+        agent(&a, "alice", 2000),
+        agent(&a, "bob", 2000),
+        agent(&b, "carol", 2000),
+        agent(&b, "dave", 2000),
     ];
-    // Mid-run, while node a is offering or dialling: SIGKILL.
+    // Mid-run, while node a is dialling a customer (whose phone rings for
+    // a second at the trunk): SIGKILL.
     let connected = |pg: &Postgres| {
         callbacks(pg, "two")
             .iter()
@@ -232,22 +240,23 @@ fn two_nodes_one_killed_every_callback_connected_once() {
     let held_by_a = || {
         pg.query(
             "two",
-            "SELECT id FROM callbacks WHERE lease_node = 'a' AND state IN ('offered', 'dialing')",
+            "SELECT id FROM callbacks WHERE lease_node = 'a' AND state = 'dialing'",
         )
     };
     assert!(
         eventually(Duration::from_secs(30), || !held_by_a().is_empty()),
-        "node a never busy"
+        "node a never dialled"
     );
     a.kill9();
-    let orphans: Vec<String> = pg
+    let orphans: Vec<(String, String)> = pg
         .query(
             "two",
-            "SELECT id FROM callbacks WHERE lease_node = 'a' AND state IN ('scheduled', 'queued', 'offered', 'dialing')",
+            "SELECT id, state FROM callbacks WHERE lease_node = 'a' AND state IN ('scheduled', 'queued', 'offered', 'dialing')",
         )
         .into_iter()
-        .map(|r| r[0].clone())
+        .map(|r| (r[0].clone(), r[1].clone()))
         .collect();
+    eprintln!("node a held when killed: {orphans:?}");
     assert!(!orphans.is_empty(), "node a held callbacks when killed");
     assert!(
         eventually(Duration::from_secs(240), || connected(&pg) == CALLBACKS),
@@ -261,7 +270,7 @@ fn two_nodes_one_killed_every_callback_connected_once() {
         "node b claims: {}",
         b.logs()
     );
-    for id in &orphans {
+    for (id, _) in &orphans {
         let holder = pg.query(
             "two",
             &format!("SELECT state FROM callbacks WHERE id = '{id}'"),
@@ -305,7 +314,19 @@ fn two_nodes_one_killed_every_callback_connected_once() {
         if w[0][0] == w[1][0] {
             let end: i64 = w[0][2].parse().unwrap();
             let next: i64 = w[1][1].parse().unwrap();
-            assert!(end <= next, "{} offered two contacts at once: {w:?}", w[0][0]);
+            assert!(
+                end <= next,
+                "{} offered two contacts at once: {w:?}",
+                w[0][0]
+            );
         }
+    }
+    // A dial node a had in flight was resumed by b as an attempt made.
+    if orphans.iter().any(|o| o.1 == "dialing") {
+        assert!(
+            b.logs().contains("dial interrupted: counted as an attempt"),
+            "{}",
+            b.logs()
+        );
     }
 }

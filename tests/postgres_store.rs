@@ -125,7 +125,9 @@ fn lifecycle_history_dedupe_and_records_as_in_sqlite() {
     assert_eq!(claimed.len(), 1);
     s.transition("a", &[S::Queued], S::Offered, "offered to alice", NOW)
         .unwrap();
-    let r = s.begin_attempt("a", "alice", &[S::Offered], NOW + 1).unwrap();
+    let r = s
+        .begin_attempt("a", "alice", &[S::Offered], NOW + 1)
+        .unwrap();
     assert_eq!((r.state, r.attempts), (S::Dialing, 1));
     let r = s
         .end_attempt(
@@ -149,7 +151,13 @@ fn lifecycle_history_dedupe_and_records_as_in_sqlite() {
         .unwrap();
     s.begin_attempt("a", "bob", &[S::Offered], NOW + 4).unwrap();
     let r = s
-        .release("a", &[S::Offered, S::Dialing], S::Queued, "shutdown", NOW + 5)
+        .release(
+            "a",
+            &[S::Offered, S::Dialing],
+            S::Queued,
+            "shutdown",
+            NOW + 5,
+        )
         .unwrap();
     assert_eq!((r.state, r.attempts), (S::Queued, 1));
     assert_eq!(s.attempts("a").unwrap().len(), 1);
@@ -231,7 +239,10 @@ fn two_nodes_claim_disjoint_callbacks_in_line_order() {
     assert_eq!(a.claim(&["cbq".into()], 5, NOW + 2).unwrap().len(), 1);
     // Held leases are renewed; the nodes are listed.
     let held = a.renew().unwrap();
-    let in_db = pg.query("claims", "SELECT COUNT(*) FROM callbacks WHERE lease_node = 'a'");
+    let in_db = pg.query(
+        "claims",
+        "SELECT COUNT(*) FROM callbacks WHERE lease_node = 'a'",
+    );
     assert_eq!(in_db, [[held.len().to_string()]]);
     assert!(held.len() >= 6, "a's first five and the late one");
     a.heartbeat(&callgate::store::NodeInfo {
@@ -265,7 +276,10 @@ fn a_node_whose_lease_ran_out_cannot_dial_and_its_dial_counts_once() {
     assert!(b.claim(&["cbq".into()], 5, NOW).unwrap().is_empty());
     // a stalls past its lease (no renewal).
     std::thread::sleep(Duration::from_millis(700));
-    assert!(a.renew().unwrap().is_empty(), "an expired lease is not revived");
+    assert!(
+        a.renew().unwrap().is_empty(),
+        "an expired lease is not revived"
+    );
     let taken = b.claim(&["cbq".into()], 5, NOW).unwrap();
     let states: Vec<(String, S, u32)> = taken
         .iter()
@@ -285,7 +299,15 @@ fn a_node_whose_lease_ran_out_cannot_dial_and_its_dial_counts_once() {
         Err(StoreError::LeaseLost(_, holder)) if holder == "b"
     ));
     assert!(matches!(
-        a.end_attempt("x", "answered", Some(200), &[S::Dialing], S::Connected, 0, NOW + 1),
+        a.end_attempt(
+            "x",
+            "answered",
+            Some(200),
+            &[S::Dialing],
+            S::Connected,
+            0,
+            NOW + 1
+        ),
         Err(StoreError::LeaseLost(..))
     ));
     // b resolves: x's interrupted dial counted once, y's offer none.
@@ -311,16 +333,36 @@ fn a_node_whose_lease_ran_out_cannot_dial_and_its_dial_counts_once() {
     let y = b.begin_attempt("y", "bob", &[S::Offered], NOW + 3).unwrap();
     assert_eq!(y.attempts, 1);
     let y = b
-        .end_attempt("y", "answered", Some(200), &[S::Dialing], S::Connected, 0, NOW + 4)
+        .end_attempt(
+            "y",
+            "answered",
+            Some(200),
+            &[S::Dialing],
+            S::Connected,
+            0,
+            NOW + 4,
+        )
         .unwrap();
     assert_eq!(y.state, S::Connected);
     assert_eq!(
-        pg.query("fence", "SELECT lease_node IS NULL FROM callbacks WHERE id = 'y'"),
+        pg.query(
+            "fence",
+            "SELECT lease_node IS NULL FROM callbacks WHERE id = 'y'"
+        ),
         [["t"]],
         "a finished callback holds no lease"
     );
     // Stop and expiry are not fenced: the API answers on any node.
-    a.transition("x", &[S::Scheduled, S::Queued, S::Offered], S::Stopped, "api", NOW + 5)
-        .unwrap();
-    assert!(b.renew().unwrap().is_empty(), "a stopped callback is let go");
+    a.transition(
+        "x",
+        &[S::Scheduled, S::Queued, S::Offered],
+        S::Stopped,
+        "api",
+        NOW + 5,
+    )
+    .unwrap();
+    assert!(
+        b.renew().unwrap().is_empty(),
+        "a stopped callback is let go"
+    );
 }

@@ -183,17 +183,15 @@ fn validate_store(c: &Config, p: &mut Vec<(String, String)>) {
         if !c.store.is_postgres() {
             p.push((
                 "store.url".into(),
-                "must be empty (SQLite in data.dir) or postgres://user:password@host:port/database".into(),
+                "must be empty (SQLite in data.dir) or postgres://user:password@host:port/database"
+                    .into(),
             ));
         } else if let Err(e) = url.parse::<tokio_postgres::Config>() {
             // The driver's message never repeats the password.
             p.push(("store.url".into(), format!("not a PostgreSQL URL: {e}")));
         }
         if !(1..=256).contains(&c.store.pool_size) {
-            p.push((
-                "store.pool_size".into(),
-                "must be between 1 and 256".into(),
-            ));
+            p.push(("store.pool_size".into(), "must be between 1 and 256".into()));
         }
         let id = &c.cluster.node_id;
         if id.is_empty() {

@@ -296,7 +296,12 @@ impl CallbackBook {
     ) -> Result<Option<CallbackRecord>, StoreError> {
         Ok(match scheduler::recover(&cb, &self.policy, now) {
             Recovery::Expire => {
-                self.apply(&cb.id, Event::Expire, &format!("expired (found after {cause})"), now)?;
+                self.apply(
+                    &cb.id,
+                    Event::Expire,
+                    &format!("expired (found after {cause})"),
+                    now,
+                )?;
                 None
             }
             Recovery::Requeue if due && cb.state == CallbackState::Scheduled => {

@@ -9,7 +9,7 @@
 
 use super::book::CallbackBook;
 use crate::phone::DialRules;
-use crate::store::{CallbackRecord, NodeInfo, NodeRow, StoreError};
+use crate::store::{CallbackRecord, CallbackState, NodeInfo, NodeRow, StoreError};
 use tracing::info;
 
 impl CallbackBook {
@@ -39,12 +39,7 @@ impl CallbackBook {
             };
             let mut found = Vec::new();
             for cb in cluster.claim(&queues, limit, now)? {
-                let orphan = cb.state.is_pending()
-                    && matches!(
-                        cb.state,
-                        crate::store::CallbackState::Offered | crate::store::CallbackState::Dialing
-                    );
-                if orphan {
+                if matches!(cb.state, CallbackState::Offered | CallbackState::Dialing) {
                     info!(callback = %cb.id, state = cb.state.as_str(), "resuming a callback whose node stopped renewing its lease");
                 }
                 let resumed = b.resume(cb, now, true, "its node's lease running out")?;

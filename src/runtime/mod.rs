@@ -82,8 +82,12 @@ pub fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
         lease_ms: (config.cluster.lease_s as i64) * 1000,
         pool_size: config.store.pool_size,
     };
-    let store = PgStore::connect(&opts)
-        .with_context(|| format!("opening the PostgreSQL database {}", redacted(&config.store.url)))?;
+    let store = PgStore::connect(&opts).with_context(|| {
+        format!(
+            "opening the PostgreSQL database {}",
+            redacted(&config.store.url)
+        )
+    })?;
     tracing::info!(
         node = %opts.node_id,
         schema = store.schema_version(),

@@ -11,11 +11,11 @@ pub mod record_writer;
 pub mod records;
 pub mod sqlite;
 
+pub use cluster::{Cluster, NodeInfo, NodeRow};
+pub use postgres::{PgOptions, PgStore};
 pub use query::{CallbackFilter, Cursor, DayCounts, Order, Page, RecordFilter};
 pub use record_writer::{OpenRecord, RecordWriter};
 pub use records::{Attempt, CallbackRecord, CallbackState, ContactRecord, NewCallback, initiation};
-pub use cluster::{Cluster, NodeInfo, NodeRow};
-pub use postgres::{PgOptions, PgStore};
 pub use sqlite::SqliteStore;
 
 use std::sync::Arc;

@@ -130,7 +130,10 @@ impl AnsweringTrunk {
                         let ok = Response::to_request(&req, 200, Some(&tag))
                             .with_header(HeaderName::Contact, format!("<sip:trunk@{addr}>"))
                             .with_body("application/sdp", bytes::Bytes::from(sdp));
-                        l.lock().unwrap().invites.push((number.clone(), call_id.clone()));
+                        l.lock()
+                            .unwrap()
+                            .invites
+                            .push((number.clone(), call_id.clone()));
                         let terminated = Response::to_request(&req, 487, Some(&tag));
                         ringing.insert(
                             call_id,

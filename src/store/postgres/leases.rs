@@ -4,9 +4,9 @@
 //! neither waits for the other) and given this node's lease in the same
 //! UPDATE.
 
+use super::super::StoreError;
 use super::super::cluster::{Cluster, NodeInfo, NodeRow};
 use super::super::records::CallbackRecord;
-use super::super::StoreError;
 use super::{NOW, PgStore, rows};
 
 impl Cluster for PgStore {

@@ -88,7 +88,7 @@ impl PgStore {
         if pg.get_connect_timeout().is_none() {
             pg.connect_timeout(Duration::from_secs(5));
         }
-        pg.application_name(&format!("callgate {}", opts.node_id));
+        pg.application_name(format!("callgate {}", opts.node_id));
         let manager = Manager::from_config(
             pg,
             NoTls,

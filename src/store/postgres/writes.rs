@@ -222,10 +222,7 @@ pub(super) async fn transition(
     let tx = c.transaction().await?;
     locked(&tx, ctx, &w, fence).await?;
     let lease = lease_after(to, fence, false);
-    let rec = update(
-        &tx, ctx, &w.id, to, w.now_ms, None, None, None, None, lease,
-    )
-    .await?;
+    let rec = update(&tx, ctx, &w.id, to, w.now_ms, None, None, None, None, lease).await?;
     event(&tx, &w.id, w.now_ms, to, &w.text).await?;
     tx.commit().await?;
     Ok(rec)
