@@ -107,6 +107,27 @@ fn callback_end_to_end_on_postgres() {
     assert_eq!(nodes["nodes"][0]["http"], http.to_string());
     let listed = get_json(http, "/api/callbacks");
     assert_eq!(listed[0]["state"], "connected");
+    // The database goes away: /health and OPTIONS probes say so, for a
+    // load balancer or a proxy's dispatcher to take the node out.
+    let probe = |gw: &Gateway| {
+        let mut ua = common::ua::Ua::udp(gw.udp);
+        let text = ua.options("");
+        ua.request(&text).map(|r| r.status)
+    };
+    assert_eq!(probe(&gw), Some(200));
+    pg.stop();
+    assert!(
+        eventually(Duration::from_secs(20), || {
+            common::http::request(http, "GET", "/health", None, None).0 == 503
+        }),
+        "health"
+    );
+    let (_, body) = common::http::request(http, "GET", "/health", None, None);
+    assert!(body.contains("degraded"), "{body}");
+    assert!(
+        eventually(Duration::from_secs(5), || probe(&gw) == Some(503)),
+        "OPTIONS answered 503 while the database is down"
+    );
 }
 
 /// Registers `user` at `gw` from a fresh port and answers offers there

@@ -243,6 +243,7 @@ impl Centre {
                 let ok = c.db(|s| s.contacts(1)).await.is_ok();
                 if ok != c.database_ok.swap(ok, Ordering::Relaxed) {
                     warn!(ok, "database health changed");
+                    c.sip.send(crate::call::Command::DatabaseOk(ok));
                 }
                 drop(c);
                 tokio::time::sleep(std::time::Duration::from_secs(1)).await;

@@ -189,6 +189,24 @@ impl Postgres {
     }
 }
 
+impl Postgres {
+    /// Stops the server at once (as if the database host went away).
+    pub fn stop(&self) {
+        let data = self.data();
+        self.run_ok(
+            "pg_ctl",
+            &[
+                "-D",
+                data.to_str().unwrap(),
+                "-m",
+                "immediate",
+                "-w",
+                "stop",
+            ],
+        );
+    }
+}
+
 impl Drop for Postgres {
     fn drop(&mut self) {
         let data = self.data();
