@@ -451,7 +451,7 @@ fn two_nodes_behind_kamailio_dispatcher_survive_a_node_killed() {
             &opts,
         )
     };
-    let mut nodes = vec![node("a"), node("b")];
+    let mut nodes = [node("a"), node("b")];
     let list = nodes[0].dir.path().join("nodes.list");
     std::fs::write(
         &list,
