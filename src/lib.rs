@@ -17,5 +17,6 @@ pub mod runtime;
 pub(crate) mod security;
 pub(crate) mod services;
 pub mod sip;
-pub(crate) mod store;
+// Public for tests/postgres_store.rs, which drives the PostgreSQL store directly.
+pub mod store;
 pub(crate) mod telemetry;

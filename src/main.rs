@@ -59,6 +59,9 @@ enum Command {
         #[command(subcommand)]
         command: RecordsCommand,
     },
+    /// Brings the database schema up to date (also done at start-up) and
+    /// exits.
+    Migrate,
 }
 
 #[derive(Subcommand)]
@@ -156,6 +159,32 @@ fn main() -> ExitCode {
     match cli.command {
         Some(Command::Status | Command::Callbacks { .. } | Command::Records { .. }) => {
             ExitCode::FAILURE
+        }
+        Some(Command::Migrate) => {
+            let config = match callgate::config::load(&cli.config, &overrides) {
+                Ok(c) => c,
+                Err(errors) => {
+                    eprintln!("{errors}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            match callgate::runtime::open_store(&config) {
+                Ok(_) if config.store.is_postgres() => {
+                    println!(
+                        "PostgreSQL {}: schema up to date",
+                        callgate::runtime::redacted(&config.store.url)
+                    );
+                    ExitCode::SUCCESS
+                }
+                Ok(_) => {
+                    println!("SQLite in {}: schema up to date", config.data.dir.display());
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("callgate: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
         }
         Some(Command::CheckConfig { file }) => {
             let file = file.unwrap_or(cli.config);

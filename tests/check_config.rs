@@ -56,6 +56,25 @@ fn broken_configs_are_reported_with_file_line_and_key() {
             ],
         ),
         (
+            "[store]\nurl = \"mysql://db/x\"\n[cluster]\nnode_id = \"a\"\n",
+            &["FILE:2:1: store.url: must be empty"],
+        ),
+        (
+            "[store]\nurl = \"postgres://u:p@127.0.0.1:notaport/db\"\n[cluster]\nnode_id = \"a\"\n",
+            &["FILE:2:1: store.url: not a PostgreSQL URL"],
+        ),
+        (
+            "[store]\nurl = \"postgres://u:p@127.0.0.1:5432/db\"\n",
+            &["cluster.node_id: required with a PostgreSQL store"],
+        ),
+        (
+            "[store]\nurl = \"postgres://u:p@127.0.0.1/db\"\n[cluster]\nnode_id = \"a b\"\nlease_s = 4\nheartbeat_s = 3\n",
+            &[
+                "FILE:4:1: cluster.node_id: at most 64",
+                "FILE:6:1: cluster.heartbeat_s: must be at least 1 and at most half",
+            ],
+        ),
+        (
             "[security]\ntrusted = [\"10.0.0.0/8\", \"banana\"]\n",
             &["FILE:2:", "security.trusted[1]", "banana"],
         ),

@@ -33,14 +33,22 @@ async fn run(centre: Arc<Centre>) {
                 .map(|c| c.id),
         );
     }
+    // On a shared store callbacks created by any node are claimed: look
+    // for them often.
+    let shared = centre.dialer.book.is_shared();
+    let tick = if shared {
+        super::cluster::CLAIM_POLL
+    } else {
+        IDLE_TICK
+    };
     loop {
         let now = now_ms();
         let wait = centre
             .router
             .lock()
             .next_deadline(now)
-            .map(|d| Duration::from_millis((d - now).max(1) as u64).min(IDLE_TICK))
-            .unwrap_or(IDLE_TICK);
+            .map(|d| Duration::from_millis((d - now).max(1) as u64).min(tick))
+            .unwrap_or(tick);
         tokio::select! {
             _ = centre.wake.notified() => {}
             _ = centre.bindings.changed() => {}
@@ -58,7 +66,11 @@ async fn run(centre: Arc<Centre>) {
             last_expiry = now;
             expire(&centre, now, &mut scheduled).await;
         }
-        mark_routable(&centre, now, &mut scheduled).await;
+        if shared {
+            super::cluster::claim(&centre, now).await;
+        } else {
+            mark_routable(&centre, now, &mut scheduled).await;
+        }
         let offers = centre.router.lock().assign(now);
         for o in offers {
             info!(agent = %o.agent, contact = %o.contact, queue = %o.queue, kind = ?o.kind, "offering");

@@ -4,6 +4,7 @@
 //! customer being called back.
 
 pub mod agent_leg;
+pub mod cluster;
 pub mod dispatch;
 pub mod inbound;
 pub mod new_callback;
@@ -193,6 +194,10 @@ impl Centre {
     /// Puts callbacks found in the database back in their queues, resolving
     /// offers and dials a crash interrupted (see `CallbackBook::recover`).
     pub fn restore_callbacks(&self) -> Result<usize, StoreError> {
+        if self.dialer.book.is_shared() {
+            cluster::start(self)?;
+            return Ok(0);
+        }
         let routable = self.dialer.book.recover(now_ms(), &self.dialer.rules)?;
         let mut restored = 0;
         let mut router = self.router.lock();
@@ -232,6 +237,7 @@ impl Centre {
                 let ok = c.db(|s| s.contacts(1)).await.is_ok();
                 if ok != c.database_ok.swap(ok, Ordering::Relaxed) {
                     warn!(ok, "database health changed");
+                    c.sip.send(crate::call::Command::DatabaseOk(ok));
                 }
                 drop(c);
                 tokio::time::sleep(std::time::Duration::from_secs(1)).await;

@@ -101,8 +101,11 @@ impl Centre {
             }
             Err(e) => return Err(CallbackRefusal::Failed(e.to_string())),
         };
-        // Stored first, so it is never lost; then routable.
-        if let Err(e) = self.router.lock().restore(queued(&rec)) {
+        // Stored first, so it is never lost; then routable (on a shared
+        // store: claimed by whichever node has an agent free first).
+        if !self.dialer.book.is_shared()
+            && let Err(e) = self.router.lock().restore(queued(&rec))
+        {
             warn!(error = %e, "callback stored but not queued");
         }
         self.record(ContactRecord {

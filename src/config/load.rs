@@ -177,6 +177,57 @@ fn validate_tcp(c: &Config, p: &mut Vec<(String, String)>) {
     }
 }
 
+fn validate_store(c: &Config, p: &mut Vec<(String, String)>) {
+    let url = c.store.url.trim();
+    if !url.is_empty() {
+        if !c.store.is_postgres() {
+            p.push((
+                "store.url".into(),
+                "must be empty (SQLite in data.dir) or postgres://user:password@host:port/database"
+                    .into(),
+            ));
+        } else if let Err(e) = url.parse::<tokio_postgres::Config>() {
+            // The driver's message never repeats the password.
+            p.push(("store.url".into(), format!("not a PostgreSQL URL: {e}")));
+        }
+        if !(1..=256).contains(&c.store.pool_size) {
+            p.push(("store.pool_size".into(), "must be between 1 and 256".into()));
+        }
+        let id = &c.cluster.node_id;
+        if id.is_empty() {
+            p.push((
+                "cluster.node_id".into(),
+                "required with a PostgreSQL store: a name unique to this node".into(),
+            ));
+        } else if id.len() > 64
+            || !id
+                .chars()
+                .all(|ch| ch.is_ascii_alphanumeric() || matches!(ch, '-' | '_' | '.'))
+        {
+            p.push((
+                "cluster.node_id".into(),
+                "at most 64 letters, digits, '-', '_' or '.'".into(),
+            ));
+        }
+    }
+    let k = &c.cluster;
+    if !(2..=3600).contains(&k.lease_s) {
+        p.push((
+            "cluster.lease_s".into(),
+            "must be between 2 and 3600".into(),
+        ));
+    }
+    if k.heartbeat_s == 0 || k.heartbeat_s * 2 > k.lease_s {
+        p.push((
+            "cluster.heartbeat_s".into(),
+            format!(
+                "must be at least 1 and at most half of cluster.lease_s ({})",
+                k.lease_s
+            ),
+        ));
+    }
+}
+
 /// serde names Rust types ("expected u64"); operators want words.
 fn plain_types(message: &str) -> String {
     let mut m = message.to_string();
@@ -221,6 +272,7 @@ fn validate(c: &Config) -> Vec<(String, String)> {
         p.push(("sip.t1_ms".into(), "must be between 50 and 5000".into()));
     }
     validate_tcp(c, &mut p);
+    validate_store(c, &mut p);
     if c.rtp.port_min == 0 || c.rtp.port_min > c.rtp.port_max {
         p.push((
             "rtp.port_min".into(),

@@ -21,6 +21,8 @@ pub struct Config {
     pub rtp: RtpConfig,
     pub http: HttpConfig,
     pub data: DataConfig,
+    pub store: StoreConfig,
+    pub cluster: ClusterConfig,
     pub registrar: RegistrarConfig,
     pub security: SecurityConfig,
     pub prompts: PromptsConfig,
@@ -46,6 +48,8 @@ impl Default for Config {
             rtp: RtpConfig::default(),
             http: HttpConfig::default(),
             data: DataConfig::default(),
+            store: StoreConfig::default(),
+            cluster: ClusterConfig::default(),
             registrar: RegistrarConfig::default(),
             security: SecurityConfig::default(),
             prompts: PromptsConfig::default(),
@@ -220,6 +224,56 @@ impl Default for DataConfig {
     fn default() -> Self {
         DataConfig {
             dir: PathBuf::from("./data"),
+        }
+    }
+}
+
+/// Where callbacks and records are kept: empty `url` is the embedded
+/// SQLite database in `data.dir` (one node); `postgres://…` a shared
+/// PostgreSQL database (several nodes, see `[cluster]`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreConfig {
+    pub url: String,
+    /// Connections to PostgreSQL per node.
+    pub pool_size: usize,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            url: String::new(),
+            pool_size: 8,
+        }
+    }
+}
+
+impl StoreConfig {
+    pub fn is_postgres(&self) -> bool {
+        self.url.starts_with("postgres://") || self.url.starts_with("postgresql://")
+    }
+}
+
+/// This node among several on one PostgreSQL database.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClusterConfig {
+    /// Unique per node; required with a PostgreSQL store.
+    pub node_id: String,
+    /// A callback this node claimed is another node's to resume this long
+    /// after this node stopped renewing its lease (it died, or lost the
+    /// database).
+    pub lease_s: u64,
+    /// How often the node renews its leases and writes its heartbeat.
+    pub heartbeat_s: u64,
+}
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        ClusterConfig {
+            node_id: String::new(),
+            lease_s: 15,
+            heartbeat_s: 3,
         }
     }
 }

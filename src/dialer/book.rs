@@ -18,7 +18,7 @@ use tracing::{info, warn};
 
 #[derive(Clone)]
 pub struct CallbackBook {
-    store: Arc<dyn Store>,
+    pub(super) store: Arc<dyn Store>,
     policy: RetryPolicy,
     /// The callback's contact record is closed when it finishes without
     /// a conversation (stopped, expired, failed).
@@ -45,7 +45,7 @@ impl CallbackBook {
 
     /// After each write: note the change; a callback that ended without
     /// a conversation has its contact record closed.
-    fn written(&self, rec: CallbackRecord, reason: &str, now: i64) -> CallbackRecord {
+    pub(super) fn written(&self, rec: CallbackRecord, reason: &str, now: i64) -> CallbackRecord {
         self.changes.fetch_add(1, Ordering::Relaxed);
         if matches!(
             rec.state,
@@ -61,7 +61,7 @@ impl CallbackBook {
     }
 
     /// Runs `f` on the blocking pool (the store fsyncs).
-    async fn run<T: Send + 'static>(
+    pub(super) async fn run<T: Send + 'static>(
         &self,
         f: impl FnOnce(&CallbackBook) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
@@ -263,8 +263,19 @@ impl CallbackBook {
     /// it was stored), and returns the callbacks to put back in their
     /// queues.
     pub fn recover(&self, now: i64, rules: &DialRules) -> Result<Vec<CallbackRecord>, StoreError> {
+        let found = self.recover_interrupted(now)?;
+        self.allowed(found, now, rules)
+    }
+
+    /// The callbacks today's dial rules allow; the others fail.
+    pub(super) fn allowed(
+        &self,
+        found: Vec<CallbackRecord>,
+        now: i64,
+        rules: &DialRules,
+    ) -> Result<Vec<CallbackRecord>, StoreError> {
         let mut routable = Vec::new();
-        for cb in self.recover_interrupted(now)? {
+        for cb in found {
             match rules.check(&cb.number) {
                 Ok(()) => routable.push(cb),
                 Err(e) => {
@@ -279,35 +290,60 @@ impl CallbackBook {
     fn recover_interrupted(&self, now: i64) -> Result<Vec<CallbackRecord>, StoreError> {
         let mut routable = Vec::new();
         for cb in self.store.pending_callbacks()? {
-            match scheduler::recover(&cb, &self.policy, now) {
-                Recovery::Expire => {
-                    self.apply(&cb.id, Event::Expire, "expired (found at start-up)", now)?;
-                }
-                Recovery::Requeue => routable.push(cb),
-                Recovery::OfferInterrupted => {
-                    routable.push(self.apply(
-                        &cb.id,
-                        Event::Unoffer,
-                        "offer interrupted by a restart",
-                        now,
-                    )?);
-                }
-                Recovery::DialInterrupted(decision) => {
-                    let rec = self.write_attempt_end(
-                        &cb.id,
-                        &interrupted(decision),
-                        None,
-                        cb.not_before_ms,
-                        now,
-                    )?;
-                    if rec.state == CallbackState::Queued {
-                        info!(callback = %rec.id, attempts = rec.attempts, "dial interrupted: counted as an attempt");
-                        routable.push(rec);
-                    }
-                }
+            if let Some(rec) = self.resume(cb, now, false, "a restart")? {
+                routable.push(rec);
             }
         }
         Ok(routable)
+    }
+
+    /// Resolves one callback found pending by a node that did not have it
+    /// a moment ago (at start-up, or claimed from a node that died) and
+    /// returns it if it goes back in line. `due`: a scheduled one whose
+    /// delay is over is made routable here (a claim only takes due ones).
+    pub(super) fn resume(
+        &self,
+        cb: CallbackRecord,
+        now: i64,
+        due: bool,
+        cause: &str,
+    ) -> Result<Option<CallbackRecord>, StoreError> {
+        Ok(match scheduler::recover(&cb, &self.policy, now) {
+            Recovery::Expire => {
+                self.apply(
+                    &cb.id,
+                    Event::Expire,
+                    &format!("expired (found after {cause})"),
+                    now,
+                )?;
+                None
+            }
+            Recovery::Requeue if due && cb.state == CallbackState::Scheduled => {
+                Some(self.apply(&cb.id, Event::Routable, "initial delay over", now)?)
+            }
+            Recovery::Requeue => Some(cb),
+            Recovery::OfferInterrupted => Some(self.apply(
+                &cb.id,
+                Event::Unoffer,
+                &format!("offer interrupted by {cause}"),
+                now,
+            )?),
+            Recovery::DialInterrupted(decision) => {
+                let rec = self.write_attempt_end(
+                    &cb.id,
+                    &interrupted(decision, cause),
+                    None,
+                    cb.not_before_ms,
+                    now,
+                )?;
+                if rec.state == CallbackState::Queued {
+                    info!(callback = %rec.id, attempts = rec.attempts, cause, "dial interrupted: counted as an attempt");
+                    Some(rec)
+                } else {
+                    None
+                }
+            }
+        })
     }
 }
 
@@ -315,10 +351,10 @@ fn refused(why: &str) -> String {
     format!("refused by the dial rules: {why}")
 }
 
-/// A dial cut by a restart: the customer's phone may have rung, so it
-/// counts; described as what it was.
-fn interrupted(decision: AfterAttempt) -> AfterAttempt {
-    let outcome = "interrupted by a restart".to_string();
+/// A dial cut by a restart (or its node's death): the customer's phone
+/// may have rung, so it counts; described as what it was.
+fn interrupted(decision: AfterAttempt, cause: &str) -> AfterAttempt {
+    let outcome = format!("interrupted by {cause}");
     match decision {
         AfterAttempt::Retry { not_before, .. } => AfterAttempt::Retry {
             not_before,

@@ -4,6 +4,7 @@
 //! customer back once an agent has accepted.
 
 pub mod book;
+pub mod claims;
 pub mod dial;
 pub mod lifecycle;
 pub mod machine;

@@ -106,6 +106,8 @@ pub struct Endpoint {
     client_started: HashMap<ClientTxId, (Method, Option<Instant>)>,
     /// Shutting down: new calls and probes get 503.
     draining: bool,
+    /// The database does not answer: probes get 503.
+    database_down: bool,
     held_byes: HeldByes,
 }
 
@@ -131,6 +133,7 @@ impl Endpoint {
             stats: Arc::new(Stats::default()),
             client_started: HashMap::new(),
             draining: false,
+            database_down: false,
             held_byes: HeldByes::default(),
         }
     }
@@ -470,6 +473,12 @@ impl Endpoint {
                 .with_header(HeaderName::RetryAfter, "30");
             return self.respond(tx, r, now, out);
         }
+        if self.database_down && out_of_dialog && req.method == Method::Options {
+            let r = Response::to_request(&req, 503, Some(&tag))
+                .with_reason("Database Unavailable")
+                .with_header(HeaderName::RetryAfter, "5");
+            return self.respond(tx, r, now, out);
+        }
         let resp = match &req.method {
             Method::Options => capabilities::options_response(&req, &tag),
             Method::Register => self.registrar.handle(&req, peer, &tag, now),
@@ -627,6 +636,7 @@ impl Endpoint {
                 self.calls.entry(call).or_default();
             }
             Command::Drain => self.draining = true,
+            Command::DatabaseOk(ok) => self.database_down = !ok,
         }
         out
     }

@@ -81,6 +81,10 @@ pub enum Command {
     /// OPTIONS probes 503, so proxies and load balancers send elsewhere;
     /// calls in progress go on.
     Drain,
+    /// Whether the database answers: while it does not, OPTIONS probes
+    /// are answered 503 so a proxy's dispatcher (Kamailio's OPTIONS
+    /// probing) sends new calls and registrations to another node.
+    DatabaseOk(bool),
 }
 
 /// Our own SIP addresses, for Via and Contact of the requests we send.

@@ -11,6 +11,7 @@ pub mod error;
 pub mod events;
 pub mod live;
 pub mod metrics;
+pub mod nodes;
 pub mod openapi;
 pub mod page;
 pub mod records;
@@ -99,6 +100,7 @@ pub fn routes() -> (OpenApiRouter<Arc<Ctx>>, OpenApiRouter<Arc<Ctx>>) {
         .routes(routes!(callbacks::list, callbacks::create))
         .routes(routes!(callbacks::one))
         .routes(routes!(records::list))
+        .routes(routes!(nodes::list))
         .routes(routes!(events::stream))
         .routes(routes!(metrics::render));
     let public = OpenApiRouter::new()

@@ -18,7 +18,7 @@ use crate::flow::FlowSet;
 use crate::media::engine::{MediaConfig, MediaEngine};
 use crate::media::prompt::PromptLibrary;
 use crate::registrar::Bindings;
-use crate::store::{SqliteStore, Store};
+use crate::store::{PgOptions, PgStore, SqliteStore, Store};
 use anyhow::Context;
 pub use loaded::{Loaded, load_all};
 use std::net::SocketAddr;
@@ -68,6 +68,59 @@ pub fn load_prompts(config: &Config, flows: &FlowSet) -> anyhow::Result<PromptLi
     })
 }
 
+/// Opens the configured store, bringing its schema up to date: SQLite in
+/// `data.dir`, or PostgreSQL at `store.url`.
+pub fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
+    if !config.store.is_postgres() {
+        let store = SqliteStore::open(&config.data.dir)
+            .with_context(|| format!("opening the database in {}", config.data.dir.display()))?;
+        return Ok(Arc::new(store));
+    }
+    let opts = PgOptions {
+        url: config.store.url.clone(),
+        node_id: config.cluster.node_id.clone(),
+        lease_ms: (config.cluster.lease_s as i64) * 1000,
+        pool_size: config.store.pool_size,
+    };
+    let store = PgStore::connect(&opts).with_context(|| {
+        format!(
+            "opening the PostgreSQL database {}",
+            redacted(&config.store.url)
+        )
+    })?;
+    tracing::info!(
+        node = %opts.node_id,
+        schema = store.schema_version(),
+        "PostgreSQL store ready"
+    );
+    Ok(Arc::new(store))
+}
+
+/// A database URL without its password, for messages.
+pub fn redacted(url: &str) -> String {
+    match url.parse::<tokio_postgres::Config>() {
+        Ok(c) => {
+            let hosts: Vec<String> = c
+                .get_hosts()
+                .iter()
+                .map(|h| match h {
+                    tokio_postgres::config::Host::Tcp(h) => h.clone(),
+                    tokio_postgres::config::Host::Unix(p) => p.display().to_string(),
+                })
+                .collect();
+            let ports: Vec<String> = c.get_ports().iter().map(|p| p.to_string()).collect();
+            format!(
+                "{}@{}:{}/{}",
+                c.get_user().unwrap_or(""),
+                hosts.join(","),
+                ports.join(","),
+                c.get_dbname().unwrap_or("")
+            )
+        }
+        Err(_) => "(unparsable URL)".into(),
+    }
+}
+
 /// Binds everything and starts the tasks.
 pub async fn start(loaded: Loaded) -> anyhow::Result<Running> {
     let Loaded { config, flows } = loaded;
@@ -75,10 +128,7 @@ pub async fn start(loaded: Loaded) -> anyhow::Result<Running> {
     memory::spawn_trimmer(Duration::from_secs(10));
     let prompts = load_prompts(&config, &flows)?;
     crate::phone::warm_up();
-    let store: Arc<dyn Store> = Arc::new(
-        SqliteStore::open(&config.data.dir)
-            .with_context(|| format!("opening the database in {}", config.data.dir.display()))?,
-    );
+    let store = open_store(&config)?;
     let media = MediaEngine::new(
         MediaConfig {
             address: config
@@ -157,6 +207,19 @@ pub async fn start(loaded: Loaded) -> anyhow::Result<Running> {
     tracing::info!(restored, "callbacks restored from the database");
     crate::centre::dispatch::spawn(centre.clone());
     centre.spawn_database_probe();
+    crate::centre::cluster::spawn_keeper(
+        centre.clone(),
+        crate::store::NodeInfo {
+            sip: bound
+                .sip_udp
+                .first()
+                .map(|a| a.to_string())
+                .unwrap_or_default(),
+            http: bound.http.map(|a| a.to_string()).unwrap_or_default(),
+            started_ms: crate::centre::now_ms(),
+            version: env!("CARGO_PKG_VERSION").to_string(),
+        },
+    );
     let app = Arc::new(App {
         config: config.clone(),
         media,

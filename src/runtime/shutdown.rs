@@ -38,6 +38,13 @@ impl Running {
             .cancel_and_wait(deadline.saturating_duration_since(Instant::now()))
             .await;
         info!(calls = live, all_ended = ended, "calls ended");
+        // Claimed callbacks nobody was offered go back to the other nodes
+        // now rather than when their leases run out.
+        match centre.dialer.book.release_unstarted().await {
+            Ok(0) => {}
+            Ok(n) => info!(released = n, "claimed callbacks handed back"),
+            Err(e) => warn!(error = %e, "claimed callbacks not handed back"),
+        }
         let answers_until = (Instant::now() + ANSWERS).min(deadline);
         while self.app.stats.requests_in_flight.load(Ordering::Relaxed) > 0
             && Instant::now() < answers_until

@@ -1,14 +1,18 @@
 //! Durable state: callbacks (with every state transition and dial
 //! attempt) and contact records. `Store` is the interface; `sqlite` is the
-//! embedded implementation (a PostgreSQL one would implement the same
-//! trait with the same SQL, `FOR UPDATE SKIP LOCKED` for claiming).
+//! embedded implementation (one node), `postgres` the shared one (several
+//! nodes, which claim callbacks with leases: `cluster`).
 
+pub mod cluster;
 mod contact_rows;
+pub mod postgres;
 pub mod query;
 pub mod record_writer;
 pub mod records;
 pub mod sqlite;
 
+pub use cluster::{Cluster, NodeInfo, NodeRow};
+pub use postgres::{PgOptions, PgStore};
 pub use query::{CallbackFilter, Cursor, DayCounts, Order, Page, RecordFilter};
 pub use record_writer::{OpenRecord, RecordWriter};
 pub use records::{Attempt, CallbackRecord, CallbackState, ContactRecord, NewCallback, initiation};
@@ -32,8 +36,16 @@ pub async fn blocking<S: ?Sized + Send + Sync + 'static, T: Send + 'static>(
 pub enum StoreError {
     #[error("database: {0}")]
     Db(#[from] rusqlite::Error),
+    #[error("database: {0}")]
+    Pg(#[from] tokio_postgres::Error),
+    #[error("database unreachable: {0}")]
+    Unavailable(String),
     #[error("database worker failed: {0}")]
     Worker(String),
+    /// A write of an offer or a dial by a node that no longer holds the
+    /// callback's lease (fencing): nothing written.
+    #[error("callback {0} is no longer this node's (lease held by {1})")]
+    LeaseLost(String, String),
     #[error("no such callback {0}")]
     NotFound(String),
     #[error("callback {0} is {1}, not {2}")]
@@ -130,4 +142,8 @@ pub trait Store: Send + Sync {
         &self,
         since_ms: i64,
     ) -> Result<std::collections::HashMap<String, DayCounts>, StoreError>;
+    /// Claims and leases, where several nodes share this store.
+    fn cluster(&self) -> Option<&dyn Cluster> {
+        None
+    }
 }

@@ -14,6 +14,7 @@ pub mod http;
 pub mod kamailio;
 pub mod linphone;
 pub mod netns;
+pub mod postgres;
 pub mod prom;
 pub mod rtp;
 pub mod sipp;
