@@ -428,6 +428,29 @@ impl Endpoint {
         self.handle_tx_outputs(tx_out, now, out);
     }
 
+    /// A final answer that leaves no transaction behind (see
+    /// `Registrar::answer`): a retransmission is handled afresh.
+    fn respond_stateless(
+        &mut self,
+        tx: ServerTxId,
+        mut resp: Response,
+        now: Instant,
+        out: &mut Vec<Output>,
+    ) {
+        resp.headers
+            .push(HeaderName::Server, self.server_header.clone());
+        self.stats.responses.sent(resp.status);
+        let method = resp.cseq().map(|c| c.method.as_str().to_string());
+        self.stats.transactions.ended(
+            TxRole::Server,
+            method.as_deref().unwrap_or("other"),
+            TxOutcome::Final(resp.status),
+        );
+        let mut tx_out = Vec::new();
+        self.layer.respond_stateless(tx, &resp, &mut tx_out);
+        self.handle_tx_outputs(tx_out, now, out);
+    }
+
     fn route_dialog(&mut self, id: DialogId, call: CallRef) {
         if !self.dialogs.contains_key(&id) {
             self.dialogs.insert(id.clone(), call);
@@ -462,7 +485,13 @@ impl Endpoint {
         }
         let resp = match &req.method {
             Method::Options => capabilities::options_response(&req, &tag),
-            Method::Register => self.registrar.handle(&req, peer, &tag, now),
+            Method::Register => {
+                let (resp, stateless) = self.registrar.answer(&req, peer, &tag, now);
+                if stateless {
+                    return self.respond_stateless(tx, resp, now, out);
+                }
+                resp
+            }
             _ if req.addr_to().is_ok_and(|t| t.tag().is_some()) => {
                 // In-dialog: to the call that owns the dialog, or 481.
                 let call =

@@ -22,6 +22,8 @@ pub struct Registrar {
     cfg: RegistrarConfig,
     contacts: ContactPolicy,
     bindings: Bindings,
+    /// Whether the challenge `handle_new` just returned counted no failure.
+    last_challenge_stateless: bool,
 }
 
 impl Registrar {
@@ -31,6 +33,7 @@ impl Registrar {
             cfg: config.registrar.clone(),
             contacts: ContactPolicy::new(config.dialer.outbound_targets()),
             bindings,
+            last_challenge_stateless: false,
         }
     }
 
@@ -54,6 +57,80 @@ impl Registrar {
 
     /// Handles a validated REGISTER. `tag` is the To tag for responses.
     pub fn handle(&mut self, req: &Request, peer: Peer, tag: &str, now: Instant) -> Response {
+        self.answer(req, peer, tag, now).0
+    }
+
+    /// Like `handle`, and says whether the answer may be sent statelessly
+    /// (issue 15: a REGISTER flood must hold no memory per request). It
+    /// may when a retransmission of the request can be answered again
+    /// from state kept anyway: a challenge that counted no failure is
+    /// simply issued again (the nonce carries its own MAC and time, RFC
+    /// 7616 §3.3), and a 200 that left a binding made by this very request
+    /// is recognised by `retransmitted` and answered from the bindings.
+    /// Everything else (refusals, counted failures, removals) keeps its
+    /// transaction, so that a retransmission is absorbed.
+    pub fn answer(
+        &mut self,
+        req: &Request,
+        peer: Peer,
+        tag: &str,
+        now: Instant,
+    ) -> (Response, bool) {
+        if let Some(user) = self.retransmitted(req, &peer, now) {
+            let path = self.check_path(req, &peer).unwrap_or_default();
+            return (self.ok(req, &user, &path, tag, now), true);
+        }
+        let resp = self.handle_new(req, peer, tag, now);
+        let stateless = match resp.status {
+            401 => self.last_challenge_stateless,
+            200 => self.retransmitted(req, &peer, now).is_some(),
+            _ => false,
+        };
+        (resp, stateless)
+    }
+
+    /// The user whose binding this REGISTER made, if it is a
+    /// retransmission of that one: same Call-ID, same CSeq (RFC 3261 §10.3
+    /// step 7 refuses a CSeq that is not higher because a retransmission
+    /// never reaches the registrar; answered statelessly one does, and it
+    /// gets what the original got), from the same source, with the same
+    /// credentials header present. A spoofed copy learns nothing: the
+    /// answer goes to the binding's own source. Nothing is changed.
+    fn retransmitted(&self, req: &Request, peer: &Peer, now: Instant) -> Option<String> {
+        req.headers.get(&HeaderName::Authorization)?;
+        let call_id = req.call_id()?;
+        let cseq = req.cseq().ok()?.seq;
+        let user = req.addr_to().ok()?.uri.user_unescaped()?;
+        self.bindings
+            .any(&user, now, |b| {
+                b.call_id == call_id && b.cseq == cseq && b.source == *peer
+            })
+            .then_some(user)
+    }
+
+    /// The 200 to a REGISTER (§10.3 step 8): every current binding of
+    /// `user` with its remaining time.
+    fn ok(&self, req: &Request, user: &str, path: &[String], tag: &str, now: Instant) -> Response {
+        let mut resp = Response::to_request(req, 200, Some(tag));
+        for b in self.bindings.of(user, now) {
+            let mut c = b.contact.clone();
+            c.params
+                .set("expires", Some(b.remaining_secs(now).to_string()));
+            resp.headers.push(HeaderName::Contact, c.to_string());
+        }
+        // RFC 3327 §5.3: the Path is returned to a UA that said it
+        // understands it, so it can see the route it is reached by.
+        if supports(req, "path") {
+            for p in path {
+                resp.headers.push(HeaderName::Path, p.clone());
+            }
+        }
+        resp.headers.push(HeaderName::Supported, "path");
+        resp
+    }
+
+    fn handle_new(&mut self, req: &Request, peer: Peer, tag: &str, now: Instant) -> Response {
+        self.last_challenge_stateless = false;
         // A banned source never gets here: the endpoint drops its requests.
         let reply = |code: u16| Response::to_request(req, code, Some(tag));
         let to = match req.addr_to() {
@@ -65,7 +142,8 @@ impl Registrar {
         };
         let user = match self.auth.authenticate(req, &peer, now) {
             Auth::Ok(u) => u,
-            Auth::Challenge { stale } => {
+            Auth::Challenge { stale, counted } => {
+                self.last_challenge_stateless = !counted;
                 return self.auth.challenge(req, &peer, tag, stale, now);
             }
             Auth::Locked => {
@@ -91,24 +169,7 @@ impl Registrar {
             }
         };
         match self.update_bindings(req, &user, peer, &path, now) {
-            Ok(()) => {
-                let mut resp = reply(200);
-                for b in self.bindings.of(&user, now) {
-                    let mut c = b.contact.clone();
-                    c.params
-                        .set("expires", Some(b.remaining_secs(now).to_string()));
-                    resp.headers.push(HeaderName::Contact, c.to_string());
-                }
-                // RFC 3327 §5.3: the Path is returned to a UA that said it
-                // understands it, so it can see the route it is reached by.
-                if supports(req, "path") {
-                    for p in &path {
-                        resp.headers.push(HeaderName::Path, p.clone());
-                    }
-                }
-                resp.headers.push(HeaderName::Supported, "path");
-                resp
-            }
+            Ok(()) => self.ok(req, &user, &path, tag, now),
             Err(rej) => rej.respond_to(req, tag),
         }
     }
@@ -432,6 +493,57 @@ mod tests {
         assert_eq!(ok.status, 200);
         assert_eq!(ok.headers.count(&HeaderName::Path), 0);
         assert_eq!(reg.bindings().of("alice", now)[0].path.len(), 1);
+    }
+
+    /// Issue 15: a REGISTER flood holds no state. Challenges that count
+    /// nothing and a 200 whose binding the request made are stateless;
+    /// a retransmission of that REGISTER (its 200 lost) is recognised
+    /// and gets the 200 again, without passing the nonce count again
+    /// (which would be a "replay") and without changing anything.
+    /// Refusals and counted failures keep their transaction.
+    #[test]
+    fn stateless_challenges_and_retransmitted_registers() {
+        let mut reg = registrar();
+        let now = Instant::now();
+        let first = register("alice", "");
+        let (r401, stateless) = reg.answer(&first, proxy(), "t", now);
+        assert_eq!((r401.status, stateless), (401, true));
+        let authed = authorized("alice", "", &r401);
+        let (ok, stateless) = reg.answer(&authed, proxy(), "t", now);
+        assert_eq!((ok.status, stateless), (200, true), "{ok}");
+        let later = now + Duration::from_secs(2);
+        let (again, stateless) = reg.answer(&authed, proxy(), "t", later);
+        assert_eq!((again.status, stateless), (200, true), "{again}");
+        assert_eq!(
+            again.headers.get(&HeaderName::Contact),
+            Some("<sip:alice@10.0.0.7:5062;transport=tcp>;expires=3598")
+        );
+        assert_eq!(reg.bindings().of("alice", later).len(), 1);
+        // From another source it is no retransmission: the nonce was not
+        // issued there, so it is challenged.
+        let elsewhere = Peer::udp("192.0.2.11:5060".parse().unwrap());
+        assert_eq!(reg.answer(&authed, elsewhere, "t", later).0.status, 401);
+
+        // A wrong password is a counted failure: stateful.
+        let r401 = reg.handle(&register("alice", ""), proxy(), "t", now);
+        let wrong = authorized("alice", "", &r401);
+        let text = wrong.encode();
+        let text = core::str::from_utf8(&text).unwrap();
+        let at = text.find("response=\"").unwrap() + 10;
+        let mut bad = text.to_string();
+        bad.replace_range(at..at + 1, if &text[at..at + 1] == "0" { "1" } else { "0" });
+        let Ok(SipMessage::Request(bad)) = parse_datagram(bad.as_bytes()) else {
+            panic!()
+        };
+        let (r, stateless) = reg.answer(&bad, proxy(), "t", now);
+        assert_eq!((r.status, stateless), (401, false));
+
+        // A removal leaves no binding to recognise it by: stateful.
+        let r401 = reg.handle(&register("alice", "Expires: 0\r\n"), proxy(), "t", now);
+        let remove = authorized("alice", "Expires: 0\r\n", &r401);
+        let (r, stateless) = reg.answer(&remove, proxy(), "t", later);
+        assert_eq!((r.status, stateless), (200, false), "{r}");
+        assert!(reg.bindings().of("alice", later).is_empty());
     }
 
     #[test]
