@@ -114,14 +114,6 @@ impl Bindings {
             .unwrap_or_default()
     }
 
-    /// Whether a live binding of `user` satisfies `f` (without copying
-    /// the bindings, unlike `of`).
-    pub fn any(&self, user: &str, now: Instant, f: impl Fn(&Binding) -> bool) -> bool {
-        self.map
-            .get(user)
-            .is_some_and(|v| v.iter().any(|b| b.expires_at > now && f(b)))
-    }
-
     pub fn is_registered(&self, user: &str, now: Instant) -> bool {
         self.map
             .get(user)

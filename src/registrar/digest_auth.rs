@@ -108,15 +108,21 @@ impl Authenticator {
         self.throttle.prune(now);
     }
 
+    /// A 401 with a nonce issued at `issued`; `salt` makes it
+    /// reproducible (see `Nonces::issue_with`), else it is random.
     pub(super) fn challenge(
         &self,
         req: &Request,
         peer: &Peer,
         tag: &str,
         stale: bool,
-        now: Instant,
+        issued: Instant,
+        salt: Option<u64>,
     ) -> Response {
-        let nonce = self.nonces.issue(peer.addr.ip(), now);
+        let nonce = match salt {
+            Some(salt) => self.nonces.issue_with(peer.addr.ip(), issued, salt),
+            None => self.nonces.issue(peer.addr.ip(), issued),
+        };
         let mut resp = Response::to_request(req, 401, Some(tag));
         // Whose REGISTER it is: the AOR's user (RFC 3261 §10.2 puts the
         // AOR in To); credentials carry the same name.

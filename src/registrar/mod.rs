@@ -2,6 +2,7 @@
 //! §10.3 and §22), bindings with expiry, failure throttling and the rules
 //! for what a Contact may point at.
 
+mod answered;
 pub mod bindings;
 pub mod contact_policy;
 mod digest_auth;
@@ -13,6 +14,7 @@ use crate::config::{Config, RegistrarConfig};
 use crate::sip::message::validate::Rejection;
 use crate::sip::message::{HeaderName, MessageExt, NameAddr, Request, Response};
 use crate::sip::transport::Peer;
+use answered::{Answer, Answered};
 use digest_auth::{Auth, Authenticator};
 use std::time::{Duration, Instant, SystemTime};
 use tracing::{info, warn};
@@ -22,8 +24,14 @@ pub struct Registrar {
     cfg: RegistrarConfig,
     contacts: ContactPolicy,
     bindings: Bindings,
-    /// Whether the challenge `handle_new` just returned counted no failure.
+    /// What the registrar answered lately (see `answered`).
+    answered: Answered,
+    /// Set by `answer` for `handle_new`: the challenge's nonce salt.
+    challenge_salt: Option<u64>,
+    /// About the challenge `handle_new` just returned: it counted no
+    /// failure; it was for a stale nonce.
     last_challenge_stateless: bool,
+    last_challenge_stale: bool,
 }
 
 impl Registrar {
@@ -33,7 +41,10 @@ impl Registrar {
             cfg: config.registrar.clone(),
             contacts: ContactPolicy::new(config.dialer.outbound_targets()),
             bindings,
+            answered: Answered::new(Duration::from_millis(config.sip.t1_ms) * 64),
+            challenge_salt: None,
             last_challenge_stateless: false,
+            last_challenge_stale: false,
         }
     }
 
@@ -53,6 +64,7 @@ impl Registrar {
             info!(agent = %agent, contact = %contact, "binding expired");
         }
         self.auth.tick(now);
+        self.answered.prune(now);
     }
 
     /// Handles a validated REGISTER. `tag` is the To tag for responses.
@@ -60,15 +72,14 @@ impl Registrar {
         self.answer(req, peer, tag, now).0
     }
 
-    /// Like `handle`, and says whether the answer may be sent statelessly
-    /// (issue 15: a REGISTER flood must hold no memory per request). It
-    /// may when a retransmission of the request can be answered again
-    /// from state kept anyway: a challenge that counted no failure is
-    /// simply issued again (the nonce carries its own MAC and time, RFC
-    /// 7616 §3.3), and a 200 that left a binding made by this very request
-    /// is recognised by `retransmitted` and answered from the bindings.
-    /// Everything else (refusals, counted failures, removals) keeps its
-    /// transaction, so that a retransmission is absorbed.
+    /// Like `handle`, and says whether the answer was given statelessly
+    /// (issue 15: a REGISTER flood must hold no transaction per request).
+    /// Challenges that counted no failure and 200s are; a retransmission
+    /// of such a request is recognised (`answered`) and gets the same
+    /// challenge again, or a 200 with the current bindings, without its
+    /// credentials being checked twice. Refusals and counted failures keep
+    /// their transaction (and the tag given), so that a retransmission is
+    /// absorbed and never counted twice.
     pub fn answer(
         &mut self,
         req: &Request,
@@ -76,36 +87,41 @@ impl Registrar {
         tag: &str,
         now: Instant,
     ) -> (Response, bool) {
-        if let Some(user) = self.retransmitted(req, &peer, now) {
-            let path = self.check_path(req, &peer).unwrap_or_default();
-            return (self.ok(req, &user, &path, tag, now), true);
-        }
-        let resp = self.handle_new(req, peer, tag, now);
-        let stateless = match resp.status {
-            401 => self.last_challenge_stateless,
-            200 => self.retransmitted(req, &peer, now).is_some(),
-            _ => false,
+        let Some(id) = self.answered.id(req, &peer) else {
+            return (self.handle_new(req, peer, tag, now), false);
         };
-        (resp, stateless)
-    }
-
-    /// The user whose binding this REGISTER made, if it is a
-    /// retransmission of that one: same Call-ID, same CSeq (RFC 3261 §10.3
-    /// step 7 refuses a CSeq that is not higher because a retransmission
-    /// never reaches the registrar; answered statelessly one does, and it
-    /// gets what the original got), from the same source, with the same
-    /// credentials header present. A spoofed copy learns nothing: the
-    /// answer goes to the binding's own source. Nothing is changed.
-    fn retransmitted(&self, req: &Request, peer: &Peer, now: Instant) -> Option<String> {
-        req.headers.get(&HeaderName::Authorization)?;
-        let call_id = req.call_id()?;
-        let cseq = req.cseq().ok()?.seq;
-        let user = req.addr_to().ok()?.uri.user_unescaped()?;
-        self.bindings
-            .any(&user, now, |b| {
-                b.call_id == call_id && b.cseq == cseq && b.source == *peer
-            })
-            .then_some(user)
+        let own_tag = Answered::tag(id);
+        match self.answered.get(id) {
+            Some(Answer::Challenged { issued, stale }) => {
+                let r = self
+                    .auth
+                    .challenge(req, &peer, &own_tag, stale, issued, Some(id));
+                return (r, true);
+            }
+            Some(Answer::Accepted) => {
+                let user = req
+                    .addr_to()
+                    .ok()
+                    .and_then(|t| t.uri.user_unescaped())
+                    .unwrap_or_default();
+                let path = self.check_path(req, &peer).unwrap_or_default();
+                return (self.ok(req, &user, &path, &own_tag, now), true);
+            }
+            None => {}
+        }
+        self.challenge_salt = Some(id);
+        let resp = self.handle_new(req, peer, &own_tag, now);
+        self.challenge_salt = None;
+        let answer = match resp.status {
+            401 if self.last_challenge_stateless => Answer::Challenged {
+                issued: now,
+                stale: self.last_challenge_stale,
+            },
+            200 => Answer::Accepted,
+            _ => return (resp, false),
+        };
+        self.answered.insert(id, answer, now);
+        (resp, true)
     }
 
     /// The 200 to a REGISTER (§10.3 step 8): every current binding of
@@ -144,7 +160,10 @@ impl Registrar {
             Auth::Ok(u) => u,
             Auth::Challenge { stale, counted } => {
                 self.last_challenge_stateless = !counted;
-                return self.auth.challenge(req, &peer, tag, stale, now);
+                self.last_challenge_stale = stale;
+                return self
+                    .auth
+                    .challenge(req, &peer, tag, stale, now, self.challenge_salt);
             }
             Auth::Locked => {
                 return reply(403).with_reason("Too many authentication failures for this user");
@@ -495,12 +514,12 @@ mod tests {
         assert_eq!(reg.bindings().of("alice", now)[0].path.len(), 1);
     }
 
-    /// Issue 15: a REGISTER flood holds no state. Challenges that count
-    /// nothing and a 200 whose binding the request made are stateless;
-    /// a retransmission of that REGISTER (its 200 lost) is recognised
-    /// and gets the 200 again, without passing the nonce count again
-    /// (which would be a "replay") and without changing anything.
-    /// Refusals and counted failures keep their transaction.
+    /// Issue 15: a REGISTER flood holds no transaction. Challenges that
+    /// count nothing and 200s are stateless; a retransmission gets the
+    /// very same 401 (byte for byte), or the 200 again without passing
+    /// the nonce count twice (which would be a "replay"), even after a
+    /// newer REGISTER replaced the binding. Refusals and counted failures
+    /// keep their transaction. After 64·T1 nothing is remembered.
     #[test]
     fn stateless_challenges_and_retransmitted_registers() {
         let mut reg = registrar();
@@ -508,21 +527,33 @@ mod tests {
         let first = register("alice", "");
         let (r401, stateless) = reg.answer(&first, proxy(), "t", now);
         assert_eq!((r401.status, stateless), (401, true));
+        let later = now + Duration::from_millis(500);
+        let (again, stateless) = reg.answer(&first, proxy(), "t", later);
+        assert!(stateless);
+        assert_eq!(again.encode(), r401.encode(), "the same 401 again");
+        // Another request from the same phone gets another challenge.
+        let (other, _) = reg.answer(&register("alice", ""), proxy(), "t", later);
+        assert_ne!(
+            other.headers.get(&HeaderName::WwwAuthenticate),
+            r401.headers.get(&HeaderName::WwwAuthenticate)
+        );
+
         let authed = authorized("alice", "", &r401);
         let (ok, stateless) = reg.answer(&authed, proxy(), "t", now);
         assert_eq!((ok.status, stateless), (200, true), "{ok}");
-        let later = now + Duration::from_secs(2);
-        let (again, stateless) = reg.answer(&authed, proxy(), "t", later);
+        // A newer registration replaces the binding…
+        let r401b = reg.handle(&register("alice", ""), proxy(), "t", now);
+        let newer = authorized("alice", "", &r401b);
+        assert_eq!(reg.handle(&newer, proxy(), "t", now).status, 200);
+        // …and the first one's retransmission still gets its 200.
+        let t = now + Duration::from_secs(2);
+        let (again, stateless) = reg.answer(&authed, proxy(), "t", t);
         assert_eq!((again.status, stateless), (200, true), "{again}");
-        assert_eq!(
-            again.headers.get(&HeaderName::Contact),
-            Some("<sip:alice@10.0.0.7:5062;transport=tcp>;expires=3598")
-        );
-        assert_eq!(reg.bindings().of("alice", later).len(), 1);
-        // From another source it is no retransmission: the nonce was not
-        // issued there, so it is challenged.
+        assert_eq!(reg.bindings().of("alice", t).len(), 1);
+        // From another source it is not the same request: the nonce was
+        // not issued there, so it is challenged.
         let elsewhere = Peer::udp("192.0.2.11:5060".parse().unwrap());
-        assert_eq!(reg.answer(&authed, elsewhere, "t", later).0.status, 401);
+        assert_eq!(reg.answer(&authed, elsewhere, "t", t).0.status, 401);
 
         // A wrong password is a counted failure: stateful.
         let r401 = reg.handle(&register("alice", ""), proxy(), "t", now);
@@ -531,19 +562,19 @@ mod tests {
         let text = core::str::from_utf8(&text).unwrap();
         let at = text.find("response=\"").unwrap() + 10;
         let mut bad = text.to_string();
-        bad.replace_range(at..at + 1, if &text[at..at + 1] == "0" { "1" } else { "0" });
+        let digit = if &text[at..at + 1] == "0" { "1" } else { "0" };
+        bad.replace_range(at..at + 1, digit);
         let Ok(SipMessage::Request(bad)) = parse_datagram(bad.as_bytes()) else {
             panic!()
         };
         let (r, stateless) = reg.answer(&bad, proxy(), "t", now);
         assert_eq!((r.status, stateless), (401, false));
 
-        // A removal leaves no binding to recognise it by: stateful.
-        let r401 = reg.handle(&register("alice", "Expires: 0\r\n"), proxy(), "t", now);
-        let remove = authorized("alice", "Expires: 0\r\n", &r401);
-        let (r, stateless) = reg.answer(&remove, proxy(), "t", later);
-        assert_eq!((r.status, stateless), (200, false), "{r}");
-        assert!(reg.bindings().of("alice", later).is_empty());
+        // 64·T1 after the last answer the client has given up (Timer F):
+        // all forgotten.
+        assert!(reg.answered.len() > 0);
+        reg.tick(now + Duration::from_secs(35));
+        assert_eq!(reg.answered.len(), 0);
     }
 
     #[test]

@@ -74,12 +74,18 @@ impl Nonces {
     /// A fresh nonce for `ip`: hex(ms-since-epoch ‖ 8 random bytes ‖
     /// MAC(those ‖ ip)[..12]).
     pub fn issue(&self, ip: IpAddr, now: Instant) -> String {
-        let ms = now.saturating_duration_since(self.epoch).as_millis() as u64;
+        self.issue_with(ip, now, rand::random())
+    }
+
+    /// The nonce issued at `issued` with `salt` in place of the random
+    /// bytes: the same arguments give the same nonce, so that a
+    /// retransmitted request can get the very challenge it got before
+    /// (`salt` must then be unpredictable and differ between requests).
+    pub fn issue_with(&self, ip: IpAddr, issued: Instant, salt: u64) -> String {
+        let ms = issued.saturating_duration_since(self.epoch).as_millis() as u64;
         let mut body = Vec::with_capacity(16);
         body.extend_from_slice(&ms.to_be_bytes());
-        let mut r = [0u8; 8];
-        rand::fill(&mut r);
-        body.extend_from_slice(&r);
+        body.extend_from_slice(&salt.to_be_bytes());
         let mac = self.mac(&body, ip);
         body.extend_from_slice(mac.get(..12).unwrap_or_default());
         hex::encode(body)
@@ -219,6 +225,20 @@ mod tests {
         let once = n.issue(IP, t0);
         assert!(n.record_use(&once, None, t0));
         assert!(!n.record_use(&once, None, t0));
+    }
+
+    #[test]
+    fn issued_with_a_salt_is_reproducible() {
+        let t0 = Instant::now();
+        let n = Nonces::new(Duration::from_secs(300), t0);
+        let t = t0 + Duration::from_millis(1234);
+        let a = n.issue_with(IP, t, 42);
+        assert_eq!(a, n.issue_with(IP, t, 42));
+        assert_ne!(a, n.issue_with(IP, t, 43));
+        assert_eq!(
+            n.check(&a, IP, t + Duration::from_secs(1)),
+            NonceCheck::Valid
+        );
     }
 
     /// Replay state is kept for a nonce's lifetime only, then forgotten

@@ -701,13 +701,18 @@ impl TransactionLayer {
         // Stale entries (a machine re-armed, finished or retired) would
         // otherwise stay until their deadline, up to 64·T1 for every
         // transaction of a flood: drop them once they outnumber the live.
+        // Compaction leaves at most one entry per live transaction, so it
+        // runs again only after as many pushes: amortised O(log n).
         let live = self.servers.len() + self.clients.len();
         if self.heap.len() > 2 * live + 1024 {
-            let heap = std::mem::take(&mut self.heap);
-            self.heap = heap
+            let mut entries: Vec<(Instant, TxRef)> = std::mem::take(&mut self.heap)
                 .into_iter()
-                .filter(|Reverse((at, r))| self.deadline(*r) == Some(*at))
+                .map(|Reverse(e)| e)
+                .filter(|(at, r)| self.deadline(*r) == Some(*at))
                 .collect();
+            entries.sort_unstable();
+            entries.dedup();
+            self.heap = entries.into_iter().map(Reverse).collect();
         }
     }
 
