@@ -1059,6 +1059,21 @@ mod tests {
         assert_eq!(l.retained().0, 0);
     }
 
+    /// Re-arming a machine at the same deadline (every provisional
+    /// response, every absorbed retransmission) must not grow the timer
+    /// heap without bound, nor make each arm rebuild it.
+    #[test]
+    fn the_timer_heap_stays_bounded() {
+        let t0 = Instant::now();
+        let mut l = TransactionLayer::new(TimerConfig::default());
+        let (tx, inv) = new_tx(&l.on_request(invite("z9hG4bKh1"), peer(), t0)).unwrap();
+        let ringing = Response::to_request(&inv, 180, Some(&tag_for(tx)));
+        for _ in 0..5_000 {
+            l.respond_now(tx, &ringing, t0);
+        }
+        assert!(l.heap.len() <= 1026, "{}", l.heap.len());
+    }
+
     /// A stateless answer leaves nothing behind: the retransmission is a
     /// new request.
     #[test]
