@@ -23,7 +23,9 @@
 #   FLOOD=1       instead: RSS every 5 s through a 60 s REGISTER flood at
 #                 REG_RATE, then a 60 s signalling-only call run at SIG_RATE
 #                 (memory must not follow the rate of transactions)
-#   CALLGATE_BIN  measure this binary instead of building one (before/after)
+#   BENCH_PORT    first of the loopback ports used (default 25060)
+#   CALLGATE_BIN  measure this binary instead of building one (before/after;
+#                 the RTP sink already built is used as it is)
 # Rates above capacity show the maximum as the achieved rate, with the
 # failures it costs; a rate below capacity shows 0 failures.
 set -euo pipefail
@@ -41,7 +43,7 @@ else
 fi
 runs=${RUNS:-1}
 users=1000
-port=25060; sipp_port=25061; kam_port=25070; sink_port=29000
+port=${BENCH_PORT:-25060}; sipp_port=$((port + 1)); kam_port=$((port + 10)); sink_port=$((port + 3940))
 ramp_rate=500
 hz=$(getconf CLK_TCK)
 
@@ -58,7 +60,7 @@ for t in sipp sox sqlite3; do
   command -v "$t" >/dev/null || { echo "benches/run.sh needs $t" >&2; exit 1; }
 done
 echo "building (release)…" >&2
-if [ -n "${CALLGATE_BIN:-}" ] && [ "${FLOOD:-0}" = 1 ]; then
+if [ -n "${CALLGATE_BIN:-}" ] && { [ "${FLOOD:-0}" = 1 ] || [ -x "$root/target/release/examples/rtp_sink" ]; }; then
   bin=$CALLGATE_BIN
 elif [ -n "${CALLGATE_BIN:-}" ]; then
   cargo build --release -q --example rtp_sink
