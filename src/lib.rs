@@ -1,21 +1,21 @@
 //! callgate: a SIP/RTP contact gateway with queued callbacks.
 
-pub mod app;
-pub mod call;
-pub mod centre;
+pub(crate) mod app;
+pub(crate) mod call;
+pub(crate) mod centre;
 pub mod cli;
 pub mod config;
-pub mod dialer;
+pub(crate) mod dialer;
 pub mod endpoint;
 pub mod flow;
-pub mod http;
+pub(crate) mod http;
 pub mod media;
-pub mod phone;
+pub(crate) mod phone;
 pub mod registrar;
-pub mod routing;
+pub(crate) mod routing;
 pub mod runtime;
-pub mod security;
-pub mod services;
+pub(crate) mod security;
+pub(crate) mod services;
 pub mod sip;
-pub mod store;
-pub mod telemetry;
+pub(crate) mod store;
+pub(crate) mod telemetry;

@@ -195,17 +195,7 @@ fn forged_failures_from_the_trunk_address_do_not_cost_the_next_callback() {
 }
 
 fn request_callback(gw: &Gateway, from: &str) {
-    let mut ua = Ua::udp(gw.udp);
-    let rtp = common::rtp::RtpPeer::new();
-    let call_id = ua.unique("cb");
-    let text = ua
-        .invite_text("4000", &rtp.offer(&[(0, "PCMU")]), &call_id, "t1")
-        .replace("+12015550100", from);
-    ua.send(&text);
-    let ok = ua.final_response(Duration::from_secs(5)).expect("answered");
-    assert_eq!(ok.status, 200);
-    let bye = ua.recv_request(Duration::from_secs(5)).expect("BYE");
-    ua.respond_to(&bye, 200);
+    common::centre::leave_callback(gw, "4000", from);
 }
 
 /// Spoofed failures cannot ban an agent's address either, while real

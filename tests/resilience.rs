@@ -5,7 +5,7 @@ mod common;
 
 use common::Gateway;
 use common::caller::Caller;
-use common::centre::{contacts, eventually, start};
+use common::centre::{ani_flow, contacts, eventually, start};
 use std::time::Duration;
 
 const WAIT: &str = "type = \"inbound\"\nstart = \"q\"\n[blocks.q]\ntype = \"transfer_to_queue\"\nmode = \"voice\"\nqueue = \"support\"\non_at_capacity = \"e\"\n[blocks.e]\ntype = \"disconnect\"\n";
@@ -40,30 +40,6 @@ fn kill_9_mid_call_leaves_a_truthful_record() {
     drop(gw2);
 }
 
-/// The callback flow of tests/callbacks.rs: the caller's own number,
-/// straight into the callbacks queue.
-const ANI: &str = r#"
-type = "inbound"
-start = "set"
-[blocks.set]
-type = "set_callback_number"
-source = "caller_number"
-next = "schedule"
-on_invalid = "end"
-[blocks.schedule]
-type = "transfer_to_queue"
-mode = "callback"
-queue = "callbacks"
-initial_delay_s = 0
-max_retries = 2
-retry_interval_s = 600
-next = "end"
-on_at_capacity = "end"
-on_duplicate = "end"
-[blocks.end]
-type = "disconnect"
-"#;
-
 /// SIGTERM with 20 callers waiting and two callbacks ringing customers:
 /// every caller gets a BYE, each ringing dial a CANCEL, the callbacks go
 /// back to their queue with no attempt used, and callgate exits 0.
@@ -77,7 +53,10 @@ fn sigterm_ends_every_call_and_gives_ringing_callbacks_back() {
     let trunk_addr = trunk.local.to_string();
     let holding = WAIT.replace("queue = \"support\"", "queue = \"holding\"");
     let mut gw = common::centre::start_opts(
-        Some(&[("wait", &holding), ("ani", ANI)]),
+        Some(&[
+            ("wait", &holding),
+            ("ani", &ani_flow("callbacks", 0, 2, 600)),
+        ]),
         &trunk_addr,
         "[[numbers]]\nnumber = \"2002\"\nflow = \"wait\"\n[[numbers]]\nnumber = \"4000\"\nflow = \"ani\"\n[[queues]]\nname = \"holding\"\nmax_contacts = 50\n",
         &common::centre::Opts::default(),
@@ -85,19 +64,8 @@ fn sigterm_ends_every_call_and_gives_ringing_callbacks_back() {
     trunk.target = gw.udp;
     // Two callbacks, accepted by two agents, ringing the customers.
     for (i, number) in ["+12015550161", "+12015550162"].iter().enumerate() {
-        let mut ua = Ua::udp_from(&format!("127.0.3.{}:0", i + 1), gw.udp);
-        let rtp = common::rtp::RtpPeer::new();
-        let cid = ua.unique("cb");
-        let text = ua
-            .invite_text("4000", &rtp.offer(&[(0, "PCMU")]), &cid, "t1")
-            .replace("+12015550100", number);
-        ua.send(&text);
-        assert_eq!(
-            ua.final_response(Duration::from_secs(5)).map(|r| r.status),
-            Some(200)
-        );
-        let bye = ua.recv_request(Duration::from_secs(5)).expect("BYE");
-        ua.respond_to(&bye, 200);
+        let ua = Ua::udp_from(&format!("127.0.3.{}:0", i + 1), gw.udp);
+        common::centre::leave_callback_via(ua, "4000", number);
     }
     let mut agents: Vec<Agent> = [("alice", "alice-secret"), ("bob", "bob-secret")]
         .iter()

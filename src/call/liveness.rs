@@ -79,10 +79,6 @@ impl Liveness {
         self.schedule_ping(now);
     }
 
-    pub fn has_timer(&self) -> bool {
-        self.timer.is_some()
-    }
-
     /// The session interval in seconds, while a timer runs.
     pub fn interval_secs(&self) -> Option<u32> {
         self.timer
@@ -181,14 +177,6 @@ impl Liveness {
             _ => Verdict::NotOurs,
         }
     }
-
-    /// The peer refreshed the session (a re-INVITE or UPDATE we answered
-    /// 2xx): the interval starts again.
-    pub fn refreshed(&mut self, now: Instant) {
-        if let Some(t) = self.timer.as_mut() {
-            t.since = now;
-        }
-    }
 }
 
 /// §10: the side that does not refresh ends the session this long after
@@ -264,7 +252,8 @@ mod tests {
         l.set_timer(Some((90, false)), t0);
         // 90 − min(32, 30) = 60 s.
         assert_eq!(l.deadline(), Some(t0 + secs(60)));
-        l.refreshed(t0 + secs(45));
+        // Their refresh (a re-INVITE or UPDATE, renegotiated as such).
+        l.set_timer(Some((90, false)), t0 + secs(45));
         assert_eq!(l.on_deadline(t0 + secs(60)), None);
         assert_eq!(l.on_deadline(t0 + secs(105)), Some(Due::Expired));
         let mut long = Liveness::new(None);

@@ -24,7 +24,6 @@ pub struct InboundCall {
     tx: ServerTxId,
     local_tag: String,
     answered: bool,
-    pub started_wall: std::time::SystemTime,
 }
 
 impl Deref for InboundCall {
@@ -62,7 +61,6 @@ impl InboundCall {
             tx,
             local_tag,
             answered: false,
-            started_wall: std::time::SystemTime::now(),
         }
     }
 

@@ -6,6 +6,7 @@
 
 pub mod addressing;
 pub mod capabilities;
+mod held_bye;
 pub mod tu;
 
 use crate::config::Config;
@@ -24,6 +25,7 @@ use crate::sip::transport::Peer;
 use crate::telemetry::{TxOutcome, TxRole};
 use addressing::{response_peer, stamp_received};
 use bytes::Bytes;
+use held_bye::{Held, HeldByes};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -104,6 +106,7 @@ pub struct Endpoint {
     client_started: HashMap<ClientTxId, (Method, Option<Instant>)>,
     /// Shutting down: new calls and probes get 503.
     draining: bool,
+    held_byes: HeldByes,
 }
 
 impl Endpoint {
@@ -128,6 +131,7 @@ impl Endpoint {
             stats: Arc::new(Stats::default()),
             client_started: HashMap::new(),
             draining: false,
+            held_byes: HeldByes::default(),
         }
     }
 
@@ -295,6 +299,9 @@ impl Endpoint {
                     self.dispatch(tx, request, peer, now, out)
                 }
                 TxOutput::Ack { request, .. } => {
+                    if let Some(held) = request.call_id().and_then(|c| self.held_byes.on_ack(c)) {
+                        self.release_bye(held, now, out);
+                    }
                     let call = DialogId::for_incoming(&request)
                         .and_then(|id| self.dialogs.get(&id).copied());
                     if let Some(call) = call {
@@ -313,6 +320,9 @@ impl Endpoint {
                     }
                 }
                 TxOutput::AckTimeout { tx } => {
+                    if let Some(held) = self.held_byes.on_ack_timeout(tx) {
+                        self.release_bye(held, now, out);
+                    }
                     self.stats
                         .transactions
                         .ended(TxRole::Server, "INVITE", TxOutcome::NoAck);
@@ -558,6 +568,40 @@ impl Endpoint {
         self.respond(tx, resp, now, out);
     }
 
+    /// Starts a client transaction for a call's request.
+    fn send_request(
+        &mut self,
+        call: CallRef,
+        request: Request,
+        peer: Peer,
+        now: Instant,
+        out: &mut Vec<Output>,
+    ) {
+        let branch = request.top_branch().unwrap_or_default();
+        let method = request.method.clone();
+        let (tx, tx_out) = self.layer.send_request(request, peer, now);
+        if let Some(tx) = tx {
+            let invite = (method == Method::Invite).then_some(now);
+            self.client_started.insert(tx, (method, invite));
+            self.client_owner.insert(tx, (call, branch.clone()));
+            self.branches.insert(branch, tx);
+            self.calls.entry(call).or_default().client_txs.push(tx);
+        }
+        self.handle_tx_outputs(tx_out, now, out);
+    }
+
+    /// A BYE that waited for an ACK. If its call's task has finished
+    /// meanwhile, the BYE goes out without routes: its answer has nobody
+    /// to go to, and routes would outlive the call.
+    fn release_bye(&mut self, held: Held, now: Instant, out: &mut Vec<Output>) {
+        if self.calls.contains_key(&held.call) {
+            self.send_request(held.call, held.request, held.peer, now, out);
+        } else {
+            let (_, tx_out) = self.layer.send_request(held.request, held.peer, now);
+            self.handle_tx_outputs(tx_out, now, out);
+        }
+    }
+
     /// A command from a call task.
     pub fn on_command(&mut self, cmd: Command, now: Instant) -> Vec<Output> {
         let mut out = Vec::new();
@@ -568,27 +612,23 @@ impl Endpoint {
                 request,
                 peer,
             } => {
-                let branch = request.top_branch().unwrap_or_default();
-                let method = request.method.clone();
-                let (tx, tx_out) = self.layer.send_request(request, peer, now);
-                if let Some(tx) = tx {
-                    let invite = (method == Method::Invite).then_some(now);
-                    self.client_started.insert(tx, (method, invite));
-                    self.client_owner.insert(tx, (call, branch.clone()));
-                    self.branches.insert(branch, tx);
-                    if let Some(r) = self.calls.get_mut(&call) {
-                        r.client_txs.push(tx);
-                    } else {
-                        self.calls.insert(
+                let unacked = (request.method == Method::Bye)
+                    .then(|| request.call_id())
+                    .flatten()
+                    .and_then(|cid| Some((cid.to_string(), self.layer.awaiting_ack(cid)?)));
+                match unacked {
+                    Some((call_id, invite)) => {
+                        debug!(%call_id, "BYE held until our 200 OK is acknowledged");
+                        let held = Held {
                             call,
-                            CallRoutes {
-                                client_txs: vec![tx],
-                                ..CallRoutes::default()
-                            },
-                        );
+                            request,
+                            peer,
+                            invite,
+                        };
+                        self.held_byes.hold(&call_id, held);
                     }
+                    None => self.send_request(call, request, peer, now, &mut out),
                 }
-                self.handle_tx_outputs(tx_out, now, &mut out);
             }
             Command::Cancel { branch } => {
                 if let Some(&tx) = self.branches.get(&branch) {

@@ -110,12 +110,6 @@ pub fn routes() -> (OpenApiRouter<Arc<Ctx>>, OpenApiRouter<Arc<Ctx>>) {
     (protected, public)
 }
 
-/// The OpenAPI document of every route.
-pub fn openapi() -> utoipa::openapi::OpenApi {
-    let (protected, public) = routes();
-    openapi::finish(protected.into_openapi(), public.into_openapi())
-}
-
 pub fn router(ctx: Arc<Ctx>) -> Router {
     let (protected, public) = routes();
     let (protected, protected_doc) = protected.split_for_parts();

@@ -6,7 +6,7 @@ mod kinds;
 mod rules;
 
 pub use kinds::{NumberType, Region};
-pub use rules::{DialRefusal, DialRules};
+pub use rules::DialRules;
 
 use phonenumber::Mode;
 use phonenumber::country::Id;

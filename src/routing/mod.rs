@@ -5,5 +5,4 @@ pub mod router;
 
 pub use router::{
     AgentStatus, ContactKind, Offer, ProfileEntry, QueueSnapshot, QueuedContact, Router,
-    RouterError,
 };

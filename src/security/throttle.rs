@@ -211,6 +211,7 @@ impl AuthThrottle {
         });
     }
 
+    #[cfg(test)]
     pub fn tracked(&self) -> usize {
         self.ips.map.len() + self.users.map.len()
     }

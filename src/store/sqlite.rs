@@ -194,6 +194,7 @@ impl SqliteStore {
         Self::init(conn)
     }
 
+    #[cfg(test)]
     pub fn in_memory() -> Result<SqliteStore, StoreError> {
         Self::init(Connection::open_in_memory()?)
     }

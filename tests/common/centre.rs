@@ -263,20 +263,19 @@ type = "disconnect"
     )
 }
 
-/// Calls `dialled` from `from` (E.164) and waits for the gateway to hang
-/// up: with an `ani_flow` number, that leaves a callback.
+/// Calls `dialled` from `from` (E.164), ACKs the answer, and waits for
+/// the gateway to hang up: with an `ani_flow` number, that leaves a
+/// callback. (The gateway's BYE waits for the ACK, RFC 3261 §15.)
 pub fn leave_callback(gw: &Gateway, dialled: &str, from: &str) {
-    let mut ua = super::ua::Ua::udp(gw.udp);
+    leave_callback_via(super::ua::Ua::udp(gw.udp), dialled, from);
+}
+
+/// Like `leave_callback`, from a UA of the test's choosing (another
+/// source address, say).
+pub fn leave_callback_via(mut ua: super::ua::Ua, dialled: &str, from: &str) {
     let rtp = super::rtp::RtpPeer::new();
-    let call_id = ua.unique("cb");
-    let text = ua
-        .invite_text(dialled, &rtp.offer(&[(0, "PCMU")]), &call_id, "t1")
-        .replace("+12015550100", from);
-    ua.send(&text);
-    let ok = ua
-        .final_response(std::time::Duration::from_secs(5))
-        .expect("answered");
-    assert_eq!(ok.status, 200);
+    ua.call_as(from, dialled, &rtp.offer(&[(0, "PCMU")]))
+        .unwrap_or_else(|r| panic!("answered: {r:?}"));
     let bye = ua
         .recv_request(std::time::Duration::from_secs(5))
         .expect("BYE");

@@ -299,9 +299,23 @@ impl Ua {
 
     /// INVITE → final response; ACKs a 2xx and returns the call.
     pub fn call(&mut self, number: &str, sdp: &str) -> Result<UaCall, Option<Response>> {
+        self.call_as("+12015550100", number, sdp)
+    }
+
+    /// Like `call`, from the caller number `from` (the From user).
+    pub fn call_as(
+        &mut self,
+        from: &str,
+        number: &str,
+        sdp: &str,
+    ) -> Result<UaCall, Option<Response>> {
         let call_id = self.unique("call");
         let from_tag = self.unique("ft");
-        let text = self.invite_text(number, sdp, &call_id, &from_tag);
+        let text = self.invite_text(number, sdp, &call_id, &from_tag).replacen(
+            "<sip:+12015550100@",
+            &format!("<sip:{from}@"),
+            1,
+        );
         // SDP bodies carry their own CRLFs: send as is, only the header
         // part needs \n → \r\n.
         let (head, body) = text.split_once("\n\n").unwrap_or((&text, ""));
@@ -332,7 +346,7 @@ impl Ua {
         let call = UaCall {
             call_id,
             from: format!(
-                "\"Test Caller\" <sip:+12015550100@{}>;tag={from_tag}",
+                "\"Test Caller\" <sip:{from}@{}>;tag={from_tag}",
                 self.local_hostport()
             ),
             to,

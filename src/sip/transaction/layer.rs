@@ -123,6 +123,9 @@ pub struct TransactionLayer {
     server_keys: HashMap<ServerKey, ServerTxId>,
     merged: HashMap<MergeKey, ServerTxId>,
     accepted: HashMap<(String, u32), ServerTxId>,
+    /// By Call-ID, the accepted INVITEs whose ACK has not come yet: a BYE
+    /// in that dialog waits for it (§15).
+    unacked: HashMap<String, ServerTxId>,
     clients: HashMap<ClientTxId, ClientEntry>,
     client_keys: HashMap<ClientKey, ClientTxId>,
     /// Min-heap of (deadline, transaction). Entries go stale when a machine
@@ -143,6 +146,7 @@ impl TransactionLayer {
             server_keys: HashMap::new(),
             merged: HashMap::new(),
             accepted: HashMap::new(),
+            unacked: HashMap::new(),
             clients: HashMap::new(),
             client_keys: HashMap::new(),
             heap: BinaryHeap::new(),
@@ -327,6 +331,9 @@ impl TransactionLayer {
             }) = self.servers.get_mut(&id)
         {
             let actions = m.on_ack(now);
+            if self.unacked.get(call_id) == Some(&id) {
+                self.unacked.remove(call_id);
+            }
             self.apply_server(id, actions, out);
         }
         out.push(Output::Ack { request: req, peer });
@@ -395,6 +402,7 @@ impl TransactionLayer {
                 {
                     let k = (cid.to_string(), cseq.seq);
                     self.accepted.insert(k.clone(), id);
+                    self.unacked.insert(k.0.clone(), id);
                     entry.accepted = Some(k);
                 }
                 a
@@ -426,6 +434,12 @@ impl TransactionLayer {
         out
     }
 
+    /// The INVITE server transaction of `call_id` whose 2xx is still
+    /// being retransmitted, waiting for its ACK (§13.3.1.4).
+    pub fn awaiting_ack(&self, call_id: &str) -> Option<ServerTxId> {
+        self.unacked.get(call_id).copied()
+    }
+
     /// Where responses for this server transaction are sent.
     pub fn server_peer(&self, id: ServerTxId) -> Option<Peer> {
         self.servers.get(&id).map(|e| e.peer)
@@ -439,7 +453,15 @@ impl TransactionLayer {
         for a in actions {
             match a {
                 Action::Transmit(data) => out.push(Output::Transmit { peer, data }),
-                Action::Timeout => out.push(Output::AckTimeout { tx: id }),
+                Action::Timeout => {
+                    // Never acknowledged: nothing waits for that ACK now.
+                    if let Some(cid) = self.servers.get(&id).and_then(|e| e.accepted.as_ref())
+                        && self.unacked.get(&cid.0) == Some(&id)
+                    {
+                        self.unacked.remove(&cid.0);
+                    }
+                    out.push(Output::AckTimeout { tx: id })
+                }
                 Action::Terminated => terminated = true,
                 Action::Deliver | Action::SendAck => {}
             }
@@ -491,10 +513,13 @@ impl TransactionLayer {
             {
                 self.merged.remove(&m);
             }
-            if let Some(a) = entry.accepted
-                && self.accepted.get(&a) == Some(&id)
-            {
-                self.accepted.remove(&a);
+            if let Some(a) = entry.accepted {
+                if self.unacked.get(&a.0) == Some(&id) {
+                    self.unacked.remove(&a.0);
+                }
+                if self.accepted.get(&a) == Some(&id) {
+                    self.accepted.remove(&a);
+                }
             }
         }
     }
