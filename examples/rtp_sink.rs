@@ -104,9 +104,9 @@ fn main() {
     let mut ctrl = vec![[0u8; 64]; BATCH];
     let mut iovs: Vec<libc::iovec> = Vec::with_capacity(BATCH);
     let mut hdrs: Vec<libc::mmsghdr> = Vec::with_capacity(BATCH);
-    for i in 0..BATCH {
+    for b in bufs.iter_mut() {
         iovs.push(libc::iovec {
-            iov_base: bufs[i].as_mut_ptr() as *mut libc::c_void,
+            iov_base: b.as_mut_ptr() as *mut libc::c_void,
             iov_len: BUF,
         });
     }
