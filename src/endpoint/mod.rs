@@ -441,6 +441,29 @@ impl Endpoint {
         self.handle_tx_outputs(tx_out, now, out);
     }
 
+    /// A final answer that leaves no transaction behind (see
+    /// `Registrar::answer`): a retransmission is handled afresh.
+    fn respond_stateless(
+        &mut self,
+        tx: ServerTxId,
+        mut resp: Response,
+        now: Instant,
+        out: &mut Vec<Output>,
+    ) {
+        resp.headers
+            .push(HeaderName::Server, self.server_header.clone());
+        self.stats.responses.sent(resp.status);
+        let method = resp.cseq().map(|c| c.method.as_str().to_string());
+        self.stats.transactions.ended(
+            TxRole::Server,
+            method.as_deref().unwrap_or("other"),
+            TxOutcome::Final(resp.status),
+        );
+        let mut tx_out = Vec::new();
+        self.layer.respond_stateless(tx, &resp, &mut tx_out);
+        self.handle_tx_outputs(tx_out, now, out);
+    }
+
     fn route_dialog(&mut self, id: DialogId, call: CallRef) {
         if !self.dialogs.contains_key(&id) {
             self.dialogs.insert(id.clone(), call);
@@ -481,7 +504,13 @@ impl Endpoint {
         }
         let resp = match &req.method {
             Method::Options => capabilities::options_response(&req, &tag),
-            Method::Register => self.registrar.handle(&req, peer, &tag, now),
+            Method::Register => {
+                let (resp, stateless) = self.registrar.answer(&req, peer, &tag, now);
+                if stateless {
+                    return self.respond_stateless(tx, resp, now, out);
+                }
+                resp
+            }
             _ if req.addr_to().is_ok_and(|t| t.tag().is_some()) => {
                 // In-dialog: to the call that owns the dialog, or 481.
                 let call =
@@ -723,6 +752,44 @@ mod tests {
         assert!(!looks_like_response(b"OPTIONS SIP/2.0 x\r\n"));
         assert!(!looks_like_response(b""));
         assert!(!looks_like_response(b"\r\n"));
+    }
+
+    /// Issue 15: a flood of REGISTERs without credentials is answered
+    /// 401 and leaves no transaction behind, live or retained; the
+    /// retransmission of one is challenged again.
+    #[test]
+    fn register_challenges_keep_no_transaction() {
+        let t0 = Instant::now();
+        let mut config = Config::default();
+        config.security.max_requests_per_source_per_s = 0;
+        let mut ep = Endpoint::new(&config, Bindings::new(), t0);
+        let peer = Peer::udp("192.0.2.10:5060".parse().unwrap());
+        let register = |i: u32| {
+            format!(
+                "REGISTER sip:gw SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.10:5060;branch=z9hG4bKreg{i}\r\n\
+                 From: <sip:alice@gw>;tag=f{i}\r\nTo: <sip:alice@gw>\r\nCall-ID: r{i}\r\n\
+                 CSeq: 1 REGISTER\r\nContact: <sip:alice@192.0.2.10:5060>\r\nMax-Forwards: 70\r\n\
+                 Content-Length: 0\r\n\r\n"
+            )
+        };
+        for i in 0..1000 {
+            let out = ep.on_datagram(register(i).as_bytes(), peer, t0);
+            let sent: Vec<&Bytes> = out
+                .iter()
+                .filter_map(|o| match o {
+                    Output::Transmit { data, .. } => Some(data),
+                    _ => None,
+                })
+                .collect();
+            assert_eq!(sent.len(), 1);
+            assert!(sent[0].starts_with(b"SIP/2.0 401 "));
+        }
+        assert_eq!(ep.layer.counts(), (0, 0));
+        assert_eq!(ep.layer.retained().0, 0);
+        let again = ep.on_datagram(register(7).as_bytes(), peer, t0);
+        assert!(
+            matches!(again.as_slice(), [Output::Transmit { data, .. }] if data.starts_with(b"SIP/2.0 401 "))
+        );
     }
 
     #[test]

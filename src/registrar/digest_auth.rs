@@ -18,6 +18,10 @@ pub(super) enum Auth {
     /// stale, or a failure: all look alike from outside).
     Challenge {
         stale: bool,
+        /// A failure was counted against the source: answer statefully,
+        /// so that a retransmission of the same request is absorbed
+        /// rather than counted again.
+        counted: bool,
     },
     /// The user name is locked after repeated failures and this source has
     /// not authenticated as it recently.
@@ -104,15 +108,21 @@ impl Authenticator {
         self.throttle.prune(now);
     }
 
+    /// A 401 with a nonce issued at `issued`; `salt` makes it
+    /// reproducible (see `Nonces::issue_with`), else it is random.
     pub(super) fn challenge(
         &self,
         req: &Request,
         peer: &Peer,
         tag: &str,
         stale: bool,
-        now: Instant,
+        issued: Instant,
+        salt: Option<u64>,
     ) -> Response {
-        let nonce = self.nonces.issue(peer.addr.ip(), now);
+        let nonce = match salt {
+            Some(salt) => self.nonces.issue_with(peer.addr.ip(), issued, salt),
+            None => self.nonces.issue(peer.addr.ip(), issued),
+        };
         let mut resp = Response::to_request(req, 401, Some(tag));
         // Whose REGISTER it is: the AOR's user (RFC 3261 §10.2 puts the
         // AOR in To); credentials carry the same name.
@@ -192,12 +202,18 @@ impl Authenticator {
                     } else {
                         self.unproven(peer, "", &reason);
                     }
-                    return Auth::Challenge { stale: false };
+                    return Auth::Challenge {
+                        stale: false,
+                        counted: peer.kind == TransportKind::Tcp,
+                    };
                 }
             }
         }
         let Some(c) = creds else {
-            return Auth::Challenge { stale: false };
+            return Auth::Challenge {
+                stale: false,
+                counted: false,
+            };
         };
         if self.throttle.is_user_locked(&c.username, ip, now) {
             self.unproven(peer, &c.username, "user name locked");
@@ -205,14 +221,27 @@ impl Authenticator {
         }
         let algorithm = match Algorithm::parse(c.algorithm.as_deref()) {
             Some(a) if self.algorithms_for(&c.username).contains(&a) => a,
-            _ => return Auth::Challenge { stale: false },
+            _ => {
+                return Auth::Challenge {
+                    stale: false,
+                    counted: false,
+                };
+            }
         };
         match self.nonces.check(&c.nonce, ip, now) {
             NonceCheck::Valid => {}
-            NonceCheck::Stale => return Auth::Challenge { stale: true },
+            NonceCheck::Stale => {
+                return Auth::Challenge {
+                    stale: true,
+                    counted: false,
+                };
+            }
             NonceCheck::Invalid => {
                 self.unproven(peer, &c.username, "nonce not issued to this address");
-                return Auth::Challenge { stale: false };
+                return Auth::Challenge {
+                    stale: false,
+                    counted: false,
+                };
             }
         }
         // From here on the request came from an address that received our
@@ -223,10 +252,18 @@ impl Authenticator {
                 (Some(nc), Some(_)) => (Some("auth"), Some(nc)),
                 _ => {
                     self.fail(peer, &c.username, "qop=auth without nc/cnonce", now);
-                    return Auth::Challenge { stale: false };
+                    return Auth::Challenge {
+                        stale: false,
+                        counted: true,
+                    };
                 }
             },
-            Some(_) => return Auth::Challenge { stale: false },
+            Some(_) => {
+                return Auth::Challenge {
+                    stale: false,
+                    counted: false,
+                };
+            }
         };
         let known = self.secrets.get(&c.username);
         let password = known.unwrap_or(&self.dummy_secret);
@@ -252,11 +289,17 @@ impl Authenticator {
                 "unknown user"
             };
             self.fail(peer, &c.username, reason, now);
-            return Auth::Challenge { stale: false };
+            return Auth::Challenge {
+                stale: false,
+                counted: true,
+            };
         }
         if !self.nonces.record_use(&c.nonce, nc, now) {
             self.fail(peer, &c.username, "replayed nonce", now);
-            return Auth::Challenge { stale: false };
+            return Auth::Challenge {
+                stale: false,
+                counted: true,
+            };
         }
         self.throttle.record_success(ip, &c.username, now);
         Auth::Ok(c.username)

@@ -2,6 +2,7 @@
 //! §10.3 and §22), bindings with expiry, failure throttling and the rules
 //! for what a Contact may point at.
 
+mod answered;
 pub mod bindings;
 pub mod contact_policy;
 mod digest_auth;
@@ -13,6 +14,7 @@ use crate::config::{Config, RegistrarConfig};
 use crate::sip::message::validate::Rejection;
 use crate::sip::message::{HeaderName, MessageExt, NameAddr, Request, Response};
 use crate::sip::transport::Peer;
+use answered::{Answer, Answered};
 use digest_auth::{Auth, Authenticator};
 use std::time::{Duration, Instant, SystemTime};
 use tracing::{info, warn};
@@ -22,6 +24,14 @@ pub struct Registrar {
     cfg: RegistrarConfig,
     contacts: ContactPolicy,
     bindings: Bindings,
+    /// What the registrar answered lately (see `answered`).
+    answered: Answered,
+    /// Set by `answer` for `handle_new`: the challenge's nonce salt.
+    challenge_salt: Option<u64>,
+    /// About the challenge `handle_new` just returned: it counted no
+    /// failure; it was for a stale nonce.
+    last_challenge_stateless: bool,
+    last_challenge_stale: bool,
 }
 
 impl Registrar {
@@ -31,6 +41,10 @@ impl Registrar {
             cfg: config.registrar.clone(),
             contacts: ContactPolicy::new(config.dialer.outbound_targets()),
             bindings,
+            answered: Answered::new(Duration::from_millis(config.sip.t1_ms) * 64),
+            challenge_salt: None,
+            last_challenge_stateless: false,
+            last_challenge_stale: false,
         }
     }
 
@@ -50,10 +64,89 @@ impl Registrar {
             info!(agent = %agent, contact = %contact, "binding expired");
         }
         self.auth.tick(now);
+        self.answered.prune(now);
     }
 
     /// Handles a validated REGISTER. `tag` is the To tag for responses.
     pub fn handle(&mut self, req: &Request, peer: Peer, tag: &str, now: Instant) -> Response {
+        self.answer(req, peer, tag, now).0
+    }
+
+    /// Like `handle`, and says whether the answer was given statelessly
+    /// (issue 15: a REGISTER flood must hold no transaction per request).
+    /// Challenges that counted no failure and 200s are; a retransmission
+    /// of such a request is recognised (`answered`) and gets the same
+    /// challenge again, or a 200 with the current bindings, without its
+    /// credentials being checked twice. Refusals and counted failures keep
+    /// their transaction (and the tag given), so that a retransmission is
+    /// absorbed and never counted twice.
+    pub fn answer(
+        &mut self,
+        req: &Request,
+        peer: Peer,
+        tag: &str,
+        now: Instant,
+    ) -> (Response, bool) {
+        let Some(id) = self.answered.id(req, &peer) else {
+            return (self.handle_new(req, peer, tag, now), false);
+        };
+        let own_tag = Answered::tag(id);
+        match self.answered.get(id) {
+            Some(Answer::Challenged { issued, stale }) => {
+                let r = self
+                    .auth
+                    .challenge(req, &peer, &own_tag, stale, issued, Some(id));
+                return (r, true);
+            }
+            Some(Answer::Accepted) => {
+                let user = req
+                    .addr_to()
+                    .ok()
+                    .and_then(|t| t.uri.user_unescaped())
+                    .unwrap_or_default();
+                let path = self.check_path(req, &peer).unwrap_or_default();
+                return (self.ok(req, &user, &path, &own_tag, now), true);
+            }
+            None => {}
+        }
+        self.challenge_salt = Some(id);
+        let resp = self.handle_new(req, peer, &own_tag, now);
+        self.challenge_salt = None;
+        let answer = match resp.status {
+            401 if self.last_challenge_stateless => Answer::Challenged {
+                issued: now,
+                stale: self.last_challenge_stale,
+            },
+            200 => Answer::Accepted,
+            _ => return (resp, false),
+        };
+        self.answered.insert(id, answer, now);
+        (resp, true)
+    }
+
+    /// The 200 to a REGISTER (§10.3 step 8): every current binding of
+    /// `user` with its remaining time.
+    fn ok(&self, req: &Request, user: &str, path: &[String], tag: &str, now: Instant) -> Response {
+        let mut resp = Response::to_request(req, 200, Some(tag));
+        for b in self.bindings.of(user, now) {
+            let mut c = b.contact.clone();
+            c.params
+                .set("expires", Some(b.remaining_secs(now).to_string()));
+            resp.headers.push(HeaderName::Contact, c.to_string());
+        }
+        // RFC 3327 §5.3: the Path is returned to a UA that said it
+        // understands it, so it can see the route it is reached by.
+        if supports(req, "path") {
+            for p in path {
+                resp.headers.push(HeaderName::Path, p.clone());
+            }
+        }
+        resp.headers.push(HeaderName::Supported, "path");
+        resp
+    }
+
+    fn handle_new(&mut self, req: &Request, peer: Peer, tag: &str, now: Instant) -> Response {
+        self.last_challenge_stateless = false;
         // A banned source never gets here: the endpoint drops its requests.
         let reply = |code: u16| Response::to_request(req, code, Some(tag));
         let to = match req.addr_to() {
@@ -65,8 +158,12 @@ impl Registrar {
         };
         let user = match self.auth.authenticate(req, &peer, now) {
             Auth::Ok(u) => u,
-            Auth::Challenge { stale } => {
-                return self.auth.challenge(req, &peer, tag, stale, now);
+            Auth::Challenge { stale, counted } => {
+                self.last_challenge_stateless = !counted;
+                self.last_challenge_stale = stale;
+                return self
+                    .auth
+                    .challenge(req, &peer, tag, stale, now, self.challenge_salt);
             }
             Auth::Locked => {
                 return reply(403).with_reason("Too many authentication failures for this user");
@@ -91,24 +188,7 @@ impl Registrar {
             }
         };
         match self.update_bindings(req, &user, peer, &path, now) {
-            Ok(()) => {
-                let mut resp = reply(200);
-                for b in self.bindings.of(&user, now) {
-                    let mut c = b.contact.clone();
-                    c.params
-                        .set("expires", Some(b.remaining_secs(now).to_string()));
-                    resp.headers.push(HeaderName::Contact, c.to_string());
-                }
-                // RFC 3327 §5.3: the Path is returned to a UA that said it
-                // understands it, so it can see the route it is reached by.
-                if supports(req, "path") {
-                    for p in &path {
-                        resp.headers.push(HeaderName::Path, p.clone());
-                    }
-                }
-                resp.headers.push(HeaderName::Supported, "path");
-                resp
-            }
+            Ok(()) => self.ok(req, &user, &path, tag, now),
             Err(rej) => rej.respond_to(req, tag),
         }
     }
@@ -432,6 +512,69 @@ mod tests {
         assert_eq!(ok.status, 200);
         assert_eq!(ok.headers.count(&HeaderName::Path), 0);
         assert_eq!(reg.bindings().of("alice", now)[0].path.len(), 1);
+    }
+
+    /// Issue 15: a REGISTER flood holds no transaction. Challenges that
+    /// count nothing and 200s are stateless; a retransmission gets the
+    /// very same 401 (byte for byte), or the 200 again without passing
+    /// the nonce count twice (which would be a "replay"), even after a
+    /// newer REGISTER replaced the binding. Refusals and counted failures
+    /// keep their transaction. After 64·T1 nothing is remembered.
+    #[test]
+    fn stateless_challenges_and_retransmitted_registers() {
+        let mut reg = registrar();
+        let now = Instant::now();
+        let first = register("alice", "");
+        let (r401, stateless) = reg.answer(&first, proxy(), "t", now);
+        assert_eq!((r401.status, stateless), (401, true));
+        let later = now + Duration::from_millis(500);
+        let (again, stateless) = reg.answer(&first, proxy(), "t", later);
+        assert!(stateless);
+        assert_eq!(again.encode(), r401.encode(), "the same 401 again");
+        // Another request from the same phone gets another challenge.
+        let (other, _) = reg.answer(&register("alice", ""), proxy(), "t", later);
+        assert_ne!(
+            other.headers.get(&HeaderName::WwwAuthenticate),
+            r401.headers.get(&HeaderName::WwwAuthenticate)
+        );
+
+        let authed = authorized("alice", "", &r401);
+        let (ok, stateless) = reg.answer(&authed, proxy(), "t", now);
+        assert_eq!((ok.status, stateless), (200, true), "{ok}");
+        // A newer registration replaces the binding…
+        let r401b = reg.handle(&register("alice", ""), proxy(), "t", now);
+        let newer = authorized("alice", "", &r401b);
+        assert_eq!(reg.handle(&newer, proxy(), "t", now).status, 200);
+        // …and the first one's retransmission still gets its 200.
+        let t = now + Duration::from_secs(2);
+        let (again, stateless) = reg.answer(&authed, proxy(), "t", t);
+        assert_eq!((again.status, stateless), (200, true), "{again}");
+        assert_eq!(reg.bindings().of("alice", t).len(), 1);
+        // From another source it is not the same request: the nonce was
+        // not issued there, so it is challenged.
+        let elsewhere = Peer::udp("192.0.2.11:5060".parse().unwrap());
+        assert_eq!(reg.answer(&authed, elsewhere, "t", t).0.status, 401);
+
+        // A wrong password is a counted failure: stateful.
+        let r401 = reg.handle(&register("alice", ""), proxy(), "t", now);
+        let wrong = authorized("alice", "", &r401);
+        let text = wrong.encode();
+        let text = core::str::from_utf8(&text).unwrap();
+        let at = text.find("response=\"").unwrap() + 10;
+        let mut bad = text.to_string();
+        let digit = if &text[at..at + 1] == "0" { "1" } else { "0" };
+        bad.replace_range(at..at + 1, digit);
+        let Ok(SipMessage::Request(bad)) = parse_datagram(bad.as_bytes()) else {
+            panic!()
+        };
+        let (r, stateless) = reg.answer(&bad, proxy(), "t", now);
+        assert_eq!((r.status, stateless), (401, false));
+
+        // 64·T1 after the last answer the client has given up (Timer F):
+        // all forgotten.
+        assert!(reg.answered.len() > 0);
+        reg.tick(now + Duration::from_secs(35));
+        assert_eq!(reg.answered.len(), 0);
     }
 
     #[test]

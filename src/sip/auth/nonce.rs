@@ -18,8 +18,10 @@ use std::time::{Duration, Instant};
 
 type HmacSha256 = Hmac<Sha256>;
 
-/// Nonces whose replay state we track at most (each costs ~100 bytes);
-/// when full, expired ones go first, then the oldest.
+/// Nonces whose replay state we track at most (each costs ~33 bytes: the
+/// nonce's 16-byte body and its count, no strings, so that a REGISTER
+/// flood at the registrar's full rate stays within a few MB); when full,
+/// expired ones go first, then everything.
 const MAX_TRACKED: usize = 200_000;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,8 +38,10 @@ pub struct Nonces {
     key: [u8; 32],
     epoch: Instant,
     lifetime: Duration,
-    /// nonce → highest nonce count seen.
-    used: HashMap<String, (u32, Instant)>,
+    /// Body of a used nonce (issue time in ms ‖ 8 random bytes, which
+    /// identifies it: the MAC adds nothing once checked) → highest nonce
+    /// count seen. The issue time inside the key says when it expires.
+    used: HashMap<u128, u32>,
 }
 
 impl Nonces {
@@ -70,12 +74,18 @@ impl Nonces {
     /// A fresh nonce for `ip`: hex(ms-since-epoch ‖ 8 random bytes ‖
     /// MAC(those ‖ ip)[..12]).
     pub fn issue(&self, ip: IpAddr, now: Instant) -> String {
-        let ms = now.saturating_duration_since(self.epoch).as_millis() as u64;
+        self.issue_with(ip, now, rand::random())
+    }
+
+    /// The nonce issued at `issued` with `salt` in place of the random
+    /// bytes: the same arguments give the same nonce, so that a
+    /// retransmitted request can get the very challenge it got before
+    /// (`salt` must then be unpredictable and differ between requests).
+    pub fn issue_with(&self, ip: IpAddr, issued: Instant, salt: u64) -> String {
+        let ms = issued.saturating_duration_since(self.epoch).as_millis() as u64;
         let mut body = Vec::with_capacity(16);
         body.extend_from_slice(&ms.to_be_bytes());
-        let mut r = [0u8; 8];
-        rand::fill(&mut r);
-        body.extend_from_slice(&r);
+        body.extend_from_slice(&salt.to_be_bytes());
         let mac = self.mac(&body, ip);
         body.extend_from_slice(mac.get(..12).unwrap_or_default());
         hex::encode(body)
@@ -112,11 +122,13 @@ impl Nonces {
     /// Records a use with nonce count `nc`; false if it is a replay (the
     /// count did not increase). Without qop there is no count: such a nonce
     /// may be used once (`nc = None`).
+    /// Call only for a nonce `check` found valid.
     pub fn record_use(&mut self, nonce: &str, nc: Option<u32>, now: Instant) -> bool {
-        if self.used.len() >= MAX_TRACKED && !self.used.contains_key(nonce) {
-            let lifetime = self.lifetime;
-            self.used
-                .retain(|_, (_, first)| now.saturating_duration_since(*first) <= lifetime);
+        let Some(id) = nonce_id(nonce) else {
+            return false;
+        };
+        if self.used.len() >= MAX_TRACKED && !self.used.contains_key(&id) {
+            self.prune(now);
             if self.used.len() >= MAX_TRACKED {
                 // Forget everything: worst case a replay within a nonce's
                 // lifetime succeeds once, which needs a captured valid
@@ -125,8 +137,8 @@ impl Nonces {
             }
         }
         let count = nc.unwrap_or(1);
-        match self.used.get_mut(nonce) {
-            Some((last, _)) => {
+        match self.used.get_mut(&id) {
+            Some(last) => {
                 if nc.is_none() || count <= *last {
                     return false;
                 }
@@ -134,17 +146,26 @@ impl Nonces {
                 true
             }
             None => {
-                self.used.insert(nonce.to_string(), (count, now));
+                self.used.insert(id, count);
                 true
             }
         }
     }
 
+    /// Forgets nonces past their lifetime (they can only be stale now).
     pub fn prune(&mut self, now: Instant) {
-        let lifetime = self.lifetime;
+        let now_ms = now.saturating_duration_since(self.epoch).as_millis() as u64;
+        let lifetime_ms = self.lifetime.as_millis() as u64;
         self.used
-            .retain(|_, (_, first)| now.saturating_duration_since(*first) <= lifetime);
+            .retain(|id, _| now_ms.saturating_sub((id >> 64) as u64) <= lifetime_ms);
     }
+}
+
+/// The 16-byte body of a nonce of ours (see `issue`), as one number whose
+/// high 64 bits are its issue time in ms.
+fn nonce_id(nonce: &str) -> Option<u128> {
+    let hex = nonce.get(..32)?;
+    u128::from_str_radix(hex, 16).ok()
 }
 
 #[cfg(test)]
@@ -204,5 +225,36 @@ mod tests {
         let once = n.issue(IP, t0);
         assert!(n.record_use(&once, None, t0));
         assert!(!n.record_use(&once, None, t0));
+    }
+
+    #[test]
+    fn issued_with_a_salt_is_reproducible() {
+        let t0 = Instant::now();
+        let n = Nonces::new(Duration::from_secs(300), t0);
+        let t = t0 + Duration::from_millis(1234);
+        let a = n.issue_with(IP, t, 42);
+        assert_eq!(a, n.issue_with(IP, t, 42));
+        assert_ne!(a, n.issue_with(IP, t, 43));
+        assert_eq!(
+            n.check(&a, IP, t + Duration::from_secs(1)),
+            NonceCheck::Valid
+        );
+    }
+
+    /// Replay state is kept for a nonce's lifetime only, then forgotten
+    /// (the nonce itself is stale by then).
+    #[test]
+    fn replay_state_lives_as_long_as_the_nonce() {
+        let t0 = Instant::now();
+        let mut n = Nonces::new(Duration::from_secs(300), t0);
+        let early = n.issue(IP, t0);
+        let late = n.issue(IP, t0 + Duration::from_secs(200));
+        assert!(n.record_use(&early, Some(1), t0));
+        assert!(n.record_use(&late, Some(1), t0 + Duration::from_secs(200)));
+        n.prune(t0 + Duration::from_secs(299));
+        assert_eq!(n.used.len(), 2);
+        n.prune(t0 + Duration::from_secs(301));
+        assert_eq!(n.used.len(), 1, "the early one expired");
+        assert!(!n.record_use(&late, Some(1), t0 + Duration::from_secs(301)));
     }
 }

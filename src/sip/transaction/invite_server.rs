@@ -144,6 +144,20 @@ impl InviteServer {
         self.acked
     }
 
+    /// Once the final response is ACKed the transaction only absorbs
+    /// retransmissions (of the INVITE, and of a non-2xx's ACK) until
+    /// Timer I, or L after a 2xx (RFC 6026 §7.1): nothing is ever sent
+    /// again, so no response need be kept. Returns that deadline and
+    /// whether the response was a 2xx (an ACK reusing the INVITE's branch
+    /// then still belongs to the dialog).
+    pub fn retention(&self) -> Option<(Instant, bool)> {
+        match self.state {
+            State::Confirmed => self.timer_i.map(|i| (i, false)),
+            State::Accepted if self.acked => self.timer_l.map(|l| (l, true)),
+            _ => None,
+        }
+    }
+
     pub fn next_deadline(&self) -> Option<Instant> {
         earliest(&[
             self.timer_g.map(|t| t.at),
@@ -307,6 +321,23 @@ mod tests {
             tx.on_timeout(t0 + Duration::from_secs(32)),
             vec![Action::Terminated]
         );
+    }
+
+    #[test]
+    fn only_an_acked_final_response_is_retired() {
+        let t0 = Instant::now();
+        let mut tx = InviteServer::new(t0, false, TimerConfig::default());
+        assert_eq!(tx.retention(), None);
+        tx.respond(486, Bytes::from_static(b"486"), t0);
+        assert_eq!(tx.retention(), None, "G resends the 486 until the ACK");
+        tx.on_ack(t0 + ms(100));
+        assert_eq!(tx.retention(), Some((t0 + ms(5100), false)));
+
+        let mut tx = InviteServer::new(t0, false, TimerConfig::default());
+        tx.respond(200, Bytes::from_static(b"200"), t0);
+        assert_eq!(tx.retention(), None, "the 2xx is resent until the ACK");
+        tx.on_ack(t0 + ms(100));
+        assert_eq!(tx.retention(), Some((t0 + Duration::from_secs(32), true)));
     }
 
     #[test]

@@ -95,6 +95,21 @@ struct ClientEntry {
     cancel: CancelState,
 }
 
+/// A server transaction past its final response (and, for INVITE, its
+/// ACK): what a retransmission still needs and nothing else (issue 15).
+/// Under a flood of short transactions these outnumber live ones by far
+/// (every one lives 64·T1 over UDP), so they hold no request, no strings
+/// and no machine: a keyed hash of the transaction key, the bytes to
+/// resend, and the deadline.
+struct Retained {
+    /// `None`: absorb retransmissions silently (an ACKed INVITE).
+    response: Option<Bytes>,
+    /// The INVITE was answered 2xx: an ACK reusing its branch (RFC 2543
+    /// style) is still the dialog's.
+    accepted: bool,
+    until: Instant,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum TxRef {
     Server(ServerTxId),
@@ -116,6 +131,10 @@ pub struct TransactionLayer {
     /// Min-heap of (deadline, transaction). Entries go stale when a machine
     /// re-arms; `on_timeout` checks each against the machine's real deadline.
     heap: BinaryHeap<Reverse<(Instant, TxRef)>>,
+    /// Finished server transactions by `hash_key` of their key.
+    retained: HashMap<u64, Retained>,
+    /// When each retained transaction may go, oldest first.
+    retained_heap: BinaryHeap<Reverse<(Instant, u64)>>,
 }
 
 impl TransactionLayer {
@@ -131,7 +150,20 @@ impl TransactionLayer {
             clients: HashMap::new(),
             client_keys: HashMap::new(),
             heap: BinaryHeap::new(),
+            retained: HashMap::new(),
+            retained_heap: BinaryHeap::new(),
         }
+    }
+
+    /// Finished server transactions still answering retransmissions, and
+    /// the response bytes they hold: for metrics and tests.
+    pub fn retained(&self) -> (usize, usize) {
+        let bytes = self
+            .retained
+            .values()
+            .map(|r| r.response.as_ref().map_or(0, Bytes::len))
+            .sum();
+        (self.retained.len(), bytes)
     }
 
     pub fn timers(&self) -> TimerConfig {
@@ -178,6 +210,21 @@ impl TransactionLayer {
         };
         if let Some(&id) = self.server_keys.get(&key) {
             self.on_matched_request(id, &req, peer, now, &mut out);
+            return out;
+        }
+        if let Some(r) = self.retained.get(&hash_key(&key)) {
+            // §17.2.1/§17.2.2: a retransmission of a request already
+            // answered gets the final response again (or is absorbed).
+            if req.method == Method::Ack {
+                if r.accepted {
+                    out.push(Output::Ack { request: req, peer });
+                }
+            } else if let Some(data) = &r.response {
+                out.push(Output::Transmit {
+                    peer,
+                    data: data.clone(),
+                });
+            }
             return out;
         }
         match req.method {
@@ -300,10 +347,19 @@ impl TransactionLayer {
         now: Instant,
         out: &mut Vec<Output>,
     ) {
-        let invite =
-            ServerKey::invite_for_cancel(&req).and_then(|k| self.server_keys.get(&k).copied());
+        let invite_key = ServerKey::invite_for_cancel(&req);
+        let invite = invite_key
+            .as_ref()
+            .and_then(|k| self.server_keys.get(k).copied());
+        let answered = invite_key.is_some_and(|k| self.retained.contains_key(&hash_key(&k)));
         let id = self.create_server(key, &req, peer, None, now);
         match invite {
+            // §9.2: the INVITE has its final response and ACK already;
+            // the CANCEL has no effect but matched a transaction.
+            None if answered => {
+                let resp = Response::to_request(&req, 200, Some(&tag_for(id)));
+                self.respond(id, &resp, now, out);
+            }
             None => {
                 let resp = Response::to_request(&req, 481, Some(&tag_for(id)));
                 self.respond(id, &resp, now, out);
@@ -356,6 +412,21 @@ impl TransactionLayer {
         self.apply_server(id, actions, out);
     }
 
+    /// Answers a server transaction and forgets it at once: a
+    /// retransmission of the request is then handled as a new request.
+    /// For answers that cost nothing to recompute and change no state (a
+    /// REGISTER's digest challenge, RFC 3261 §8.2.7), so that a flood of
+    /// them holds no memory.
+    pub fn respond_stateless(&mut self, id: ServerTxId, resp: &Response, out: &mut Vec<Output>) {
+        if let Some(entry) = self.servers.get(&id) {
+            out.push(Output::Transmit {
+                peer: entry.peer,
+                data: resp.encode(),
+            });
+            self.remove_server(id);
+        }
+    }
+
     /// Convenience wrapper returning the outputs.
     pub fn respond_now(&mut self, id: ServerTxId, resp: &Response, now: Instant) -> Vec<Output> {
         let mut out = Vec::new();
@@ -397,9 +468,39 @@ impl TransactionLayer {
         }
         if terminated {
             self.remove_server(id);
-        } else {
+        } else if !self.retire(id) {
             self.arm(TxRef::Server(id));
         }
+    }
+
+    /// Replaces a server transaction that will only ever answer
+    /// retransmissions again by its `Retained` record.
+    fn retire(&mut self, id: ServerTxId) -> bool {
+        let Some(entry) = self.servers.get(&id) else {
+            return false;
+        };
+        let (response, accepted, until) = match &entry.machine {
+            ServerMachine::NonInvite(m) => match m.retention() {
+                Some((response, until)) => (response, false, until),
+                None => return false,
+            },
+            ServerMachine::Invite(m) => match m.retention() {
+                Some((until, accepted)) => (None, accepted, until),
+                None => return false,
+            },
+        };
+        let h = hash_key(&entry.key);
+        self.remove_server(id);
+        self.retained.insert(
+            h,
+            Retained {
+                response,
+                accepted,
+                until,
+            },
+        );
+        self.retained_heap.push(Reverse((until, h)));
+        true
     }
 
     fn remove_server(&mut self, id: ServerTxId) {
@@ -622,15 +723,52 @@ impl TransactionLayer {
         if let Some(at) = self.deadline(r) {
             self.heap.push(Reverse((at, r)));
         }
+        // Stale entries (a machine re-armed, finished or retired) would
+        // otherwise stay until their deadline, up to 64·T1 for every
+        // transaction of a flood: drop them once they outnumber the live.
+        // Compaction leaves at most one entry per live transaction, so it
+        // runs again only after as many pushes: amortised O(log n).
+        let live = self.servers.len() + self.clients.len();
+        if self.heap.len() > 2 * live + 1024 {
+            let mut entries: Vec<(Instant, TxRef)> = std::mem::take(&mut self.heap)
+                .into_iter()
+                .map(|Reverse(e)| e)
+                .filter(|(at, r)| self.deadline(*r) == Some(*at))
+                .collect();
+            entries.sort_unstable();
+            entries.dedup();
+            self.heap = entries.into_iter().map(Reverse).collect();
+        }
     }
 
     /// When `on_timeout` should next be called.
     pub fn next_timeout(&self) -> Option<Instant> {
-        self.heap.peek().map(|Reverse((at, _))| *at)
+        let live = self.heap.peek().map(|Reverse((at, _))| *at);
+        let retained = self.retained_heap.peek().map(|Reverse((at, _))| *at);
+        match (live, retained) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     pub fn on_timeout(&mut self, now: Instant) -> Vec<Output> {
         let mut out = Vec::new();
+        while let Some(Reverse((at, h))) = self.retained_heap.peek().copied() {
+            if at > now {
+                break;
+            }
+            self.retained_heap.pop();
+            // Timer J, I or L: the record goes, silently. (A key retired
+            // twice, by a new transaction reusing it, keeps the later one.)
+            if self.retained.get(&h).is_some_and(|r| r.until == at) {
+                self.retained.remove(&h);
+            }
+        }
+        if self.retained.is_empty() && self.retained.capacity() > 1024 {
+            // A flood is over: give its table back.
+            self.retained.shrink_to_fit();
+            self.retained_heap.shrink_to_fit();
+        }
         while let Some(Reverse((at, r))) = self.heap.peek().copied() {
             if at > now {
                 break;
@@ -661,6 +799,18 @@ impl TransactionLayer {
         }
         out
     }
+}
+
+/// A retained transaction's key: a keyed 64-bit hash of its `ServerKey`.
+/// The key is secret and random per process, so a collision cannot be
+/// aimed at (it would hand one client another's response); by chance it
+/// is ~10⁻⁹ with a million transactions retained.
+fn hash_key(key: &ServerKey) -> u64 {
+    use std::hash::BuildHasher;
+    static KEY: std::sync::OnceLock<std::collections::hash_map::RandomState> =
+        std::sync::OnceLock::new();
+    KEY.get_or_init(std::collections::hash_map::RandomState::new)
+        .hash_one(key)
 }
 
 /// The To tag of every response of server transaction `id`: the one
@@ -828,6 +978,141 @@ mod tests {
         assert!(transmitted(&l.on_timeout(t0 + Duration::from_millis(1500))).is_empty());
         assert!(l.on_timeout(t0 + Duration::from_secs(33)).is_empty());
         assert_eq!(l.counts(), (0, 0));
+    }
+
+    fn options(branch: &str) -> Request {
+        req(&format!(
+            "OPTIONS sip:gw SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.1:5060;branch={branch}\r\nFrom: <sip:a@x>;tag=f1\r\nTo: <sip:gw>\r\nCall-ID: opt-{branch}\r\nCSeq: 1 OPTIONS\r\n\r\n"
+        ))
+    }
+
+    fn new_tx(out: &[Output]) -> Option<(ServerTxId, Request)> {
+        out.iter().find_map(|o| match o {
+            Output::Request { tx, request, .. } => Some((*tx, request.clone())),
+            _ => None,
+        })
+    }
+
+    /// Issue 15: after its final response a non-INVITE transaction keeps
+    /// only the response bytes (no live machine, no request), resends
+    /// exactly them to retransmissions, and is gone after Timer J.
+    #[test]
+    fn a_completed_transaction_keeps_only_its_response_until_j() {
+        let t0 = Instant::now();
+        let mut l = TransactionLayer::new(TimerConfig::default());
+        let (tx, r) = new_tx(&l.on_request(options("z9hG4bKr1"), peer(), t0)).unwrap();
+        assert_eq!(l.counts(), (1, 0));
+        let ok = Response::to_request(&r, 200, Some(&tag_for(tx)));
+        let sent = l.respond_now(tx, &ok, t0);
+        let Some(Output::Transmit { data: first, .. }) = sent.first() else {
+            panic!("{sent:?}")
+        };
+        assert_eq!(l.counts(), (0, 0), "no live transaction left");
+        assert_eq!(l.retained(), (1, first.len()), "only the response bytes");
+        let t = t0 + Duration::from_secs(20);
+        let again = l.on_request(options("z9hG4bKr1"), peer(), t);
+        assert!(
+            matches!(again.as_slice(), [Output::Transmit { data, .. }] if data == first),
+            "{again:?}"
+        );
+        // Another branch is another transaction.
+        assert!(new_tx(&l.on_request(options("z9hG4bKr2"), peer(), t)).is_some());
+        assert_eq!(l.next_timeout(), Some(t0 + Duration::from_secs(32)));
+        assert!(l.on_timeout(t0 + Duration::from_secs(32)).is_empty());
+        assert_eq!(l.retained().0, 0, "Timer J ended it");
+        // Past J the same request is new to us (the client gave up at F).
+        let late = l.on_request(options("z9hG4bKr1"), peer(), t0 + Duration::from_secs(33));
+        assert!(new_tx(&late).is_some());
+    }
+
+    /// Issue 15: an ACKed INVITE keeps nothing to send: retransmitted
+    /// INVITEs and ACKs are absorbed until Timer I (non-2xx) or L (2xx),
+    /// and an ACK reusing a 2xx's branch still reaches the dialog.
+    #[test]
+    fn an_acked_invite_keeps_no_response() {
+        let t0 = Instant::now();
+        let mut l = TransactionLayer::new(TimerConfig::default());
+        let (tx, inv) = new_tx(&l.on_request(invite("z9hG4bKi1"), peer(), t0)).unwrap();
+        let r486 = Response::to_request(&inv, 486, Some(&tag_for(tx)));
+        l.respond_now(tx, &r486, t0);
+        assert_eq!(l.retained().0, 0, "the 486 is resent until the ACK");
+        let ack = inv.ack_for_non_2xx(&r486);
+        let ack = req(core::str::from_utf8(&ack.encode()).unwrap());
+        assert!(
+            l.on_request(ack.clone(), peer(), t0 + Duration::from_millis(5))
+                .is_empty()
+        );
+        assert_eq!(l.counts(), (0, 0));
+        assert_eq!(l.retained(), (1, 0));
+        assert!(
+            l.on_request(invite("z9hG4bKi1"), peer(), t0 + Duration::from_secs(1))
+                .is_empty()
+        );
+        assert!(
+            l.on_request(ack, peer(), t0 + Duration::from_secs(1))
+                .is_empty()
+        );
+        // §9.2: a late CANCEL still finds it, and changes nothing.
+        let cancel = req(core::str::from_utf8(&inv.cancel().encode()).unwrap());
+        let out = l.on_request(cancel, peer(), t0 + Duration::from_secs(2));
+        assert_eq!(transmitted(&out)[0].status, 200);
+        assert!(!out.iter().any(|o| matches!(o, Output::Cancelled { .. })));
+        l.on_timeout(t0 + Duration::from_secs(6));
+        assert_eq!(l.retained().0, 1, "the CANCEL's own 200 is retained");
+        l.on_timeout(t0 + Duration::from_secs(40));
+        assert_eq!(l.retained().0, 0);
+
+        let (tx, inv) = new_tx(&l.on_request(invite("z9hG4bKi2"), peer(), t0)).unwrap();
+        l.respond_now(tx, &Response::to_request(&inv, 200, Some("t")), t0);
+        let same_branch_ack = req(
+            "ACK sip:100@gw SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bKi2\r\nFrom: <sip:a@x>;tag=f1\r\nTo: <sip:100@gw>;tag=t\r\nCall-ID: call1\r\nCSeq: 1 ACK\r\n\r\n",
+        );
+        let out = l.on_request(
+            same_branch_ack.clone(),
+            peer(),
+            t0 + Duration::from_millis(5),
+        );
+        assert!(matches!(out.as_slice(), [Output::Ack { .. }]));
+        assert_eq!(l.retained(), (1, 0), "a 2xx is not kept once ACKed");
+        assert!(
+            l.on_request(invite("z9hG4bKi2"), peer(), t0 + Duration::from_secs(1))
+                .is_empty()
+        );
+        let out = l.on_request(same_branch_ack, peer(), t0 + Duration::from_secs(1));
+        assert!(matches!(out.as_slice(), [Output::Ack { .. }]));
+        assert!(l.on_timeout(t0 + Duration::from_secs(40)).is_empty());
+        assert_eq!(l.retained().0, 0);
+    }
+
+    /// Re-arming a machine at the same deadline (every provisional
+    /// response, every absorbed retransmission) must not grow the timer
+    /// heap without bound, nor make each arm rebuild it.
+    #[test]
+    fn the_timer_heap_stays_bounded() {
+        let t0 = Instant::now();
+        let mut l = TransactionLayer::new(TimerConfig::default());
+        let (tx, inv) = new_tx(&l.on_request(invite("z9hG4bKh1"), peer(), t0)).unwrap();
+        let ringing = Response::to_request(&inv, 180, Some(&tag_for(tx)));
+        for _ in 0..5_000 {
+            l.respond_now(tx, &ringing, t0);
+        }
+        assert!(l.heap.len() <= 1026, "{}", l.heap.len());
+    }
+
+    /// A stateless answer leaves nothing behind: the retransmission is a
+    /// new request.
+    #[test]
+    fn a_stateless_answer_keeps_nothing() {
+        let t0 = Instant::now();
+        let mut l = TransactionLayer::new(TimerConfig::default());
+        let (tx, r) = new_tx(&l.on_request(options("z9hG4bKs1"), peer(), t0)).unwrap();
+        let mut out = Vec::new();
+        l.respond_stateless(tx, &Response::to_request(&r, 401, Some("t")), &mut out);
+        assert_eq!(transmitted(&out)[0].status, 401);
+        assert_eq!(l.counts(), (0, 0));
+        assert_eq!(l.retained().0, 0);
+        assert!(l.on_timeout(t0 + Duration::from_secs(70)).is_empty());
+        assert!(new_tx(&l.on_request(options("z9hG4bKs1"), peer(), t0)).is_some());
     }
 
     #[test]

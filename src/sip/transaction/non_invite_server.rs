@@ -84,6 +84,17 @@ impl NonInviteServer {
         }
     }
 
+    /// Once the final response is sent over an unreliable transport, all
+    /// that is left to do is resend it to retransmissions until Timer J
+    /// (§17.2.2): the response bytes and that deadline, which the layer
+    /// keeps in place of the machine.
+    pub fn retention(&self) -> Option<(Option<Bytes>, Instant)> {
+        match (self.state, self.timer_j) {
+            (State::Completed, Some(j)) => Some((self.last_response.clone(), j)),
+            _ => None,
+        }
+    }
+
     pub fn next_deadline(&self) -> Option<Instant> {
         earliest(&[self.timer_j, self.guard])
     }
@@ -122,6 +133,23 @@ mod tests {
         );
         // a second final response is ignored
         assert!(tx.respond(500, Bytes::new(), t0).is_empty());
+    }
+
+    #[test]
+    fn completed_keeps_only_the_response_until_j() {
+        let t0 = Instant::now();
+        let mut tx = NonInviteServer::new(t0, false, TimerConfig::default());
+        assert_eq!(tx.retention(), None, "still waiting for the TU");
+        tx.respond(100, Bytes::from_static(b"100"), t0);
+        assert_eq!(tx.retention(), None, "a provisional is not final");
+        tx.respond(200, Bytes::from_static(b"200"), t0 + Duration::from_secs(1));
+        assert_eq!(
+            tx.retention(),
+            Some((
+                Some(Bytes::from_static(b"200")),
+                t0 + Duration::from_secs(33)
+            ))
+        );
     }
 
     #[test]
