@@ -366,9 +366,11 @@ fn every_list_pages_every_error_is_json_and_the_openapi_document_is_the_router()
         "GET /api/contacts/{id}",
         "POST /api/contacts/{id}/stop",
         "GET /api/callbacks",
+        "POST /api/callbacks",
         "GET /api/callbacks/{id}",
         "GET /api/records",
         "GET /api/events",
+        "GET /api/nodes",
         "GET /metrics",
     ]
     .into_iter()
