@@ -10,6 +10,7 @@ pub mod query;
 pub mod record_writer;
 pub mod records;
 pub mod sqlite;
+mod where_clause;
 
 pub use cluster::{Cluster, NodeInfo, NodeRow};
 pub use postgres::{PgOptions, PgStore};

@@ -55,56 +55,7 @@ pub struct CallbackFilter {
     pub number: Option<String>,
 }
 
-/// A WHERE clause and its parameters, built condition by condition.
-#[derive(Default)]
-struct Where {
-    sql: Vec<String>,
-    params: Vec<Value>,
-}
-
-impl Where {
-    fn add(&mut self, sql: &str, params: impl IntoIterator<Item = Value>) {
-        // Parameters are numbered in order of appearance.
-        let mut text = String::new();
-        let mut rest = sql;
-        let mut params = params.into_iter();
-        while let Some(i) = rest.find('?') {
-            text.push_str(&rest[..i]);
-            let Some(p) = params.next() else { break };
-            self.params.push(p);
-            text.push_str(&format!("?{}", self.params.len()));
-            rest = &rest[i + 1..];
-        }
-        text.push_str(rest);
-        self.sql.push(text);
-    }
-
-    /// Rows after `after` in `order` of (`ms_col`, id).
-    fn after(&mut self, ms_col: &str, after: Option<&Cursor>, order: Order) {
-        if let Some(c) = after {
-            let op = match order {
-                Order::NewestFirst => "<",
-                Order::OldestFirst => ">",
-            };
-            self.add(
-                &format!("({ms_col} {op} ? OR ({ms_col} = ? AND id {op} ?))"),
-                [
-                    Value::Integer(c.ms),
-                    Value::Integer(c.ms),
-                    Value::Text(c.id.clone()),
-                ],
-            );
-        }
-    }
-
-    fn clause(&self) -> String {
-        if self.sql.is_empty() {
-            String::new()
-        } else {
-            format!("WHERE {}", self.sql.join(" AND "))
-        }
-    }
-}
+type Where = super::where_clause::Where<Value>;
 
 fn text(s: &str) -> Value {
     Value::Text(s.to_string())
@@ -413,14 +364,5 @@ mod tests {
                 callbacks_connected: 1
             })
         );
-    }
-
-    #[test]
-    fn parameters_are_numbered_across_conditions() {
-        let mut w = Where::default();
-        w.add("a = ?", [Value::Integer(1)]);
-        w.add("(b = ? OR c = ?)", [Value::Integer(2), Value::Integer(3)]);
-        assert_eq!(w.clause(), "WHERE a = ?1 AND (b = ?2 OR c = ?3)");
-        assert_eq!(w.params.len(), 3);
     }
 }

@@ -11,48 +11,19 @@ use tokio_postgres::types::ToSql;
 
 type Param = Box<dyn ToSql + Sync + Send>;
 
-/// A WHERE clause and its parameters, `$n` numbered in order.
-#[derive(Default)]
-struct Where {
-    sql: Vec<String>,
-    params: Vec<Param>,
+type Where = super::super::where_clause::Where<Param>;
+
+fn param(v: impl ToSql + Sync + Send + 'static) -> Param {
+    Box::new(v)
 }
 
-impl Where {
-    fn add(&mut self, sql: &str, params: Vec<Param>) {
-        let mut text = String::new();
-        let mut rest = sql;
-        let mut params = params.into_iter();
-        while let Some(i) = rest.find('?') {
-            text.push_str(&rest[..i]);
-            let Some(p) = params.next() else { break };
-            self.params.push(p);
-            text.push_str(&format!("${}", self.params.len()));
-            rest = &rest[i + 1..];
-        }
-        text.push_str(rest);
-        self.sql.push(text);
+impl super::super::where_clause::SqlParam for Param {
+    const MARK: char = '$';
+    fn int(v: i64) -> Self {
+        Box::new(v)
     }
-
-    fn after(&mut self, ms_col: &str, after: Option<&Cursor>, order: Order) {
-        if let Some(c) = after {
-            let op = match order {
-                Order::NewestFirst => "<",
-                Order::OldestFirst => ">",
-            };
-            self.add(
-                &format!("({ms_col} {op} ? OR ({ms_col} = ? AND id {op} ?))"),
-                vec![Box::new(c.ms), Box::new(c.ms), Box::new(c.id.clone())],
-            );
-        }
-    }
-
-    fn clause(&self) -> String {
-        if self.sql.is_empty() {
-            String::new()
-        } else {
-            format!("WHERE {}", self.sql.join(" AND "))
-        }
+    fn text(v: String) -> Self {
+        Box::new(v)
     }
 }
 
@@ -91,21 +62,21 @@ pub(super) async fn records(
 ) -> Result<Page<ContactRecord>, StoreError> {
     let mut w = Where::default();
     if let Some(t) = f.since_ms {
-        w.add("initiated_ms >= ?", vec![Box::new(t)]);
+        w.add("initiated_ms >= ?", vec![param(t)]);
     }
     if let Some(t) = f.until_ms {
-        w.add("initiated_ms < ?", vec![Box::new(t)]);
+        w.add("initiated_ms < ?", vec![param(t)]);
     }
     if let Some(n) = &f.number {
-        w.add("customer_number = ?", vec![Box::new(n.clone())]);
+        w.add("customer_number = ?", vec![param(n.clone())]);
     }
     if let Some(q) = &f.queue {
-        w.add("queue = ?", vec![Box::new(q.clone())]);
+        w.add("queue = ?", vec![param(q.clone())]);
     }
     if let Some(id) = &f.contact_id {
         w.add(
             "initial_contact_id IN (SELECT initial_contact_id FROM contacts WHERE id = ? UNION SELECT ?::text)",
-            vec![Box::new(id.clone()), Box::new(id.clone())],
+            vec![param(id.clone()), param(id.clone())],
         );
     }
     w.after("initiated_ms", after, f.order);
@@ -132,20 +103,20 @@ pub(super) async fn callbacks(
 ) -> Result<Page<CallbackRecord>, StoreError> {
     let mut w = Where::default();
     if let Some(s) = f.state {
-        w.add("state = ?", vec![Box::new(s.as_str().to_string())]);
+        w.add("state = ?", vec![param(s.as_str().to_string())]);
     }
     if f.pending {
         let pending: Vec<String> = CallbackState::PENDING
             .iter()
             .map(|s| s.as_str().to_string())
             .collect();
-        w.add("state = ANY(?)", vec![Box::new(pending)]);
+        w.add("state = ANY(?)", vec![param(pending)]);
     }
     if let Some(q) = &f.queue {
-        w.add("queue = ?", vec![Box::new(q.clone())]);
+        w.add("queue = ?", vec![param(q.clone())]);
     }
     if let Some(n) = &f.number {
-        w.add("number = ?", vec![Box::new(n.clone())]);
+        w.add("number = ?", vec![param(n.clone())]);
     }
     w.after("created_ms", after, Order::NewestFirst);
     let sql = format!(
