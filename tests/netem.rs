@@ -181,6 +181,24 @@ fn lab_is_removed_with_its_processes_on_drop_and_on_panic() {
         .arg("600")
         .spawn()
         .expect("a process inside the namespace");
+    // `ip netns exec` enters the namespace before it execs: wait until the
+    // namespace lists the process, or a drop racing it would find nothing
+    // to end (and the process would enter the deleted namespace after).
+    let name = names[0].clone();
+    let pid = sleeper.id().to_string();
+    let inside = common::tools::poll(Duration::from_secs(10), || {
+        let ip = common::tools::find("ip").unwrap_or_else(|| "ip".into());
+        std::process::Command::new(ip)
+            .args(["netns", "pids", &name])
+            .output()
+            .ok()
+            .filter(|o| {
+                String::from_utf8_lossy(&o.stdout)
+                    .split_whitespace()
+                    .any(|p| p == pid)
+            })
+    });
+    assert!(inside.is_some(), "the process entered the namespace");
     drop(lab);
     assert!(
         names.iter().all(|n| !netns::exists(n)),
