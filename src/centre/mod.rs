@@ -199,17 +199,12 @@ impl Centre {
             return Ok(0);
         }
         let routable = self.dialer.book.recover(now_ms(), &self.dialer.rules)?;
-        let mut restored = 0;
-        let mut router = self.router.lock();
-        for rec in routable {
-            match router.restore(queued(&rec)) {
-                Ok(()) => restored += 1,
-                Err(e) => {
-                    warn!(callback = %rec.id, queue = %rec.queue, error = %e, "callback not restored")
-                }
-            }
+        let total = routable.len();
+        let refused = self.router.lock().restore_all(routable.iter().map(queued));
+        for (id, e) in &refused {
+            warn!(callback = %id, error = %e, "callback not restored");
         }
-        Ok(restored)
+        Ok(total - refused.len())
     }
 
     /// Shutdown begins: no more offers. Calls in progress go on until the

@@ -1,6 +1,7 @@
 //! Queues, routing profiles and agents: the contact centre's brain.
 
 pub mod hours;
+mod line;
 pub mod router;
 pub mod wait;
 

@@ -143,6 +143,14 @@ pub trait Store: Send + Sync {
         &self,
         since_ms: i64,
     ) -> Result<std::collections::HashMap<String, DayCounts>, StoreError>;
+    /// A fact about the database kept by key (`None`: never set, or a
+    /// store that keeps none).
+    fn setting(&self, _key: &str) -> Result<Option<String>, StoreError> {
+        Ok(None)
+    }
+    fn set_setting(&self, _key: &str, _value: &str) -> Result<(), StoreError> {
+        Ok(())
+    }
     /// Claims and leases, where several nodes share this store.
     fn cluster(&self) -> Option<&dyn Cluster> {
         None

@@ -107,6 +107,11 @@ CREATE INDEX contacts_connected ON contacts(connected_ms) WHERE connected_ms IS 
 CREATE INDEX contacts_ended ON contacts(disconnected_ms) WHERE disconnected_ms IS NOT NULL;
 CREATE INDEX callbacks_page ON callbacks(created_ms, id);
 "#,
+    // 4: small facts about the database itself (which dial rules last
+    // checked every pending callback).
+    r#"
+CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+"#,
 ];
 
 pub struct SqliteStore {
@@ -268,6 +273,24 @@ impl SqliteStore {
 }
 
 impl Store for SqliteStore {
+    fn setting(&self, key: &str) -> Result<Option<String>, StoreError> {
+        let conn = self.conn.lock();
+        Ok(conn
+            .query_row("SELECT value FROM settings WHERE key = ?1", [key], |r| {
+                r.get(0)
+            })
+            .optional()?)
+    }
+
+    fn set_setting(&self, key: &str, value: &str) -> Result<(), StoreError> {
+        self.conn.lock().execute(
+            "INSERT INTO settings (key, value) VALUES (?1, ?2)
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            [key, value],
+        )?;
+        Ok(())
+    }
+
     fn insert_callback(&self, cb: &NewCallback) -> Result<CallbackRecord, StoreError> {
         let mut conn = self.conn.lock();
         let tx = conn.transaction()?;
