@@ -278,7 +278,7 @@ prompt_rate_run() {
   run_sipp prompt -sf sipp-scenarios/bench_call_prompt.xml -s 7100 127.0.0.1:$port -key sinkport $sink_port \
     -r "$prompt_rate" -m "$n" -l $((prompt_rate * 4)) -timeout $((secs * 3))s -recv_timeout 15000
   c1=$(ticks "$cg_pid"); t1=$(now); r1=$(rss_mb "$cg_pid")
-  kill -INT "$sink_pid" 2>/dev/null || true
+  kill -TERM "$sink_pid" 2>/dev/null || true
   wait "$sink_pid" 2>/dev/null || true
   local s; s=$(echo "$t1 - $t0" | bc -l)
   local row="calls/s, 2 s prompt"
@@ -307,8 +307,12 @@ concurrent_run() {
   sleep "$measure"
   c1=$(ticks "$cg_pid"); t1=$(now); r1=$(rss_mb "$cg_pid")
   wait "$sp" || true
-  kill -INT "$sink_pid" 2>/dev/null || true
+  kill -TERM "$sink_pid" 2>/dev/null || true
   wait "$sink_pid" 2>/dev/null || true
+  # SIPp ran in the background (a subshell): its figures from its files.
+  ok=$(stat_col "$work/conc$n.csv" 'SuccessfulCall(C)')
+  failed=$(stat_col "$work/conc$n.csv" 'FailedCall(C)')
+  sipp_cpu=$(tail -1 "$work/conc$n.time" | awk -v s="$(echo "$to + 1 + $ramp" | bc -l)" '{printf "%.0f", 100 * ($1 + $2) / s}')
   local s; s=$(echo "$t1 - $t0" | bc -l)
   local row="concurrent prompt calls: $n"
   record "$row" rate "$ok"

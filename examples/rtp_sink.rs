@@ -14,14 +14,22 @@
 //! Packets are counted between `--from` and `--to` seconds after start
 //! (the bench ramps calls up before and tears them down after); the sink
 //! keeps reading (so that nothing is refused) until `--until`, then prints
-//! one line of results.
+//! one line of results; or sooner, on SIGTERM or SIGINT (a background job
+//! of a script ignores SIGINT, so the bench sends SIGTERM).
 //!
 //! cargo run --release --example rtp_sink -- --bind 127.0.0.1:40000 --from 5 --to 15 --until 20
 
 use std::collections::HashMap;
 use std::net::UdpSocket;
 use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
+
+static STOP: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_signal(_: libc::c_int) {
+    STOP.store(true, Ordering::Relaxed);
+}
 
 struct Stream {
     /// Extended highest sequence number, first sequence number.
@@ -94,6 +102,11 @@ fn main() {
         }
     }
     let _ = sock.set_read_timeout(Some(Duration::from_millis(100)));
+    // SAFETY: the handler only stores to an atomic (async-signal-safe).
+    unsafe {
+        libc::signal(libc::SIGTERM, on_signal as *const () as libc::sighandler_t);
+        libc::signal(libc::SIGINT, on_signal as *const () as libc::sighandler_t);
+    }
     println!("rtp_sink ready {bind}");
 
     let start = Instant::now();
@@ -121,7 +134,7 @@ fn main() {
     }
     loop {
         let elapsed = start.elapsed().as_secs_f64();
-        if elapsed >= until {
+        if elapsed >= until || STOP.load(Ordering::Relaxed) {
             break;
         }
         for h in hdrs.iter_mut() {

@@ -342,3 +342,49 @@ async fn the_party_left_waiting_hears_hold_music_and_the_bridge_resumes() {
     );
     assert!(by.stats().relayed_in == 0 && bx.stats().relayed_in >= 5);
 }
+
+/// Digits `leg` hears within `wait`.
+async fn digits(leg: &mut callgate::media::leg::Leg, wait: Duration) -> String {
+    let mut got = String::new();
+    let deadline = Instant::now() + wait;
+    while Instant::now() < deadline {
+        if let Ok(Some(LegEvent::Dtmf(d))) =
+            tokio::time::timeout(Duration::from_millis(100), leg.next_event()).await
+        {
+            got.push(d)
+        }
+    }
+    got
+}
+
+/// Once latched, a leg's socket is connected to its peer (the kernel
+/// drops other senders); a re-INVITE naming a new address undoes that, so
+/// the new peer is heard and latched.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_destination_is_heard_after_the_first_was_latched() {
+    let e = engine();
+    let mut b = e.open_leg().unwrap();
+    let mut first = e.open_leg().unwrap();
+    let mut second = e.open_leg().unwrap();
+    b.set_params(params(Law::Ulaw, first.local_addr(), Some(101)));
+    first.set_params(params(Law::Ulaw, b.local_addr(), Some(101)));
+    second.set_params(params(Law::Ulaw, b.local_addr(), Some(101)));
+    first.send_dtmf("1");
+    assert_eq!(digits(&mut b, Duration::from_millis(800)).await, "1");
+    assert_eq!(b.stats().latched, Some(first.local_addr()));
+    second.send_dtmf("2");
+    assert_eq!(
+        digits(&mut b, Duration::from_millis(800)).await,
+        "",
+        "a stray sender is not heard"
+    );
+    // Re-INVITE: the peer moved to `second` (the old address falls silent).
+    drop(first);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    b.set_params(params(Law::Ulaw, second.local_addr(), Some(101)));
+    second.send_dtmf("3");
+    assert_eq!(digits(&mut b, Duration::from_millis(800)).await, "3");
+    assert_eq!(b.stats().latched, Some(second.local_addr()));
+    b.send_dtmf("4");
+    assert_eq!(digits(&mut second, Duration::from_millis(800)).await, "4");
+}

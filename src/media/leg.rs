@@ -53,6 +53,10 @@ struct LegState {
     params: Option<MediaParams>,
     remote: Option<SocketAddr>,
     latched: bool,
+    /// The socket is connect()ed to `remote` (done once latched): each
+    /// send skips the route lookup, and the kernel drops datagrams from
+    /// any other source before they wake us.
+    connected: bool,
     out: RtpOut,
     playback: Playback,
     next_token: u64,
@@ -94,7 +98,8 @@ pub struct LegShared {
 
 /// What the pacer should do for one tick of a leg.
 pub struct Tick {
-    pub send: Option<(usize, SocketAddr)>,
+    /// Length and destination (`None`: the socket is connected to it).
+    pub send: Option<(usize, Option<SocketAddr>)>,
     pub period: Duration,
 }
 
@@ -107,8 +112,11 @@ impl LegShared {
         self.closed.load(Ordering::Relaxed)
     }
 
-    pub fn send_raw(&self, data: &[u8], dest: SocketAddr) -> std::io::Result<usize> {
-        self.socket.send_to(data, dest)
+    pub fn send_raw(&self, data: &[u8], dest: Option<SocketAddr>) -> std::io::Result<usize> {
+        match dest {
+            Some(d) => self.socket.send_to(data, d),
+            None => self.socket.send(data),
+        }
     }
 
     /// Builds this leg's next packet into `buf` (pacer thread). Also where
@@ -179,6 +187,7 @@ impl LegShared {
         };
         let ssrc = st.out.ssrc;
         st.stats.tx_packets += 1;
+        let to = (!st.connected).then_some(dest);
         drop(st);
         let send = rtp_packet::write(
             buf,
@@ -189,7 +198,7 @@ impl LegShared {
             ssrc,
             &payload[..len],
         )
-        .map(|n| (n, dest));
+        .map(|n| (n, to));
         Tick { send, period }
     }
 
@@ -241,6 +250,7 @@ impl LegShared {
             st.remote = Some(from);
             st.latched = true;
             st.stats.latched = Some(from);
+            st.connected = self.socket.connect(from).is_ok();
         } else if st.remote != Some(from) {
             return;
         }
@@ -314,6 +324,7 @@ impl LegShared {
         let ssrc = st.out.ssrc;
         st.stats.relayed_in += 1;
         st.stats.tx_packets += 1;
+        let to = (!st.connected).then_some(dest);
         drop(st);
         let mut buf = [0u8; 1300];
         if let Some(len) = rtp_packet::write(
@@ -325,8 +336,25 @@ impl LegShared {
             ssrc,
             &payload[..n],
         ) {
-            let _ = self.socket.send_to(&buf[..len], dest);
+            let _ = self.send_raw(&buf[..len], to);
         }
+    }
+}
+
+/// Dissolves a UDP socket's association (connect with AF_UNSPEC,
+/// connect(2)): it receives from anyone again.
+fn disconnect(socket: &std::net::UdpSocket) {
+    use std::os::fd::AsRawFd;
+    // SAFETY: a zeroed sockaddr with family AF_UNSPEC is a valid argument
+    // of that size; the descriptor is open for the socket's lifetime.
+    unsafe {
+        let mut sa: libc::sockaddr = std::mem::zeroed();
+        sa.sa_family = libc::AF_UNSPEC as libc::sa_family_t;
+        libc::connect(
+            socket.as_raw_fd(),
+            &sa,
+            std::mem::size_of::<libc::sockaddr>() as libc::socklen_t,
+        );
     }
 }
 
@@ -414,6 +442,7 @@ impl Leg {
                 params: None,
                 remote: None,
                 latched: false,
+                connected: false,
                 out: RtpOut::new(),
                 playback: Playback::Silence,
                 next_token: 1,
@@ -459,6 +488,11 @@ impl Leg {
             if changed_dest {
                 st.remote = params.remote;
                 st.latched = false;
+                if std::mem::take(&mut st.connected) {
+                    // Packets from the new address must reach us to be
+                    // latched afresh.
+                    disconnect(&self.shared.socket);
+                }
             }
             st.relay_clock.reset();
             st.out.mark_next();
