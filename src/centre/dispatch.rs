@@ -4,9 +4,8 @@
 
 use super::{Centre, now_ms, offer};
 use crate::dialer::scheduler;
-use crate::routing::ContactKind;
-use crate::store::{CallbackState, ContactRecord};
-use std::collections::HashSet;
+use crate::routing::{ContactKind, Offer};
+use crate::store::ContactRecord;
 use std::sync::Arc;
 use std::time::Duration;
 use tracing::{info, warn};
@@ -22,17 +21,6 @@ pub fn spawn(centre: Arc<Centre>) -> tokio::task::JoinHandle<()> {
 
 async fn run(centre: Arc<Centre>) {
     let mut last_expiry = 0i64;
-    // Callbacks known to be in "scheduled" state: they move to "queued"
-    // in the database once routable (the state a restart resumes from).
-    let mut scheduled: HashSet<String> = HashSet::new();
-    if let Ok(pending) = centre.dialer.book.pending().await {
-        scheduled.extend(
-            pending
-                .into_iter()
-                .filter(|c| c.state == CallbackState::Scheduled)
-                .map(|c| c.id),
-        );
-    }
     // On a shared store callbacks created by any node are claimed: look
     // for them often.
     let shared = centre.dialer.book.is_shared();
@@ -64,14 +52,19 @@ async fn run(centre: Arc<Centre>) {
         sync_registrations(&centre, centre.bindings.take_changed(), now);
         if now - last_expiry >= EXPIRY_EVERY_MS {
             last_expiry = now;
-            expire(&centre, now, &mut scheduled).await;
+            expire(&centre, now).await;
         }
         if shared {
             super::cluster::claim(&centre, now).await;
-        } else {
-            mark_routable(&centre, now, &mut scheduled).await;
         }
-        let offers = centre.router.lock().assign(now);
+        let (offers, promoted) = {
+            let mut router = centre.router.lock();
+            let offers = router.assign(now);
+            (offers, router.take_promoted())
+        };
+        if !shared {
+            mark_routable(&centre, promoted, &offers, now).await;
+        }
         for o in offers {
             info!(agent = %o.agent, contact = %o.contact, queue = %o.queue, kind = ?o.kind, "offering");
             centre.record(ContactRecord {
@@ -80,7 +73,6 @@ async fn run(centre: Arc<Centre>) {
             });
             let mut callback = None;
             if o.kind == ContactKind::Callback {
-                scheduled.remove(&o.contact);
                 match centre.dialer.book.offer(&o.contact, &o.agent, now).await {
                     Ok(rec) => callback = Some(rec),
                     Err(e) => {
@@ -104,11 +96,7 @@ fn sync_registrations(centre: &Centre, users: Vec<String>, now: i64) {
     let at = std::time::Instant::now();
     let mut router = centre.router.lock();
     for name in users {
-        let Some(was) = router
-            .agents()
-            .find(|a| a.name == name)
-            .map(|a| a.registered)
-        else {
+        let Some(was) = router.agent(&name).map(|a| a.registered) else {
             continue;
         };
         let is = centre.bindings.is_registered(&name, at);
@@ -119,37 +107,30 @@ fn sync_registrations(centre: &Centre, users: Vec<String>, now: i64) {
     }
 }
 
-async fn mark_routable(centre: &Arc<Centre>, now: i64, scheduled: &mut HashSet<String>) {
-    let due: Vec<String> = {
-        let router = centre.router.lock();
-        scheduled
-            .iter()
-            .filter(|id| router.contact(id).is_none_or(|c| c.eligible <= now))
-            .cloned()
-            .collect()
-    };
-    for id in due {
-        scheduled.remove(&id);
-        // Refused if it was offered, stopped or expired meanwhile: fine.
+/// Callbacks whose initial delay is over move from "scheduled" to
+/// "queued" in the database (the state a restart resumes from). The router
+/// says which did; one offered at once went straight to "offered".
+async fn mark_routable(centre: &Arc<Centre>, promoted: Vec<String>, offers: &[Offer], now: i64) {
+    for id in promoted {
+        if offers.iter().any(|o| o.contact == id) {
+            continue;
+        }
+        // Refused if it was stopped or expired meanwhile: fine.
         let _ = centre.dialer.book.routable(&id, now).await;
     }
 }
 
-async fn expire(centre: &Arc<Centre>, now: i64, scheduled: &mut HashSet<String>) {
-    let pending = match centre.dialer.book.pending().await {
+async fn expire(centre: &Arc<Centre>, now: i64) {
+    let due = match centre.dialer.book.expiring(now).await {
         Ok(p) => p,
         Err(e) => {
             warn!(error = %e, "cannot read callbacks");
             return;
         }
     };
-    for cb in pending {
-        if cb.state == CallbackState::Scheduled {
-            scheduled.insert(cb.id.clone());
-        }
+    for cb in due {
         if scheduler::is_expired(&cb, now) && centre.dialer.book.expire(&cb.id, now).await.is_ok() {
             info!(callback = %cb.id, number = %cb.number, "callback expired");
-            scheduled.remove(&cb.id);
             centre.withdraw(&cb.id);
         }
     }

@@ -159,6 +159,7 @@ async fn wait_in_queue(
         enqueued: now,
         eligible: now,
         offered_to: None,
+        scheduled: false,
     };
     let enqueued = centre.router.lock().enqueue(qc);
     if let Err(e) = enqueued {

@@ -392,5 +392,6 @@ pub(crate) fn queued(rec: &crate::store::CallbackRecord) -> QueuedContact {
         enqueued: rec.created_ms,
         eligible: rec.not_before_ms,
         offered_to: None,
+        scheduled: rec.state == crate::store::CallbackState::Scheduled,
     }
 }

@@ -111,6 +111,11 @@ impl CallbackBook {
         self.run(|b| b.store.pending_callbacks()).await
     }
 
+    /// Pending callbacks whose expiry time has come.
+    pub async fn expiring(&self, now: i64) -> Result<Vec<CallbackRecord>, StoreError> {
+        self.run(move |b| b.store.expiring_callbacks(now)).await
+    }
+
     pub async fn routable(&self, id: &str, now: i64) -> Result<CallbackRecord, StoreError> {
         self.apply_async(id, Event::Routable, "initial delay over".into(), now)
             .await

@@ -74,8 +74,14 @@ impl Line {
     }
 
     /// Moves contacts whose eligible time has come to `ready`; `kind` tells
-    /// each one's kind.
-    pub(super) fn promote(&mut self, now: Ms, kind: impl Fn(&str) -> Option<ContactKind>) {
+    /// each one's kind and whether it is a callback's initial delay that
+    /// ended: those are added to `scheduled_over`.
+    pub(super) fn promote(
+        &mut self,
+        now: Ms,
+        kind: impl Fn(&str) -> Option<(ContactKind, bool)>,
+        scheduled_over: &mut Vec<String>,
+    ) {
         while let Some(first) = self.later.first() {
             if first.0 > now {
                 break;
@@ -83,10 +89,18 @@ impl Line {
             let Some((_, p)) = self.later.pop_first() else {
                 break;
             };
-            if let Some(k) = kind(&p.2) {
+            if let Some((k, scheduled)) = kind(&p.2) {
+                if scheduled {
+                    scheduled_over.push(p.2.to_string());
+                }
                 self.ready[kind_index(k)].insert(p);
             }
         }
+    }
+
+    /// Whether no contact of this queue could be taken now.
+    pub(super) fn nothing_ready(&self) -> bool {
+        self.ready.iter().all(BTreeSet::is_empty)
     }
 
     /// Contacts of `kind` an agent could take, in order of place.

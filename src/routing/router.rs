@@ -39,6 +39,9 @@ pub struct QueuedContact {
     pub eligible: Ms,
     /// The agent whose phone is ringing with it, if any.
     pub offered_to: Option<String>,
+    /// A callback still in its initial delay ("scheduled" in the
+    /// database until `eligible`); reported by `take_promoted` when over.
+    pub scheduled: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -151,6 +154,9 @@ pub struct Router {
     /// Each contact's position when it joined its queue (for the wait
     /// estimate's samples).
     joined_at: HashMap<String, usize>,
+    /// Callbacks whose delay or retry interval ran out since the last
+    /// `take_promoted`.
+    promoted: Vec<String>,
 }
 
 impl Router {
@@ -440,6 +446,11 @@ impl Router {
     /// longest-idle agent first. Agents become reserved, contacts offered.
     pub fn assign(&mut self, now: Ms) -> Vec<Offer> {
         self.tick(now);
+        // Most events (a REGISTER, a call ending) find nobody waiting:
+        // then there is no need to look at every agent.
+        if self.lines.values().all(Line::nothing_ready) {
+            return Vec::new();
+        }
         let mut free: Vec<(Ms, String)> = self
             .agents
             .values()
@@ -546,6 +557,7 @@ impl Router {
         c.offered_to = None;
         c.eligible = eligible;
         c.enqueued = now;
+        c.scheduled = false;
         self.restore(c)
     }
 
@@ -565,12 +577,28 @@ impl Router {
         self.set_status(agent, status, now);
     }
 
+    /// Callbacks whose initial delay ran out since the last call (not
+    /// retries: those were "queued" all along).
+    pub fn take_promoted(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.promoted)
+    }
+
     /// Time-driven transitions: after-contact work and missed periods end;
     /// contacts whose delay or retry interval ran out become routable.
     pub fn tick(&mut self, now: Ms) {
         let contacts = &self.contacts;
+        let first = self.promoted.len();
         for line in self.lines.values_mut() {
-            line.promote(now, |id| contacts.get(id).map(|c| c.kind));
+            line.promote(
+                now,
+                |id| contacts.get(id).map(|c| (c.kind, c.scheduled)),
+                &mut self.promoted,
+            );
+        }
+        for id in self.promoted.get(first..).unwrap_or_default() {
+            if let Some(c) = self.contacts.get_mut(id) {
+                c.scheduled = false;
+            }
         }
         let due: Vec<String> = self
             .agents
@@ -745,6 +773,7 @@ mod tests {
             enqueued: enq,
             eligible: enq,
             offered_to: None,
+            scheduled: false,
         }
     }
 
@@ -1132,6 +1161,32 @@ mod tests {
         r.offer_accepted("alice", "c1", 10 * MIN);
         assert_eq!(r.assign(10 * MIN)[0].contact, "c2");
         assert_eq!(r.position("support", 3 * MIN, "c3"), 2);
+    }
+
+    #[test]
+    fn a_callbacks_initial_delay_ending_is_reported_once_and_retries_are_not() {
+        let mut r = router();
+        let mut cb = contact("cb", "callbacks", ContactKind::Callback, 0, 0);
+        cb.eligible = 10 * MIN;
+        cb.scheduled = true;
+        r.enqueue(cb).unwrap();
+        r.tick(10 * MIN - 1);
+        assert!(r.take_promoted().is_empty(), "still in its delay");
+        assert_eq!(r.next_deadline(10 * MIN - 1), Some(10 * MIN));
+        r.tick(10 * MIN);
+        assert_eq!(r.take_promoted(), ["cb"]);
+        r.tick(11 * MIN);
+        assert!(r.take_promoted().is_empty(), "reported once");
+        // Offered, answered, customer did not answer: back with a retry
+        // interval, which is not an initial delay.
+        online(&mut r, "alice", "all", 11 * MIN);
+        assert_eq!(r.assign(11 * MIN)[0].contact, "cb");
+        let c = r.offer_accepted("alice", "cb", 11 * MIN).unwrap();
+        r.requeue(c, 20 * MIN, 12 * MIN).unwrap();
+        r.tick(20 * MIN);
+        assert!(r.take_promoted().is_empty());
+        r.contact_ended("alice", 20 * MIN);
+        assert_eq!(r.assign(20 * MIN)[0].contact, "cb");
     }
 
     #[test]

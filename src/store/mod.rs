@@ -143,6 +143,19 @@ pub trait Store: Send + Sync {
         &self,
         since_ms: i64,
     ) -> Result<std::collections::HashMap<String, DayCounts>, StoreError>;
+    /// Pending callbacks whose expiry time has come (`expires_ms <= now`),
+    /// not being offered or dialled. The default reads every pending
+    /// one; a store with an index answers from it.
+    fn expiring_callbacks(&self, now_ms: i64) -> Result<Vec<CallbackRecord>, StoreError> {
+        Ok(self
+            .pending_callbacks()?
+            .into_iter()
+            .filter(|c| {
+                matches!(c.state, CallbackState::Scheduled | CallbackState::Queued)
+                    && c.expires_ms <= now_ms
+            })
+            .collect())
+    }
     /// A fact about the database kept by key (`None`: never set, or a
     /// store that keeps none).
     fn setting(&self, _key: &str) -> Result<Option<String>, StoreError> {

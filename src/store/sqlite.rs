@@ -111,6 +111,10 @@ CREATE INDEX callbacks_page ON callbacks(created_ms, id);
     // checked every pending callback).
     r#"
 CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+-- Expiry is looked for every few seconds: from the index, not by reading
+-- every pending callback.
+CREATE INDEX callbacks_expiry ON callbacks(expires_ms)
+    WHERE state IN ('scheduled', 'queued');
 "#,
 ];
 
@@ -345,6 +349,15 @@ impl Store for SqliteStore {
             pending_sql()
         ))?;
         let rows = stmt.query_map([], callback_from_row)?;
+        Ok(rows.collect::<Result<Vec<_>, _>>()?)
+    }
+
+    fn expiring_callbacks(&self, now_ms: i64) -> Result<Vec<CallbackRecord>, StoreError> {
+        let conn = self.conn.lock();
+        let mut stmt = conn.prepare_cached(
+            "SELECT * FROM callbacks WHERE state IN ('scheduled', 'queued') AND expires_ms <= ?1",
+        )?;
+        let rows = stmt.query_map([now_ms], callback_from_row)?;
         Ok(rows.collect::<Result<Vec<_>, _>>()?)
     }
 
